@@ -1,0 +1,8 @@
+"""A local stand-in for the platforms' APIs (Fabric, Qianfan), with auth, faults and latency.
+
+An independent copy of the platforms' contract: nothing here imports the rest of ``reconcile``.
+"""
+
+from reconcile.emulator.app import Emulator, RequestRecord, create_app, serve
+
+__all__ = ["Emulator", "RequestRecord", "create_app", "serve"]
