@@ -1,0 +1,195 @@
+"""The plan: a value that says, for every live object in scope, what apply will do and why.
+
+A plan is made by `planner.build_plan` (pure) and executed by `applier` (never recomputed). Saved
+as versioned JSON (`FORMAT_VERSION`); `plan_digest` covers everything but the creation time, so the
+same decisions on the same live state always carry the same digest.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from reconcile.errors import PlanFileError
+from reconcile.model import FieldChange, ServiceUse, digest
+
+FORMAT_VERSION = 1
+
+__all__ = ["FieldChange"]  # re-exported: drift records carry them
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Action(StrEnum):
+    DELETE = "delete"
+    NOOP = "no-op"
+
+
+class Kind(StrEnum):
+    MODEL = "model"
+    VERSION = "version"
+
+
+class Reason(StrEnum):
+    """Why a change is what it is. For people and reports: code never branches on it."""
+
+    #: Declared and live: kept.
+    DECLARED = "declared"
+    #: Live in scope and not declared: deleted.
+    NOT_IN_MANIFEST = "not_in_manifest"
+    #: Declared with `absent = true`: deleted.
+    DECLARED_ABSENT = "declared_absent"
+    #: Undeclared version kept as one of the policy's `keep_latest` newest.
+    RETENTION_KEEP_LATEST = "retention_keep_latest"
+    #: Matches a `protect` glob or is declared `protect = true`: kept.
+    PROTECTED = "protected"
+    #: Would be deleted, but an inference service uses it: blocked.
+    IN_USE = "in_use"
+    #: Several live objects answer to one declared name: never deleted.
+    AMBIGUOUS = "ambiguous"
+    #: The last version of a declared model: never deleted.
+    LAST_VERSION = "last_version"
+
+
+class DriftKind(StrEnum):
+    #: Declared, not live.
+    MISSING = "missing"
+    #: Declared and live, with declared attributes that differ.
+    CHANGED = "changed"
+    #: Declared name matches several live objects.
+    AMBIGUOUS = "ambiguous"
+
+
+class Change(Record):
+    """What the plan does with one live object."""
+
+    #: Unique, stable name of the object: PROVIDER/MODEL or PROVIDER/MODEL/VERSION; "#ID" is added
+    #: where a name is shared by several live objects.
+    address: str
+    provider: str
+    kind: Kind
+    #: The platform's id of the object.
+    id: str
+    name: str
+    #: For versions: the model they belong to.
+    model_id: str | None = None
+    model_name: str | None = None
+    #: ["delete"] or ["no-op"].
+    actions: tuple[Action, ...]
+    action_reason: Reason
+    #: One sentence for people: why, and what to do about it where something can be done.
+    detail: str
+    #: For in_use: the services that keep the object alive.
+    blocked_by: tuple[ServiceUse, ...] = ()
+    #: For a whole-model delete: the ids of the versions that go with it.
+    version_ids: tuple[str, ...] = ()
+    #: Digest of the object's live state at plan time; apply refuses if it changed.
+    state_digest: str = ""
+    #: The full live record (for deletes and blocked objects), as the platform returned it.
+    before: dict[str, Any] | None = None
+
+    @property
+    def is_delete(self) -> bool:
+        return Action.DELETE in self.actions
+
+    @property
+    def is_blocked(self) -> bool:
+        return self.action_reason in (Reason.IN_USE, Reason.AMBIGUOUS)
+
+
+class Drift(Record):
+    address: str
+    provider: str
+    kind: Kind
+    drift: DriftKind
+    id: str | None = None
+    fields: tuple[FieldChange, ...] = ()
+    detail: str
+    #: How to resolve it.
+    hint: str = ""
+
+
+class ProviderScope(Record):
+    """One provider scope the plan looked at."""
+
+    provider: str
+    type: str
+    scope: str
+    location: str
+    #: Digest of every live object in scope at plan time.
+    fingerprint: str
+    models: int
+    versions: int
+
+
+class Summary(Record):
+    delete: int = 0
+    blocked: int = 0
+    protected: int = 0
+    kept: int = 0
+    drifted: int = 0
+    in_sync: int = 0
+
+
+class Plan(Record):
+    format_version: int = FORMAT_VERSION
+    tool_version: str
+    #: ISO 8601 UTC; set by whoever saved the plan (the planner has no clock). Not in the digest.
+    created_at: str | None = None
+    #: The manifest file or folder the plan was made from, as given. Not in the digest.
+    manifest_path: str = ""
+    manifest_digest: str
+    scopes: tuple[ProviderScope, ...]
+    resource_changes: tuple[Change, ...]
+    drift: tuple[Drift, ...] = ()
+    #: Addresses the plan was limited to (--target); empty: the whole manifest.
+    targets: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    summary: Summary
+    plan_digest: str = ""
+
+    def deletes(self) -> list[Change]:
+        return [change for change in self.resource_changes if change.is_delete]
+
+    def compute_digest(self) -> str:
+        return digest(
+            self.model_dump(mode="json", exclude={"plan_digest", "created_at", "manifest_path"})
+        )
+
+    def sealed(self) -> Plan:
+        return self.model_copy(update={"plan_digest": self.compute_digest()})
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, *, source: str) -> Plan:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise PlanFileError(f"{source}: not a plan file (invalid JSON: {exc})") from None
+        if not isinstance(data, dict) or "format_version" not in data:
+            raise PlanFileError(f"{source}: not a plan file (no format_version)")
+        if data["format_version"] != FORMAT_VERSION:
+            raise PlanFileError(
+                f"{source}: plan format_version {data['format_version']!r} is not supported "
+                f"(this reconcile reads {FORMAT_VERSION})",
+                hint="make the plan again with this version of reconcile",
+            )
+        try:
+            plan = cls.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise PlanFileError(f"{source}: invalid plan file at {where}: {first['msg']}") from None
+        if plan.plan_digest != plan.compute_digest():
+            raise PlanFileError(
+                f"{source}: plan_digest does not match the plan's content: the file was edited",
+                hint="never edit a plan file; make a new plan",
+            )
+        return plan

@@ -1,0 +1,631 @@
+"""The planner: `build_plan(manifest, snapshots) -> Plan`, a pure function.
+
+No I/O, no clock, no environment: the same manifest and live state always give the same plan.
+The decision table is DESIGN.md's "What a plan decides"; each decision carries its reason.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from reconcile.diff import field_changes
+from reconcile.errors import GuardError, ReconcileError
+from reconcile.manifest import Manifest, ModelSpec, Policy, VersionSpec, is_glob_match
+from reconcile.model import (
+    LiveModel,
+    LiveVersion,
+    ServiceUse,
+    Snapshot,
+    digest,
+    model_state,
+    version_state,
+)
+from reconcile.plan import (
+    Action,
+    Change,
+    Drift,
+    DriftKind,
+    Kind,
+    Plan,
+    ProviderScope,
+    Reason,
+    Summary,
+)
+
+_OLDEST = datetime.min.replace(tzinfo=UTC)
+
+
+def build_plan(
+    manifest: Manifest,
+    snapshots: Mapping[str, Snapshot],
+    *,
+    tool_version: str,
+    targets: Sequence[str] = (),
+) -> Plan:
+    """Decide, for every live object in scope of every provider in `snapshots`, what to do."""
+    changes: list[Change] = []
+    drift: list[Drift] = []
+    scopes: list[ProviderScope] = []
+    for provider in manifest.providers:
+        snapshot = snapshots.get(provider)
+        if snapshot is None:
+            continue
+        planner = _ProviderPlanner(manifest, provider, snapshot)
+        planner.run()
+        changes.extend(planner.changes)
+        drift.extend(planner.drift)
+        scopes.append(planner.scope())
+    unknown = sorted(set(snapshots) - set(manifest.providers))
+    if unknown:
+        raise ReconcileError(f"live state given for providers not in the manifest: {unknown}")
+
+    warnings: list[str] = []
+    if targets:
+        changes = [change for change in changes if _targeted(change.address, targets)]
+        drift = [item for item in drift if _targeted(item.address, targets)]
+        warnings.append(
+            "Resource targeting is in effect: this plan covers only "
+            + ", ".join(targets)
+            + ". It may not show everything the manifests would change; use --target only for "
+            "exceptional situations, never routinely."
+        )
+    plan = Plan(
+        tool_version=tool_version,
+        manifest_digest=manifest.digest(),
+        scopes=tuple(scopes),
+        resource_changes=tuple(changes),
+        drift=tuple(drift),
+        targets=tuple(targets),
+        warnings=tuple(warnings),
+        summary=_summarise(changes, drift),
+    )
+    return plan.sealed()
+
+
+def _targeted(address: str, targets: Sequence[str]) -> bool:
+    return any(address == target or address.startswith(target + "/") for target in targets)
+
+
+def _summarise(changes: Iterable[Change], drift: Sequence[Drift]) -> Summary:
+    counts = Counter(change.action_reason for change in changes if not change.is_delete)
+    return Summary(
+        delete=sum(1 for change in changes if change.is_delete),
+        blocked=counts[Reason.IN_USE] + counts[Reason.AMBIGUOUS],
+        protected=counts[Reason.PROTECTED],
+        kept=counts[Reason.RETENTION_KEEP_LATEST] + counts[Reason.LAST_VERSION],
+        drifted=len(drift),
+        in_sync=counts[Reason.DECLARED],
+    )
+
+
+def _newest_first(version: LiveVersion) -> tuple[datetime, str, str]:
+    return (version.created or _OLDEST, version.name, version.id)
+
+
+def _by_name(versions: Iterable[LiveVersion]) -> list[LiveVersion]:
+    """Versions in a fixed order: a plan must not depend on the order a platform lists them in."""
+    return sorted(versions, key=lambda v: (v.name, v.id))
+
+
+def _services_text(services: Sequence[ServiceUse]) -> str:
+    return ", ".join(f'{s.id} ("{s.name}", {s.status})' for s in services)
+
+
+@dataclass
+class _ProviderPlanner:
+    """The decisions for one provider scope; `run()` fills `changes` and `drift`."""
+
+    manifest: Manifest
+    provider: str
+    snapshot: Snapshot
+    changes: list[Change] = field(default_factory=list)
+    drift: list[Drift] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.config = self.manifest.providers[self.provider]
+        self.policy: Policy = self.manifest.policy_for(self.provider)
+        self.uses = self.snapshot.uses()
+        self.specs = [
+            spec
+            for spec in self.manifest.models
+            if spec.provider == self.provider and not self._ignored(spec.name)
+        ]
+        self.in_scope = sorted(
+            (m for m in self.snapshot.models if not m.preset and not self._ignored(m.name)),
+            key=lambda m: (m.name, m.id),
+        )
+        names = Counter(model.name for model in self.in_scope)
+        self.shared_model_names = {name for name, count in names.items() if count > 1}
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _ignored(self, *names: str) -> bool:
+        return is_glob_match(self.policy.ignore, *names) is not None
+
+    def _origin(self, spec: ModelSpec) -> str:
+        location = self.manifest.origins.get(f"models.{spec.provider}/{spec.name}")
+        return f" at {location}" if location else ""
+
+    def _model_address(self, model: LiveModel) -> str:
+        suffix = f"#{model.id}" if model.name in self.shared_model_names else ""
+        return f"{self.provider}/{model.name}{suffix}"
+
+    def _version_address(self, model: LiveModel, version: LiveVersion, shared: set[str]) -> str:
+        suffix = f"#{version.id}" if version.name in shared else ""
+        return f"{self._model_address(model)}/{version.name}{suffix}"
+
+    def _model_change(
+        self,
+        model: LiveModel,
+        action: Action,
+        reason: Reason,
+        detail: str,
+        *,
+        blocked_by: Sequence[ServiceUse] = (),
+        version_ids: Sequence[str] = (),
+    ) -> Change:
+        recorded = action is Action.DELETE or reason is Reason.IN_USE
+        return Change(
+            address=self._model_address(model),
+            provider=self.provider,
+            kind=Kind.MODEL,
+            id=model.id,
+            name=model.name,
+            actions=(action,),
+            action_reason=reason,
+            detail=detail,
+            blocked_by=tuple(blocked_by),
+            version_ids=tuple(version_ids),
+            state_digest=digest(model_state(model, self.uses)) if recorded else "",
+            before=(
+                {**model.raw, "versions": [version.raw for version in _by_name(model.versions)]}
+                if recorded
+                else None
+            ),
+        )
+
+    def _version_change(
+        self,
+        model: LiveModel,
+        version: LiveVersion,
+        shared: set[str],
+        action: Action,
+        reason: Reason,
+        detail: str,
+        *,
+        blocked_by: Sequence[ServiceUse] = (),
+    ) -> Change:
+        recorded = action is Action.DELETE or reason is Reason.IN_USE
+        return Change(
+            address=self._version_address(model, version, shared),
+            provider=self.provider,
+            kind=Kind.VERSION,
+            id=version.id,
+            name=version.name,
+            model_id=model.id,
+            model_name=model.name,
+            actions=(action,),
+            action_reason=reason,
+            detail=detail,
+            blocked_by=tuple(blocked_by),
+            state_digest=digest(version_state(version, self.uses)) if recorded else "",
+            before=version.raw if recorded else None,
+        )
+
+    # -- the decisions ------------------------------------------------------------------------
+
+    def run(self) -> None:
+        matched, ambiguous = self._match_models()
+        declared = [spec for spec in self.specs if not spec.absent]
+        if self.config.scope == "workspace" and not declared and not self.config.allow_empty:
+            raise GuardError(
+                f'provider "{self.provider}" has scope = "workspace" and no declared model: '
+                f"the plan would delete everything in {self.snapshot.location}",
+                hint=f"declare the models to keep, or set allow_empty = true in "
+                f"[providers.{self.provider}] if emptying it is really what you want",
+            )
+        for model in self.in_scope:
+            if model.id in ambiguous:
+                spec = ambiguous[model.id]
+                count = sum(1 for m in self.in_scope if m.name == spec.name)
+                self.changes.append(
+                    self._model_change(
+                        model,
+                        Action.NOOP,
+                        Reason.AMBIGUOUS,
+                        f'{count} live models are named "{spec.name}", declared{self._origin(spec)}'
+                        f": none of them is deleted. Add the id of the one "
+                        f"{'to delete' if spec.absent else 'to keep'} to the declaration",
+                    )
+                )
+                continue
+            found = matched.get(model.id)
+            if found is not None and not found.absent:
+                self._declared_model(model, found)
+            elif found is not None:
+                self._remove_model(
+                    model, Reason.DECLARED_ABSENT, f"declared absent = true{self._origin(found)}"
+                )
+            elif self.config.scope == "workspace":
+                self._remove_model(
+                    model,
+                    Reason.NOT_IN_MANIFEST,
+                    f'not declared, and scope = "workspace" makes the manifests the whole truth '
+                    f"for {self.snapshot.location}",
+                )
+
+    def _is_preset(self, spec: ModelSpec) -> bool:
+        return any(
+            model.preset and (model.id == spec.id if spec.id else model.name == spec.name)
+            for model in self.snapshot.models
+        )
+
+    def _match_models(self) -> tuple[dict[str, ModelSpec], dict[str, ModelSpec]]:
+        by_id = {model.id: model for model in self.in_scope}
+        by_name: dict[str, list[LiveModel]] = defaultdict(list)
+        for model in self.in_scope:
+            by_name[model.name].append(model)
+        matched: dict[str, ModelSpec] = {}
+        ambiguous: dict[str, ModelSpec] = {}
+        for spec in self.specs:
+            if spec.id is not None:
+                candidates = [by_id[spec.id]] if spec.id in by_id else []
+            else:
+                candidates = by_name.get(spec.name, [])
+            if len(candidates) == 1:
+                matched[candidates[0].id] = spec
+            elif len(candidates) > 1:
+                for model in candidates:
+                    ambiguous[model.id] = spec
+                self.drift.append(
+                    Drift(
+                        address=f"{self.provider}/{spec.name}",
+                        provider=self.provider,
+                        kind=Kind.MODEL,
+                        drift=DriftKind.AMBIGUOUS,
+                        detail=f'{len(candidates)} live models are named "{spec.name}" (ids '
+                        + ", ".join(model.id for model in candidates)
+                        + ")",
+                        hint=f"add the id of the one {'to delete' if spec.absent else 'to keep'} "
+                        f"to the declaration{self._origin(spec)}",
+                    )
+                )
+            elif not spec.absent and self._is_preset(spec):
+                self.drift.append(
+                    Drift(
+                        address=f"{self.provider}/{spec.name}",
+                        provider=self.provider,
+                        kind=Kind.MODEL,
+                        drift=DriftKind.MISSING,
+                        id=spec.id,
+                        detail=f"declared{self._origin(spec)}, but the live model of that name is "
+                        "a platform preset, which reconcile never manages",
+                        hint="remove the declaration: presets are not yours to keep or delete",
+                    )
+                )
+            elif not spec.absent:
+                self.drift.append(
+                    Drift(
+                        address=f"{self.provider}/{spec.name}",
+                        provider=self.provider,
+                        kind=Kind.MODEL,
+                        drift=DriftKind.MISSING,
+                        id=spec.id,
+                        detail=f"declared{self._origin(spec)}, not found in "
+                        f"{self.snapshot.location}",
+                        hint="reconcile does not create models: register it on the platform, "
+                        "or remove the declaration",
+                    )
+                )
+        return matched, ambiguous
+
+    def _declared_model(self, model: LiveModel, spec: ModelSpec) -> None:
+        self.changes.append(
+            self._model_change(model, Action.NOOP, Reason.DECLARED, f"declared{self._origin(spec)}")
+        )
+        declared = spec.declared_attributes()
+        if spec.id is not None and spec.name != model.name:
+            declared = {"name": spec.name, **declared}
+        live = {"name": model.name, **model.attributes}
+        self._attribute_drift(self._model_address(model), Kind.MODEL, model.id, declared, live)
+        if spec.versions is not None:
+            self._declared_versions(model, spec, spec.versions)
+
+    def _attribute_drift(
+        self,
+        address: str,
+        kind: Kind,
+        object_id: str,
+        declared: Mapping[str, str],
+        live: Mapping[str, str | None],
+    ) -> None:
+        changed = field_changes(declared, live)
+        if changed:
+            self.drift.append(
+                Drift(
+                    address=address,
+                    provider=self.provider,
+                    kind=kind,
+                    drift=DriftKind.CHANGED,
+                    id=object_id,
+                    fields=tuple(changed),
+                    detail="declared attributes differ from the live ones: "
+                    + ", ".join(change.field for change in changed),
+                    hint="reconcile does not update objects: change them on the platform, or "
+                    "declare the live values",
+                )
+            )
+
+    def _declared_versions(
+        self, model: LiveModel, spec: ModelSpec, version_specs: Sequence[VersionSpec]
+    ) -> None:
+        live = sorted(
+            (
+                v
+                for v in model.versions
+                if not v.preset and not self._ignored(f"{model.name}/{v.name}")
+            ),
+            key=lambda v: (v.name, v.id),
+        )
+        names = Counter(version.name for version in live)
+        shared = {name for name, count in names.items() if count > 1}
+        by_id = {version.id: version for version in live}
+        # Ignored versions are not managed: a declaration of one is neither matched nor missing.
+        version_specs = [
+            vspec for vspec in version_specs if not self._ignored(f"{model.name}/{vspec.name}")
+        ]
+        matched: dict[str, VersionSpec] = {}
+        ambiguous: set[str] = set()
+        for vspec in version_specs:
+            if vspec.id is not None:
+                candidates = [by_id[vspec.id]] if vspec.id in by_id else []
+            else:
+                candidates = [version for version in live if version.name == vspec.name]
+            address = f"{self._model_address(model)}/{vspec.name}"
+            if len(candidates) == 1:
+                matched[candidates[0].id] = vspec
+            elif candidates:
+                ambiguous.update(version.id for version in candidates)
+                self.drift.append(
+                    Drift(
+                        address=address,
+                        provider=self.provider,
+                        kind=Kind.VERSION,
+                        drift=DriftKind.AMBIGUOUS,
+                        detail=f'{len(candidates)} live versions of "{model.name}" are named '
+                        f'"{vspec.name}" (ids {", ".join(v.id for v in candidates)})',
+                        hint="add the id of the one to keep to the declaration"
+                        + self._origin(spec),
+                    )
+                )
+            else:
+                self.drift.append(
+                    Drift(
+                        address=address,
+                        provider=self.provider,
+                        kind=Kind.VERSION,
+                        drift=DriftKind.MISSING,
+                        id=vspec.id,
+                        detail=f"declared{self._origin(spec)}, not found among the versions of "
+                        f'"{model.name}"',
+                        hint="reconcile does not create versions: register it on the platform, "
+                        "or remove it from the declaration",
+                    )
+                )
+
+        undeclared: list[LiveVersion] = []
+        for version in live:
+            version_spec = matched.get(version.id)
+            if version.id in ambiguous:
+                self.changes.append(
+                    self._version_change(
+                        model,
+                        version,
+                        shared,
+                        Action.NOOP,
+                        Reason.AMBIGUOUS,
+                        f'{names[version.name]} live versions are named "{version.name}": none of '
+                        f"them is deleted. Add the id of the one to keep to the declaration"
+                        f"{self._origin(spec)}",
+                    )
+                )
+            elif version_spec is not None:
+                self.changes.append(
+                    self._version_change(
+                        model,
+                        version,
+                        shared,
+                        Action.NOOP,
+                        Reason.DECLARED,
+                        f"declared{self._origin(spec)}",
+                    )
+                )
+                declared = version_spec.declared_attributes()
+                if version_spec.id is not None and version_spec.name != version.name:
+                    declared = {"name": version_spec.name, **declared}
+                self._attribute_drift(
+                    self._version_address(model, version, shared),
+                    Kind.VERSION,
+                    version.id,
+                    declared,
+                    {"name": version.name, **version.attributes},
+                )
+            else:
+                undeclared.append(version)
+
+        keep = {
+            v.id
+            for v in sorted(undeclared, key=_newest_first, reverse=True)[: self.policy.keep_latest]
+        }
+        deletable: list[LiveVersion] = []
+        for version in undeclared:
+            reason, detail, services = self._version_hold(model, version, spec)
+            if reason is None and version.id in keep:
+                reason = Reason.RETENTION_KEEP_LATEST
+                detail = (
+                    f"one of the {self.policy.keep_latest} newest undeclared versions kept by "
+                    f"policy keep_latest = {self.policy.keep_latest}"
+                )
+            if reason is None:
+                deletable.append(version)
+                continue
+            self.changes.append(
+                self._version_change(
+                    model, version, shared, Action.NOOP, reason, detail, blocked_by=services
+                )
+            )
+        if deletable and len(deletable) == len(model.versions):
+            # Nothing else would be left: the last version of a declared model stays.
+            last = max(deletable, key=_newest_first)
+            deletable.remove(last)
+            self.changes.append(
+                self._version_change(
+                    model,
+                    last,
+                    shared,
+                    Action.NOOP,
+                    Reason.LAST_VERSION,
+                    f'the last version of declared model "{model.name}" is never deleted; '
+                    f"declare the versions to keep{self._origin(spec)}",
+                )
+            )
+        for version in deletable:
+            self.changes.append(
+                self._version_change(
+                    model,
+                    version,
+                    shared,
+                    Action.DELETE,
+                    Reason.NOT_IN_MANIFEST,
+                    f'not declared among the versions of "{model.name}"{self._origin(spec)}',
+                )
+            )
+
+    def _version_hold(
+        self, model: LiveModel, version: LiveVersion, spec: ModelSpec | None
+    ) -> tuple[Reason | None, str, Sequence[ServiceUse]]:
+        """Why an otherwise deletable version must stay: protected or in use (None: it may go)."""
+        pattern = is_glob_match(self.policy.protect, model.name, f"{model.name}/{version.name}")
+        if pattern is not None:
+            return Reason.PROTECTED, f'matches protect pattern "{pattern}"', ()
+        if spec is not None and spec.protect:
+            return Reason.PROTECTED, f"model declared protect = true{self._origin(spec)}", ()
+        services = _unique(
+            [
+                *self.uses.by_version.get(version.id, []),
+                # A service that names the model but no version serves one we cannot tell
+                # apart: it holds every version of the model.
+                *(s for s in self.uses.by_model.get(model.id, []) if not s.version_id),
+            ]
+        )
+        if services:
+            return (
+                Reason.IN_USE,
+                f"used by inference service {_services_text(services)}: delete those services "
+                "(or point them at another version) first, then plan again",
+                services,
+            )
+        return None, "", ()
+
+    def _remove_model(self, model: LiveModel, reason: Reason, why: str) -> None:
+        """A model that should go: whole if nothing in it must stay, else version by version."""
+        pattern = is_glob_match(self.policy.protect, model.name)
+        if pattern is not None:
+            self.changes.append(
+                self._model_change(
+                    model,
+                    Action.NOOP,
+                    Reason.PROTECTED,
+                    f'matches protect pattern "{pattern}" (otherwise: {why})',
+                )
+            )
+            return
+        names = Counter(version.name for version in model.versions)
+        shared = {name for name, count in names.items() if count > 1}
+        deletable: list[LiveVersion] = []
+        held: list[str] = []
+        blocking: list[ServiceUse] = list(self.uses.by_model.get(model.id, []))
+        for version in _by_name(model.versions):
+            if self._ignored(f"{model.name}/{version.name}"):
+                held.append(f'version "{version.name}" matches an ignore pattern')
+                continue
+            if version.preset:
+                # Presets are never in scope: not deleted, and not taken along with their model.
+                held.append(f'version "{version.name}" is a platform preset')
+                continue
+            hold, detail, services = self._version_hold(model, version, None)
+            if hold is None:
+                deletable.append(version)
+                continue
+            if hold is Reason.IN_USE:
+                blocking.extend(services)
+            else:
+                held.append(f'version "{version.name}" {detail}')
+            self.changes.append(
+                self._version_change(
+                    model, version, shared, Action.NOOP, hold, detail, blocked_by=services
+                )
+            )
+        if not blocking and not held:
+            self.changes.append(
+                self._model_change(
+                    model,
+                    Action.DELETE,
+                    reason,
+                    why,
+                    version_ids=[version.id for version in _by_name(model.versions)],
+                )
+            )
+            return
+        for version in deletable:
+            self.changes.append(
+                self._version_change(model, version, shared, Action.DELETE, reason, why)
+            )
+        if blocking:
+            self.changes.append(
+                self._model_change(
+                    model,
+                    Action.NOOP,
+                    Reason.IN_USE,
+                    f"would be deleted ({why}), but inference service "
+                    f"{_services_text(_unique(blocking))} uses it: delete those services first, "
+                    "then plan again",
+                    blocked_by=_unique(blocking),
+                )
+            )
+        else:
+            self.changes.append(
+                self._model_change(
+                    model,
+                    Action.NOOP,
+                    Reason.PROTECTED,
+                    f"would be deleted ({why}), but it holds versions that must stay: "
+                    + "; ".join(held),
+                )
+            )
+
+    def scope(self) -> ProviderScope:
+        return ProviderScope(
+            provider=self.provider,
+            type=self.snapshot.provider_type,
+            scope=self.config.scope,
+            location=self.snapshot.location,
+            fingerprint=digest(
+                [
+                    model_state(model, self.uses)
+                    for model in sorted(self.in_scope, key=lambda m: m.id)
+                ]
+            ),
+            models=len(self.in_scope),
+            versions=sum(len(model.versions) for model in self.in_scope),
+        )
+
+
+def _unique(services: Iterable[ServiceUse]) -> list[ServiceUse]:
+    seen: dict[str, ServiceUse] = {}
+    for service in services:
+        seen.setdefault(service.id, service)
+    return sorted(seen.values(), key=lambda s: s.id)

@@ -1,0 +1,332 @@
+"""The planner, tested as data: every folder under ``tests/planner_cases/`` is one case.
+
+A case is a real manifest, a compact live state and the plan expected from them; the format is
+described in ``tests/planner_cases/README.md``. Adding a case needs no Python. Besides what each
+case expects, every plan is checked against invariants that hold whatever the case (unique
+addresses, no preset object, deletes carry their live record, the plan survives a JSON round trip).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import tomllib
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import NamedTuple, TypeVar
+
+import pytest
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from reconcile.errors import ReconcileError
+from reconcile.manifest import Manifest
+from reconcile.model import LiveModel, LiveVersion, ServiceUse, Snapshot
+from reconcile.plan import Action, Plan, Reason, Summary
+from reconcile.planner import build_plan
+
+CASES_DIR = Path(__file__).parent / "planner_cases"
+CASES = sorted(path.name for path in CASES_DIR.iterdir() if path.is_dir())
+TOOL_VERSION = "0.0.0-test"
+
+_T = TypeVar("_T")
+_Live = TypeVar("_Live", LiveModel, LiveVersion)
+
+
+# -- the case format ------------------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    # extra="forbid": a misspelt key in a case is an error, never a silently ignored expectation.
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class VersionFixture(_Strict):
+    name: str
+    id: str | None = None
+    created: datetime | None = None
+    preset: bool = False
+    attributes: dict[str, str | None] = {}
+
+
+class ModelFixture(_Strict):
+    name: str
+    id: str | None = None
+    created: datetime | None = None
+    preset: bool = False
+    description: str | None = None
+    versions: tuple[VersionFixture, ...] = ()
+
+
+class ServiceFixture(_Strict):
+    id: str
+    name: str = ""
+    status: str = "RUNNING"
+    #: The model served, by id or (unique) name.
+    model: str
+    #: The version served, by id or (unique within the model) name; left out: the model only.
+    version: str | None = None
+
+
+class ProviderFixture(_Strict):
+    location: str = "workspace ws-test"
+    models: tuple[ModelFixture, ...] = ()
+    services: tuple[ServiceFixture, ...] = ()
+
+
+class Expected(_Strict):
+    #: Input: the --target addresses the plan is limited to.
+    targets: tuple[str, ...] = ()
+    #: The case must refuse: a substring of the ReconcileError's message.
+    error: str | None = None
+    #: Every change of the plan as [address, action, reason]; compared as sorted lists.
+    changes: tuple[tuple[str, str, str], ...] = ()
+    #: Every drift as [address, kind] or, for attribute drift, [address, kind, [fields]].
+    drift: tuple[tuple[str, str] | tuple[str, str, tuple[str, ...]], ...] = ()
+    #: Summary counts; only the keys given are compared.
+    summary: dict[str, int] = {}
+    #: address -> ids of the services blocking it, for every change that names any.
+    blocked_by: dict[str, tuple[str, ...]] = {}
+    #: One substring per plan warning (none given: the plan must have none).
+    warnings: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Expected:
+        if self.error is not None and (self.changes or self.drift or self.summary):
+            raise ValueError("a case that expects an error expects no plan")
+        unknown = set(self.summary) - set(Summary.model_fields)
+        if unknown:
+            raise ValueError(f"unknown summary keys {sorted(unknown)}")
+        return self
+
+
+class Case(NamedTuple):
+    manifest: Manifest
+    snapshots: dict[str, Snapshot]
+    expected: Expected
+
+
+def load_case(name: str) -> Case:
+    folder = CASES_DIR / name
+    manifest = Manifest.model_validate(tomllib.loads((folder / "manifest.toml").read_text()))
+    live = json.loads((folder / "live.json").read_text())
+    snapshots = {
+        provider: _snapshot(manifest, provider, ProviderFixture.model_validate(state))
+        for provider, state in live.items()
+    }
+    expected = Expected.model_validate_json((folder / "expected.json").read_text())
+    return Case(manifest, snapshots, expected)
+
+
+def _snapshot(manifest: Manifest, provider: str, state: ProviderFixture) -> Snapshot:
+    # A provider the manifest does not know keeps a type, so that the planner can refuse it.
+    config = manifest.providers.get(provider)
+    models = [_live_model(model) for model in state.models]
+    ids = [model.id for model in models] + [v.id for model in models for v in model.versions]
+    duplicated = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicated:
+        raise ValueError(f"{provider}: ids {duplicated} are used twice; give explicit ids")
+    return Snapshot(
+        provider=provider,
+        provider_type=config.type if config is not None else "unknown",
+        location=state.location,
+        models=tuple(models),
+        services=tuple(_service(service, models) for service in state.services),
+    )
+
+
+def _live_model(fixture: ModelFixture) -> LiveModel:
+    model_id = fixture.id or f"m-{fixture.name}"
+    versions = tuple(_live_version(version, model_id) for version in fixture.versions)
+    raw = fixture.model_dump(mode="json", exclude={"versions"}, exclude_none=True)
+    return LiveModel(
+        id=model_id,
+        name=fixture.name,
+        created=fixture.created,
+        # As a provider reports it: the description is always there, None when the platform
+        # has none.
+        attributes={"description": fixture.description},
+        preset=fixture.preset,
+        versions=versions,
+        raw={**raw, "id": model_id},
+    )
+
+
+def _live_version(fixture: VersionFixture, model_id: str) -> LiveVersion:
+    version_id = fixture.id or f"{model_id}-{fixture.name}"
+    return LiveVersion(
+        id=version_id,
+        name=fixture.name,
+        model_id=model_id,
+        created=fixture.created,
+        attributes=fixture.attributes,
+        preset=fixture.preset,
+        raw={**fixture.model_dump(mode="json", exclude_none=True), "id": version_id},
+    )
+
+
+def _service(fixture: ServiceFixture, models: list[LiveModel]) -> ServiceUse:
+    model = _one(models, fixture.model, f"service {fixture.id}: model")
+    version = (
+        None
+        if fixture.version is None
+        else _one(list(model.versions), fixture.version, f"service {fixture.id}: version")
+    )
+    return ServiceUse(
+        id=fixture.id,
+        name=fixture.name,
+        status=fixture.status,
+        model_id=model.id,
+        version_id=version.id if version is not None else None,
+    )
+
+
+def _one(objects: list[_Live], ref: str, what: str) -> _Live:
+    by_id = [obj for obj in objects if obj.id == ref]
+    found = by_id or [obj for obj in objects if obj.name == ref]
+    if len(found) != 1:
+        raise ValueError(f"{what} {ref!r} matches {len(found)} live objects; use an id")
+    return found[0]
+
+
+def _plan(case: Case, snapshots: Mapping[str, Snapshot] | None = None) -> Plan:
+    return build_plan(
+        case.manifest,
+        case.snapshots if snapshots is None else snapshots,
+        tool_version=TOOL_VERSION,
+        targets=case.expected.targets,
+    )
+
+
+# -- every case -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_planner_case(name: str) -> None:
+    """The plan made from the case's manifest and live state is exactly the expected one."""
+    case = load_case(name)
+    expected = case.expected
+    if expected.error is not None:
+        with pytest.raises(ReconcileError) as raised:
+            _plan(case)
+        assert expected.error in str(raised.value)
+        return
+
+    plan = _plan(case)
+    changes = sorted(
+        [change.address, *(str(action) for action in change.actions), str(change.action_reason)]
+        for change in plan.resource_changes
+    )
+    assert changes == sorted(list(row) for row in expected.changes)
+    drift = sorted(
+        [item.address, str(item.drift)]
+        + ([sorted(field.field for field in item.fields)] if item.fields else [])
+        for item in plan.drift
+    )
+    assert drift == sorted(
+        [row[0], row[1], *([sorted(row[2])] if len(row) == 3 else [])] for row in expected.drift
+    )
+    blocked_by = {
+        change.address: sorted(service.id for service in change.blocked_by)
+        for change in plan.resource_changes
+        if change.blocked_by
+    }
+    assert blocked_by == {address: sorted(ids) for address, ids in expected.blocked_by.items()}
+    summary = plan.summary.model_dump()
+    assert {key: summary[key] for key in expected.summary} == expected.summary
+    assert len(plan.warnings) == len(expected.warnings)
+    for warning, substring in zip(plan.warnings, expected.warnings, strict=True):
+        assert substring in warning
+    _check_invariants(plan, case.snapshots)
+
+
+def _check_invariants(plan: Plan, snapshots: Mapping[str, Snapshot]) -> None:
+    """What holds for every plan, whatever the case."""
+    addresses = [change.address for change in plan.resource_changes]
+    assert len(addresses) == len(set(addresses)), "an address appears twice"
+
+    models = {(s.provider, m.id): m for s in snapshots.values() for m in s.models}
+    versions = {
+        (s.provider, v.id): v for s in snapshots.values() for m in s.models for v in m.versions
+    }
+    deleted_models = {(c.provider, c.id) for c in plan.deletes() if c.kind == "model"}
+    for change in plan.resource_changes:
+        live: LiveModel | LiveVersion = (
+            models[change.provider, change.id]
+            if change.kind == "model"
+            else versions[change.provider, change.id]
+        )
+        assert not live.preset, f"{change.address}: a preset object is in the plan"
+        assert change.actions in ((Action.DELETE,), (Action.NOOP,))
+        if change.is_delete:
+            assert change.before is not None and change.state_digest, change.address
+        if change.action_reason is Reason.IN_USE:
+            assert change.blocked_by, f"{change.address}: in use, but by nothing"
+        if change.is_delete and isinstance(live, LiveModel):
+            assert sorted(change.version_ids) == sorted(v.id for v in live.versions)
+        if change.is_delete and change.kind == "version":
+            assert (change.provider, change.model_id) not in deleted_models, (
+                f"{change.address}: deleted on its own and with its model"
+            )
+
+    assert plan.plan_digest == plan.compute_digest()
+    assert Plan.from_json(plan.to_json(), source="test") == plan
+
+
+# -- determinism ----------------------------------------------------------------------------------
+
+PLAN_CASES = [name for name in CASES if load_case(name).expected.error is None]
+
+
+def _reordered(
+    snapshots: Mapping[str, Snapshot], rng: random.Random | None, *, versions: bool
+) -> dict[str, Snapshot]:
+    """The same live state listed in another order (reversed when `rng` is None)."""
+
+    def order(items: tuple[_T, ...]) -> tuple[_T, ...]:
+        if rng is None:
+            return items[::-1]
+        shuffled = list(items)
+        rng.shuffle(shuffled)
+        return tuple(shuffled)
+
+    result: dict[str, Snapshot] = {}
+    for provider in order(tuple(snapshots)):
+        snapshot = snapshots[provider]
+        models = tuple(
+            model.model_copy(update={"versions": order(model.versions)}) if versions else model
+            for model in snapshot.models
+        )
+        result[provider] = snapshot.model_copy(
+            update={"models": order(models), "services": order(snapshot.services)}
+        )
+    return result
+
+
+def _orders(snapshots: Mapping[str, Snapshot], *, versions: bool) -> Iterator[dict[str, Snapshot]]:
+    yield _reordered(snapshots, None, versions=versions)
+    for seed in range(5):
+        yield _reordered(snapshots, random.Random(seed), versions=versions)
+
+
+@pytest.mark.parametrize("name", PLAN_CASES)
+def test_plan_is_deterministic_whatever_the_order_of_models_and_services(name: str) -> None:
+    """Same inputs, same plan_digest; listing models, services or providers in another order
+    changes nothing either."""
+    case = load_case(name)
+    first = _plan(case)
+    assert _plan(case).plan_digest == first.plan_digest
+    for snapshots in _orders(case.snapshots, versions=False):
+        assert _plan(case, snapshots).plan_digest == first.plan_digest
+
+
+def test_plan_digest_ignores_the_order_versions_are_listed_in() -> None:
+    """Platforms list versions in no promised order: a plan (and the staleness check's digests)
+    must not depend on it."""
+    changed = []
+    for name in PLAN_CASES:
+        case = load_case(name)
+        first = _plan(case).plan_digest
+        if any(_plan(case, s).plan_digest != first for s in _orders(case.snapshots, versions=True)):
+            changed.append(name)
+    assert changed == []
