@@ -1,0 +1,688 @@
+"""The command line: parse, call the pipeline, render, return an exit code.
+
+Exit codes: 0 success or no changes; 1 error (nothing deleted); 2 changes present (plan with
+--detailed-exitcode, drift); 3 apply finished with some deletes failed; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from reconcile import __version__
+from reconcile.errors import ApprovalError, ReconcileError, StalePlanError
+
+if TYPE_CHECKING:  # the heavy modules load only when a command runs, so --help stays fast
+    from reconcile.applier import ApplyResult, Outcome
+    from reconcile.manifest import Manifest
+    from reconcile.model import Snapshot
+    from reconcile.plan import Change, Plan
+    from reconcile.providers.base import Provider
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_CHANGES = 2
+EXIT_PARTIAL = 3
+EXIT_BUG = 70
+EXIT_INTERRUPTED = 130
+
+DEFAULT_MANIFESTS = "manifests"
+T = TypeVar("T")
+
+
+# -- shared options -----------------------------------------------------------------------------
+
+
+def _common(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option(
+        "--state-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Where the journal, the lock and emulator state live "
+        "[default: .reconcile beside the manifests].",
+    )(func)
+    func = click.option(
+        "--parallelism",
+        type=click.IntRange(1, 256),
+        default=16,
+        show_default=True,
+        help="Requests in flight at once.",
+    )(func)
+    func = click.option("--no-color", is_flag=True, help="Never colour the output.")(func)
+    return click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr.")(func)
+
+
+def _use_color(no_color: bool) -> bool:
+    return not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
+
+
+class _Progress:
+    """One self-rewriting line on stderr, only on a terminal and not with --quiet."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.enabled = not quiet and sys.stderr.isatty()
+        self.started = time.monotonic()
+        self.last = 0.0
+        self.dirty = False
+
+    def __call__(self, what: str, done: int, total: int | None) -> None:
+        now = time.monotonic()
+        if not self.enabled or (now - self.last < 0.1 and done != total):
+            return
+        self.last = now
+        rate = done / max(now - self.started, 1e-6)
+        of = f"/{total}" if total is not None else ""
+        sys.stderr.write(f"\r\x1b[K{what}: {done}{of} ({rate:.0f}/s)")
+        sys.stderr.flush()
+        self.dirty = True
+
+    def clear(self) -> None:
+        if self.dirty:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+            self.dirty = False
+
+
+# -- the pipeline pieces the commands share ---------------------------------------------------
+
+
+def _load(path: Path) -> Manifest:
+    from reconcile.manifest import load_manifest
+
+    return load_manifest(path)
+
+
+def _state_dir(path: Path, state_dir: Path | None) -> Path:
+    from reconcile.providers import default_state_dir
+
+    return state_dir if state_dir is not None else default_state_dir(path)
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coroutine)
+
+
+async def _listed(
+    manifest: Manifest,
+    names: Sequence[str] | None,
+    state_dir: Path,
+    parallelism: int,
+    progress: _Progress,
+) -> tuple[dict[str, Provider], dict[str, Snapshot]]:
+    from reconcile.providers import Options, open_providers
+
+    providers = open_providers(
+        manifest,
+        list(names) if names is not None else None,
+        Options(state_dir=state_dir, parallelism=parallelism),
+    )
+    try:
+        snapshots = await asyncio.gather(
+            *(provider.snapshot(progress) for provider in providers.values())
+        )
+    except BaseException:
+        await _close(providers)
+        raise
+    finally:
+        progress.clear()
+    return providers, dict(zip(providers, snapshots, strict=True))
+
+
+async def _close(providers: dict[str, Provider]) -> None:
+    for provider in providers.values():
+        await provider.aclose()
+
+
+def _make_plan(
+    manifest: Manifest, snapshots: dict[str, Snapshot], targets: Sequence[str], path: Path
+) -> Plan:
+    from reconcile.planner import build_plan
+
+    plan = build_plan(manifest, snapshots, tool_version=__version__, targets=targets)
+    return plan.model_copy(
+        update={
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "manifest_path": str(path),
+        }
+    )
+
+
+def _render(plan: Plan, color: bool) -> str:
+    from reconcile.render.text import render_plan
+
+    return render_plan(plan, color=color)
+
+
+# -- commands -----------------------------------------------------------------------------------
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="reconcile")
+def cli() -> None:
+    """Make LLM model registries match the models declared in TOML manifests.
+
+    \b
+    reconcile validate manifests/         check manifests, no network
+    reconcile plan manifests/             list live state and show what would be deleted
+    reconcile apply manifests/            delete it, after confirmation
+    reconcile plan examples/demo          try it on the built-in emulator (no account needed)
+    """
+
+
+@cli.command()
+@click.argument("path", type=click.Path(exists=True, path_type=Path), default=DEFAULT_MANIFESTS)
+def validate(path: Path) -> int:
+    """Check manifests without touching the network.
+
+    \b
+    Examples:
+      reconcile validate manifests/
+      reconcile validate manifests/prod.toml
+    """
+    manifest = _load(path)
+    versions = sum(len(model.versions or ()) for model in manifest.models)
+    click.echo(
+        f"{path}: valid: {len(manifest.providers)} provider(s), {len(manifest.models)} model(s), "
+        f"{versions} declared version(s)."
+    )
+    return EXIT_OK
+
+
+@cli.command()
+@click.argument("path", type=click.Path(exists=True, path_type=Path), default=DEFAULT_MANIFESTS)
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Save the plan as JSON, for `reconcile apply FILE`.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON instead of text.")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when the plan deletes anything.")
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="ADDRESS",
+    help="Limit the plan to this address (repeatable).",
+)
+@_common
+def plan(
+    path: Path,
+    out: Path | None,
+    as_json: bool,
+    detailed_exitcode: bool,
+    targets: tuple[str, ...],
+    state_dir: Path | None,
+    parallelism: int,
+    no_color: bool,
+    quiet: bool,
+) -> int:
+    """Show what apply would delete, and why.
+
+    Lists every provider of the manifests, compares live state with what is declared and prints
+    one line per object to delete, blocked, kept or drifted. Nothing is changed.
+
+    \b
+    Examples:
+      reconcile plan examples/demo
+      reconcile plan manifests/ -o plan.json
+      reconcile plan manifests/ --detailed-exitcode   # exit 2 when something would be deleted
+      reconcile plan manifests/ --json | jq .summary
+    """
+    manifest = _load(path)
+    progress = _Progress(quiet)
+
+    async def run() -> Plan:
+        providers, snapshots = await _listed(
+            manifest, None, _state_dir(path, state_dir), parallelism, progress
+        )
+        await _close(providers)
+        return _make_plan(manifest, snapshots, targets, path)
+
+    result = _run(run())
+    if out is not None:
+        out.write_text(result.to_json(), encoding="utf-8")
+    if as_json:
+        click.echo(result.to_json(), nl=False)
+    else:
+        click.echo(_render(result, _use_color(no_color)), nl=False)
+        if out is not None:
+            click.echo(f"\nSaved the plan to {out} (digest {result.plan_digest}).")
+            click.echo(f"To delete exactly this, run: reconcile apply {out}")
+    if detailed_exitcode and result.summary.delete:
+        return EXIT_CHANGES
+    return EXIT_OK
+
+
+@cli.command()
+@click.argument("path", type=click.Path(exists=True, path_type=Path), default=DEFAULT_MANIFESTS)
+@click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--max-deletes",
+    type=click.IntRange(0),
+    help="Refuse a plan that deletes more than N objects per provider (overrides the policy).",
+)
+@click.option(
+    "--expect-digest", metavar="DIGEST", help="Refuse unless the plan's digest is exactly this."
+)
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="ADDRESS",
+    help="Limit the plan to this address (repeatable).",
+)
+@click.option(
+    "--manifests",
+    "manifest_override",
+    type=click.Path(exists=True, path_type=Path),
+    help="With a plan file: the manifests to check it against "
+    "[default: the path the plan was made from].",
+)
+@_common
+def apply(
+    path: Path,
+    auto_approve: bool,
+    max_deletes: int | None,
+    expect_digest: str | None,
+    targets: tuple[str, ...],
+    manifest_override: Path | None,
+    state_dir: Path | None,
+    parallelism: int,
+    no_color: bool,
+    quiet: bool,
+) -> int:
+    """Delete what the plan deletes, after confirmation or from a saved plan.
+
+    PATH is a manifest file or folder (a plan is made and shown, then confirmed), or a plan file
+    saved by `reconcile plan -o` (applying it counts as approval; it is refused if anything it
+    deletes changed since).
+
+    \b
+    Examples:
+      reconcile apply examples/demo
+      reconcile apply manifests/ --auto-approve
+      reconcile plan manifests/ -o plan.json && reconcile apply plan.json
+      reconcile apply plan.json --expect-digest sha256:...
+    """
+    from reconcile.plan import Plan
+
+    color = _use_color(no_color)
+    progress = _Progress(quiet)
+    saved: Plan | None = None
+    if path.is_file() and path.suffix == ".json":
+        saved = Plan.from_json(path.read_text(encoding="utf-8"), source=str(path))
+        if targets:
+            raise ReconcileError("--target cannot be used with a saved plan: target when planning")
+        manifest_path = manifest_override or Path(saved.manifest_path)
+        if not manifest_path.exists():
+            raise ReconcileError(
+                f"the plan was made from {saved.manifest_path}, which does not exist here",
+                hint="run from the same folder as plan, or pass --manifests PATH",
+            )
+    else:
+        manifest_path = path
+    manifest = _load(manifest_path)
+    directory = _state_dir(manifest_path, state_dir)
+    limits = {
+        name: max_deletes if max_deletes is not None else manifest.policy_for(name).max_deletes
+        for name in manifest.providers
+    }
+
+    from reconcile.applier import check_guards
+    from reconcile.lock import hold_lock
+
+    with hold_lock(directory, "apply"):
+        if saved is not None:
+            if saved.manifest_digest != manifest.digest():
+                raise StalePlanError(
+                    "the plan is stale: nothing was deleted",
+                    reasons=[f"the manifests in {manifest_path} changed since the plan was made"],
+                    hint="make a new plan and review it",
+                )
+            the_plan = saved
+            providers_needed = sorted({c.provider for c in saved.deletes()})
+            _check_digest(the_plan, expect_digest)
+            check_guards(the_plan, limits)
+            click.echo(_render(the_plan, color), nl=False)
+            if not the_plan.deletes():
+                return EXIT_OK
+            return _run(
+                _apply(the_plan, manifest, providers_needed, directory, parallelism, progress)
+            )
+
+        async def make() -> tuple[Plan, dict[str, Snapshot]]:
+            providers, snapshots = await _listed(manifest, None, directory, parallelism, progress)
+            await _close(providers)
+            return _make_plan(manifest, snapshots, targets, manifest_path), snapshots
+
+        the_plan, _ = _run(make())
+        click.echo(_render(the_plan, color), nl=False)
+        _check_digest(the_plan, expect_digest)
+        if not the_plan.deletes():
+            return EXIT_OK
+        check_guards(the_plan, limits)
+        _confirm(the_plan, auto_approve)
+        needed = sorted({c.provider for c in the_plan.deletes()})
+        return _run(_apply(the_plan, manifest, needed, directory, parallelism, progress))
+
+
+def _check_digest(the_plan: Plan, expected: str | None) -> None:
+    if expected is not None and expected != the_plan.plan_digest:
+        raise ReconcileError(
+            f"the plan's digest is {the_plan.plan_digest}, not the expected {expected}: "
+            "nothing was deleted",
+            hint="the live state or the manifests changed since the digest was approved; "
+            "review a new plan",
+        )
+
+
+def _confirm(the_plan: Plan, auto_approve: bool) -> None:
+    if auto_approve:
+        return
+    if not sys.stdin.isatty():
+        raise ApprovalError(
+            "refusing to apply without confirmation: no terminal to ask on",
+            hint="review the plan and pass --auto-approve, or apply a saved plan file",
+        )
+    count = len(the_plan.deletes())
+    click.echo(
+        f"\nDo you want to delete these {count} objects?\n"
+        "  reconcile will delete exactly the objects listed above. This cannot be undone.\n"
+        "  Only 'yes' will be accepted to approve.\n"
+    )
+    answer = click.prompt("  Enter a value", default="", show_default=False)
+    if answer.strip() != "yes":
+        raise ApprovalError("apply cancelled: nothing was deleted")
+
+
+async def _apply(
+    the_plan: Plan,
+    manifest: Manifest,
+    names: list[str],
+    state_dir: Path,
+    parallelism: int,
+    progress: _Progress,
+) -> int:
+    from reconcile.applier import Applier
+    from reconcile.journal import JOURNAL_FILE, Journal
+    from reconcile.providers import Options, open_providers
+
+    providers = open_providers(
+        manifest, names, Options(state_dir=state_dir, parallelism=parallelism)
+    )
+    total = len(the_plan.deletes())
+    done = 0
+
+    def on_event(kind: str, change: Change | None, outcome: Outcome | None) -> None:
+        nonlocal done
+        if kind == "done" and outcome is not None:
+            done += 1
+            if outcome.status == "failed":
+                progress.clear()
+                click.echo(f"  failed: {outcome.change.address}: {outcome.error}", err=True)
+            progress("deleting", done, total)
+
+    stop = asyncio.Event()
+    try:
+        with Journal(state_dir / JOURNAL_FILE) as journal, _stop_on_signals(stop):
+            applier = Applier(
+                providers, journal, parallelism=parallelism, on_event=on_event, stop=stop
+            )
+            result = await applier.apply(the_plan)
+    finally:
+        progress.clear()
+        await _close(providers)
+    click.echo(_render_result(result, total))
+    if result.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_PARTIAL if result.failed else EXIT_OK
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
+    """SIGINT/SIGTERM during deletes: send no new delete, let those in flight finish."""
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+def _render_result(result: ApplyResult, total: int) -> str:
+    deleted = len(result.with_status("deleted"))
+    gone = len(result.with_status("already_gone"))
+    lines = []
+    for outcome in result.failed:
+        lines.append(f"  ! failed {outcome.change.address}: {outcome.error}")
+    if result.interrupted:
+        lines.append(
+            f"Interrupted: {deleted} deleted, {gone} already gone, {len(result.failed)} failed, "
+            f"{len(result.not_attempted)} not attempted. Run plan again to see what is left."
+        )
+    elif result.failed:
+        lines.append(
+            f"Apply finished with errors: {deleted} deleted, {gone} already gone, "
+            f"{len(result.failed)} failed (of {total}). Run plan again to retry what is left."
+        )
+    else:
+        lines.append(f"Apply complete: {deleted} deleted, {gone} already gone.")
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("plan_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option("--no-color", is_flag=True, help="Never colour the output.")
+def show(plan_file: Path, as_json: bool, no_color: bool) -> int:
+    """Show a saved plan file.
+
+    \b
+    Example:
+      reconcile show plan.json
+    """
+    from reconcile.plan import Plan
+
+    saved = Plan.from_json(plan_file.read_text(encoding="utf-8"), source=str(plan_file))
+    if as_json:
+        click.echo(saved.to_json(), nl=False)
+    else:
+        click.echo(_render(saved, _use_color(no_color)), nl=False)
+        click.echo(f"Plan digest: {saved.plan_digest}")
+    return EXIT_OK
+
+
+@cli.command()
+@click.argument("path", type=click.Path(exists=True, path_type=Path), default=DEFAULT_MANIFESTS)
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--apply-id", help="Show every object one apply deleted.")
+def journal(path: Path, state_dir: Path | None, apply_id: str | None) -> int:
+    """List past applies of PATH's manifests and what each deleted.
+
+    \b
+    Examples:
+      reconcile journal examples/demo
+      reconcile journal manifests/ --apply-id 3f2a9c1b7d0e
+    """
+    from reconcile.journal import JOURNAL_FILE, read_journal, summarize_applies
+
+    file = _state_dir(path, state_dir) / JOURNAL_FILE
+    applies = summarize_applies(read_journal(file))
+    if apply_id is not None:
+        applies = [entry for entry in applies if entry["apply_id"] == apply_id]
+        if not applies:
+            raise ReconcileError(f"no apply with id {apply_id} in {file}")
+    if not applies:
+        click.echo(f"No applies recorded in {file}.")
+        return EXIT_OK
+    for entry in applies:
+        status = "finished" if entry["finished"] else "did not finish (process died?)"
+        click.echo(
+            f"{entry['apply_id']}  {entry['started']}  {len(entry['deleted'])} deleted, "
+            f"{len(entry['failed'])} failed, {len(entry['unfinished'])} unfinished  {status}"
+        )
+        if apply_id is not None:
+            for label in ("deleted", "failed", "unfinished"):
+                for address in entry[label]:
+                    click.echo(f"  {label}: {address}")
+        elif entry["unfinished"]:
+            click.echo(
+                "  deletes sent without a recorded outcome (check them with plan): "
+                + ", ".join(entry["unfinished"])
+            )
+    return EXIT_OK
+
+
+@cli.command("force-unlock")
+@click.argument("lock_id")
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(DEFAULT_MANIFESTS) / ".reconcile",
+    show_default=True,
+)
+def force_unlock(lock_id: str, state_dir: Path) -> int:
+    """Release a lock left by an apply that is gone (give the id the lock error showed).
+
+    \b
+    Example:
+      reconcile force-unlock 3f2a9c1b7d0e --state-dir manifests/.reconcile
+    """
+    from reconcile.lock import force_unlock as release
+
+    release(state_dir, lock_id)
+    click.echo(f"Released lock {lock_id} in {state_dir}.")
+    return EXIT_OK
+
+
+@cli.group()
+def emulator() -> None:
+    """The built-in emulator of the platforms' APIs (no account needed)."""
+
+
+@emulator.command()
+@click.option(
+    "--state",
+    "state_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="JSON state to serve (it is not modified unless --persist).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--latency-ms",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Delay every API request.",
+)
+@click.option(
+    "--jitter-ms",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Add up to this much random delay.",
+)
+@click.option(
+    "--fail-rate",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Share of requests answered with 408/429/500.",
+)
+@click.option("--seed", type=int, help="Seed the injected faults so runs reproduce.")
+@click.option("--persist", is_flag=True, help="Write every change back to the state file.")
+def serve(
+    state_file: Path,
+    host: str,
+    port: int,
+    latency_ms: float,
+    jitter_ms: float,
+    fail_rate: float,
+    seed: int | None,
+    persist: bool,
+) -> int:
+    """Serve the platforms' APIs over HTTP from a JSON state file.
+
+    \b
+    Example:
+      reconcile emulator serve --state examples/demo/emulator-state.json --port 8080
+    """
+    from reconcile.emulator import serve as run_server
+
+    run_server(
+        state_file,
+        host=host,
+        port=port,
+        persist_path=state_file if persist else None,
+        latency_ms=latency_ms,
+        latency_jitter_ms=jitter_ms,
+        fail_rate=fail_rate,
+        seed=seed,
+    )
+    return EXIT_OK
+
+
+@emulator.command()
+@click.argument("path", type=click.Path(exists=True, path_type=Path), default=DEFAULT_MANIFESTS)
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path))
+def reset(path: Path, state_dir: Path | None) -> int:
+    """Reset the emulated platforms of PATH's manifests to their seed state.
+
+    \b
+    Example:
+      reconcile emulator reset examples/demo
+    """
+    directory = _state_dir(path, state_dir) / "emulator"
+    removed = sorted(directory.glob("*.json")) if directory.is_dir() else []
+    for file in removed:
+        file.unlink()
+    click.echo(f"Reset {len(removed)} emulated state file(s) in {directory}.")
+    return EXIT_OK
+
+
+# -- the edge: exceptions to exit codes ---------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        code = cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted: nothing was deleted.", err=True)
+        return EXIT_INTERRUPTED
+    except click.ClickException as error:
+        error.show()
+        return EXIT_ERROR
+    except click.exceptions.Exit as exit_:
+        return int(exit_.exit_code)
+    except ReconcileError as error:
+        click.echo(f"Error: {error}", err=True)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        click.echo("\nInterrupted: nothing was deleted.", err=True)
+        return EXIT_INTERRUPTED
+    except Exception as error:
+        click.echo(
+            f"reconcile {__version__}: unexpected error: {type(error).__name__}: {error}\n"
+            "This is a bug in reconcile, not in your manifests; please report it with the "
+            "command you ran.",
+            err=True,
+        )
+        return EXIT_BUG
+    return code if isinstance(code, int) else EXIT_OK

@@ -1,0 +1,402 @@
+"""Huawei Cloud DataArts Fabric: list models, versions and service instances; delete.
+
+Reading is split as fetch + pure parse: `parse_models_page`, `parse_versions_page` and
+`parse_services_page` turn recorded JSON into records with no network, and are tested that way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+
+from reconcile.errors import (
+    InUseError,
+    ListingIncompleteError,
+    NotFoundError,
+    ProviderError,
+    ReconcileError,
+)
+from reconcile.model import LiveModel, LiveVersion, ServiceUse, Snapshot
+from reconcile.providers.base import Progress
+from reconcile.providers.http import Http, parse_json
+from reconcile.providers.signing import SDK_SIGNED_HEADERS, sdk_authorization, sdk_date
+
+PAGE_LIMIT = 100
+#: Path ids (seed 000): model and workspace ids are 1-36 of these; version ids 32-36 (seed 003).
+_MODEL_ID = re.compile(r"^[A-Za-z0-9-]{1,36}$")
+_VERSION_ID = re.compile(r"^[A-Za-z0-9-]{32,36}$")
+#: Service instances in these states serve nothing and do not block a delete.
+_GONE_STATUSES = frozenset({"DELETED"})
+#: The error-code family of the service's own refusals (as opposed to gateway or common errors).
+_SERVICE_ERROR_PREFIX = "dataartsfabric."
+
+T = TypeVar("T")
+
+
+def check_model_id(value: str, where: str = "") -> str:
+    """A model or workspace id, checked before it goes into a URL path."""
+    if not _MODEL_ID.match(value):
+        raise ProviderError(
+            f"{where}{': ' if where else ''}refusing to use model id {value!r}: Fabric ids are "
+            "1-36 letters, digits and '-'"
+        )
+    return value
+
+
+def check_version_id(value: str, where: str = "") -> str:
+    if not _VERSION_ID.match(value):
+        raise ProviderError(
+            f"{where}{': ' if where else ''}refusing to use version id {value!r}: Fabric version "
+            "ids are 32-36 letters, digits and '-'"
+        )
+    return value
+
+
+# -- pure parsing of recorded responses ---------------------------------------------------------
+
+
+class ShapeError(ProviderError):
+    """A response that does not have the documented shape."""
+
+
+def _field(item: Any, key: str, kind: type[T], where: str, *, optional: bool = False) -> T | None:
+    if not isinstance(item, dict):
+        raise ShapeError(f"{where}: expected an object, got {type(item).__name__}")
+    value = item.get(key)
+    if value is None and optional:
+        return None
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        got = "nothing" if value is None else type(value).__name__
+        raise ShapeError(f"{where}: field {key!r} should be {kind.__name__}, got {got}")
+    return value
+
+
+def _required(item: Any, key: str, kind: type[T], where: str) -> T:
+    value = _field(item, key, kind, where)
+    assert value is not None  # _field raised otherwise
+    return value
+
+
+def _time(item: dict[str, Any], key: str, where: str) -> datetime | None:
+    text = _field(item, key, str, where, optional=True)
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise ShapeError(f"{where}: field {key!r} is not an ISO 8601 time: {text!r}") from None
+
+
+def _page(payload: Any, key: str, where: str) -> tuple[int, list[Any]]:
+    total = _required(payload, "total", int, where)
+    items = _required(payload, key, list, where)
+    if total < 0:
+        raise ShapeError(f"{where}: negative total {total}")
+    return total, items
+
+
+def parse_version(item: Any, model_id: str, where: str) -> LiveVersion:
+    version_id = check_version_id(_required(item, "id", str, where), where)
+    config = _field(item, "config", dict, where, optional=True) or {}
+    llm = config.get("llm_model_config") or {}
+    if not isinstance(llm, dict):
+        raise ShapeError(f"{where}: field 'config.llm_model_config' should be an object")
+    attributes: dict[str, str | None] = {
+        "description": _field(item, "description", str, where, optional=True),
+        "base_model_type": _field(llm, "base_model_type", str, where, optional=True),
+        "model_path": _field(llm, "model_path", str, where, optional=True),
+    }
+    return LiveVersion(
+        id=version_id,
+        name=_required(item, "name", str, where),
+        model_id=model_id,
+        created=_time(item, "create_time", where),
+        attributes=attributes,
+        raw=item,
+    )
+
+
+def parse_models_page(payload: Any) -> tuple[int, list[LiveModel]]:
+    """A page of `GET /v1/workspaces/{ws}/models`: (total, models without their versions)."""
+    total, items = _page(payload, "models", "list models")
+    models = []
+    for index, item in enumerate(items):
+        where = f"list models: models[{index}]"
+        models.append(
+            LiveModel(
+                id=check_model_id(_required(item, "id", str, where), where),
+                name=_required(item, "name", str, where),
+                created=_time(item, "create_time", where),
+                attributes={"description": _field(item, "description", str, where, optional=True)},
+                # PUBLIC models are presets shared by the platform: never the caller's to delete.
+                preset=_field(item, "visibility", str, where, optional=True) == "PUBLIC",
+                raw=item,
+            )
+        )
+    return total, models
+
+
+def parse_versions_page(payload: Any, model_id: str) -> tuple[int, list[LiveVersion]]:
+    """A page of `GET .../models/{model_id}/versions`: (total, versions)."""
+    total, items = _page(payload, "versions", f"list versions of model {model_id}")
+    return total, [
+        parse_version(item, model_id, f"list versions of model {model_id}: versions[{index}]")
+        for index, item in enumerate(items)
+    ]
+
+
+def parse_services_page(payload: Any) -> tuple[int, list[ServiceUse]]:
+    """A page of `GET /v1/workspaces/{ws}/services/instances`: (total, services that serve)."""
+    total, items = _page(payload, "service_instances", "list service instances")
+    services = []
+    for index, item in enumerate(items):
+        where = f"list service instances: service_instances[{index}]"
+        status = _required(item, "status", str, where)
+        source = _field(item, "source", dict, where, optional=True) or {}
+        model_id = _field(source, "id", str, where + ".source", optional=True)
+        if status in _GONE_STATUSES or not model_id:
+            continue
+        services.append(
+            ServiceUse(
+                id=_required(item, "id", str, where),
+                name=_field(item, "name", str, where, optional=True) or "",
+                status=status,
+                model_id=model_id,
+                version_id=_field(source, "version_id", str, where + ".source", optional=True),
+            )
+        )
+    return total, services
+
+
+def map_error(response: httpx.Response, body: Any) -> ProviderError:
+    """Fabric's error bodies: `{error_code, error_msg, solution_msg?}`; the 403 body nests an
+    `error` object and has a numeric `error_code`."""
+    status = response.status_code
+    code = message = solution = None
+    if isinstance(body, dict):
+        raw_code = body.get("error_code")
+        code = str(raw_code) if raw_code is not None else None
+        message = body.get("error_msg") if isinstance(body.get("error_msg"), str) else None
+        solution = body.get("solution_msg") if isinstance(body.get("solution_msg"), str) else None
+    text = f"HTTP {status}"
+    if code:
+        text += f" {code}"
+    text += f": {message}" if message else f" (body: {response.text[:200]!r})"
+    request_id = response.headers.get("X-Request-Id")
+    if request_id:
+        text += f" [request id {request_id}]"
+    kind: type[ProviderError] = ProviderError
+    if status == 404:
+        kind = NotFoundError
+    elif status == 400 and code and code.startswith(_SERVICE_ERROR_PREFIX) and solution:
+        kind = InUseError
+    return kind(
+        text,
+        status=status,
+        code=code,
+        platform_message=message,
+        solution=solution,
+        hint=solution or _default_hint(status),
+    )
+
+
+def _default_hint(status: int) -> str | None:
+    return {
+        401: "check the credentials named in the manifest (token expired? wrong AK/SK?)",
+        403: "the credentials lack permission on this workspace",
+        408: "the platform timed out; run again",
+        500: "the platform failed; run again later",
+    }.get(status)
+
+
+def sdk_hmac_signer(
+    access_key: str,
+    secret_key: str,
+    *,
+    project_id: str | None = None,
+    security_token: str | None = None,
+    clock: Callable[[], datetime],
+) -> Callable[[httpx.Request], None]:
+    """Signs each request with `SDK-HMAC-SHA256` (AK/SK), as Huawei's SDK does."""
+
+    def sign(request: httpx.Request) -> None:
+        request.headers["X-Sdk-Date"] = sdk_date(clock())
+        if project_id:
+            request.headers["X-Project-Id"] = project_id
+        if security_token:
+            request.headers["X-Security-Token"] = security_token
+        signed = {
+            name: request.headers[name] for name in SDK_SIGNED_HEADERS if name in request.headers
+        }
+        request.headers["Authorization"] = sdk_authorization(
+            access_key=access_key,
+            secret_key=secret_key,
+            method=request.method,
+            path=request.url.raw_path.split(b"?", 1)[0].decode("ascii"),
+            params=request.url.params.multi_items(),
+            headers=signed,
+            body=request.content,
+        )
+
+    return sign
+
+
+# -- the provider -------------------------------------------------------------------------------
+
+
+class FabricProvider:
+    type = "fabric"
+    #: Fabric deletes one model per call.
+    model_delete_batch = 1
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        workspace_id: str,
+        http: Http,
+        services_http: Http,
+        endpoint: str,
+        services_endpoint: str,
+    ) -> None:
+        self.name = name
+        self.workspace_id = check_model_id(workspace_id)
+        self.http = http
+        self.services_http = services_http
+        self.base = f"{endpoint}/v1/workspaces/{quote(workspace_id, safe='')}"
+        self.services_base = f"{services_endpoint}/v1/workspaces/{quote(workspace_id, safe='')}"
+
+    @property
+    def requests_sent(self) -> int:
+        return self.http.sent + (
+            self.services_http.sent if self.services_http is not self.http else 0
+        )
+
+    async def snapshot(self, progress: Progress | None = None) -> Snapshot:
+        models, services = await asyncio.gather(self._list_models(), self._list_services())
+        done = 0
+
+        async def with_versions(model: LiveModel) -> LiveModel:
+            nonlocal done
+            versions = await self._list_versions(model.id)
+            done += 1
+            if progress is not None:
+                progress("models listed", done, len(models))
+            return model.model_copy(update={"versions": tuple(versions)})
+
+        complete = await asyncio.gather(*(with_versions(model) for model in models))
+        return Snapshot(
+            provider=self.name,
+            provider_type=self.type,
+            location=f"workspace {self.workspace_id}",
+            models=tuple(complete),
+            services=tuple(services),
+        )
+
+    async def _list_models(self) -> list[LiveModel]:
+        return await self._all_pages(
+            "list models",
+            lambda params: self._get(self.http, "list models", f"{self.base}/models", params),
+            parse_models_page,
+        )
+
+    async def _list_versions(self, model_id: str) -> list[LiveVersion]:
+        url = f"{self.base}/models/{quote(check_model_id(model_id), safe='')}/versions"
+        what = f"list versions of model {model_id}"
+        return await self._all_pages(
+            what,
+            lambda params: self._get(self.http, what, url, params),
+            lambda payload: parse_versions_page(payload, model_id),
+        )
+
+    async def _list_services(self) -> list[ServiceUse]:
+        url = f"{self.services_base}/services/instances"
+        return await self._all_pages(
+            "list service instances",
+            lambda params: self._get(self.services_http, "list service instances", url, params),
+            parse_services_page,
+            # Filtered pages (DELETED services dropped) are shorter than the total says.
+            count=lambda payload: len(payload["service_instances"]),
+        )
+
+    async def _get(self, http: Http, what: str, url: str, params: dict[str, int]) -> Any:
+        response = await http.request(what, "GET", url, params=params)
+        return parse_json(response, f"{self.name}: {what}")
+
+    async def _all_pages(
+        self,
+        what: str,
+        fetch: Callable[[dict[str, int]], Awaitable[Any]],
+        parse: Callable[[Any], tuple[int, Sequence[T]]],
+        count: Callable[[Any], int] | None = None,
+    ) -> list[T]:
+        """Every item of an offset-paged listing: the first page tells `total`, the rest are
+        fetched in parallel. Any disagreement (total changing between pages, a short page, an
+        id seen twice) fails the listing: a plan is never made from a partial one."""
+        first = await fetch({"offset": 0, "limit": PAGE_LIMIT})
+        total, items = parse(first)
+        counts = [count(first) if count else len(items)]
+        offsets = range(PAGE_LIMIT, total, PAGE_LIMIT)
+        pages = await asyncio.gather(
+            *(fetch({"offset": offset, "limit": PAGE_LIMIT}) for offset in offsets)
+        )
+        result = list(items)
+        for offset, payload in zip(offsets, pages, strict=True):
+            page_total, page_items = parse(payload)
+            if page_total != total:
+                raise ListingIncompleteError(
+                    f"{self.name}: {what}: the total changed from {total} to {page_total} while "
+                    f"paging (offset {offset}): the workspace changed during the listing",
+                    hint="run again; nothing was planned from the partial listing",
+                )
+            result.extend(page_items)
+            counts.append(count(payload) if count else len(page_items))
+        if sum(counts) != total:
+            raise ListingIncompleteError(
+                f"{self.name}: {what}: the platform announced {total} items but the pages held "
+                f"{sum(counts)}",
+                hint="run again; nothing was planned from the inconsistent listing",
+            )
+        ids = [getattr(item, "id", None) for item in result]
+        if len(set(ids)) != len(ids):
+            raise ListingIncompleteError(
+                f"{self.name}: {what}: an item appeared on two pages: the workspace changed "
+                "during the listing",
+                hint="run again; nothing was planned from the inconsistent listing",
+            )
+        return result
+
+    async def delete_version(self, model_id: str, version_id: str) -> None:
+        url = (
+            f"{self.base}/models/{quote(check_model_id(model_id), safe='')}"
+            f"/versions/{quote(check_version_id(version_id), safe='')}"
+        )
+        await self.http.request(
+            f"delete version {version_id} of model {model_id}", "DELETE", url, ok=(200, 202, 204)
+        )
+
+    async def delete_model(self, model_id: str) -> None:
+        url = f"{self.base}/models/{quote(check_model_id(model_id), safe='')}"
+        await self.http.request(f"delete model {model_id}", "DELETE", url, ok=(200, 204))
+
+    async def delete_models(self, model_ids: Sequence[str]) -> list[ReconcileError | None]:
+        outcomes: list[ReconcileError | None] = []
+        for model_id in model_ids:
+            try:
+                await self.delete_model(model_id)
+            except ReconcileError as error:
+                outcomes.append(error)
+            else:
+                outcomes.append(None)
+        return outcomes
+
+    async def aclose(self) -> None:
+        await self.http.client.aclose()
+        if self.services_http.client is not self.http.client:
+            await self.services_http.client.aclose()

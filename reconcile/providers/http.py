@@ -1,0 +1,190 @@
+"""The one place that builds HTTP clients and sends requests to platforms.
+
+Bounded concurrency, retries of transient failures, secret redaction and the mapping of failures
+to `ProviderError` live here, so every provider behaves the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from reconcile.errors import ProviderError, ReconcileError
+
+#: Statuses worth another try: the request may well succeed a moment later.
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+#: Largest response body accepted; a listing page is far smaller.
+MAX_BODY_BYTES = 16 * 1024 * 1024
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+#: Turns a failed response (and its parsed body, or None) into the platform's `ProviderError`.
+ErrorMapper = Callable[[httpx.Response, Any], ProviderError]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 4
+    #: First backoff ceiling in seconds; doubles each attempt (full jitter), capped by `max_delay`.
+    base_delay: float = 0.2
+    max_delay: float = 5.0
+    timeout: float = 30.0
+
+
+@dataclass
+class Redactor:
+    """Replaces every known secret value with `***` in text that may reach a user."""
+
+    secrets: set[str] = field(default_factory=set)
+
+    def add(self, *values: str | None) -> None:
+        self.secrets.update(value for value in values if value and len(value) >= 4)
+
+    def __call__(self, text: str) -> str:
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return text
+
+
+def check_endpoint(endpoint: str, *, insecure: bool = False) -> str:
+    """An https URL, or http on a loopback host; anything else is refused before any request."""
+    parts = urlsplit(endpoint)
+    if parts.scheme == "https" and parts.hostname:
+        return endpoint.rstrip("/")
+    if parts.scheme == "http" and parts.hostname and (parts.hostname in LOOPBACK_HOSTS or insecure):
+        return endpoint.rstrip("/")
+    raise ReconcileError(
+        f"endpoint {endpoint!r} is not an https URL",
+        hint="use https://..., http:// only for a loopback host (an emulator), "
+        "or emulator:STATE.json for the built-in emulator",
+    )
+
+
+class Http:
+    """Sends one platform's requests: at most `parallelism` at once, retried when transient."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        provider: str,
+        map_error: ErrorMapper,
+        semaphore: asyncio.Semaphore,
+        retry: RetryPolicy | None = None,
+        redact: Redactor | None = None,
+        sign: Callable[[httpx.Request], None] | None = None,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
+        self.client = client
+        self.provider = provider
+        self.map_error = map_error
+        self.semaphore = semaphore
+        self.retry = retry or RetryPolicy()
+        self.redact = redact or Redactor()
+        self.sign = sign
+        self.sleep = sleep
+        #: Requests sent (each attempt counts), for benchmarks and progress.
+        self.sent = 0
+
+    async def request(
+        self,
+        operation: str,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        json: Any = None,
+        ok: Iterable[int] = (200,),
+    ) -> httpx.Response:
+        """Send, retrying transient failures; return the response or raise `ProviderError`."""
+        accepted = frozenset(ok)
+        attempt = 0
+        while True:
+            attempt += 1
+            request = self.client.build_request(method, url, params=params, json=json)
+            if self.sign is not None:
+                self.sign(request)
+            described = f"{operation} ({method} {self._safe_url(request.url)})"
+            try:
+                async with self.semaphore:
+                    self.sent += 1
+                    response = await self.client.send(request)
+                    await self._read_bounded(response, described)
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                if attempt < self.retry.attempts:
+                    await self.sleep(self._backoff(attempt, None))
+                    continue
+                raise ProviderError(
+                    self.redact(
+                        f"{self.provider}: {described} failed after {attempt} attempt(s): "
+                        f"{type(exc).__name__}: {exc or 'no response'}"
+                    ),
+                    provider=self.provider,
+                    operation=operation,
+                    method=method,
+                    url=self._safe_url(request.url),
+                    hint="check the endpoint and the network, then run again",
+                ) from None
+            if response.status_code in accepted:
+                return response
+            if response.status_code in RETRY_STATUSES and attempt < self.retry.attempts:
+                await self.sleep(self._backoff(attempt, response.headers.get("Retry-After")))
+                continue
+            error = self.map_error(response, _json_or_none(response))
+            error.provider = self.provider
+            error.operation = operation
+            error.method = method
+            error.url = self._safe_url(request.url)
+            error.message = self.redact(f"{self.provider}: {described} failed: {error.message}")
+            if error.hint:
+                error.hint = self.redact(error.hint)
+            raise error
+
+    async def _read_bounded(self, response: httpx.Response, described: str) -> None:
+        length = response.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+            await response.aclose()
+            raise ProviderError(
+                f"{self.provider}: {described} answered a body of {length} bytes, more than the "
+                f"{MAX_BODY_BYTES} accepted",
+                provider=self.provider,
+            )
+        await response.aread()
+
+    def _backoff(self, attempt: int, retry_after: str | None) -> float:
+        if retry_after is not None:
+            try:
+                return min(max(float(retry_after), 0.0), self.retry.max_delay * 4)
+            except ValueError:
+                pass
+        ceiling = min(self.retry.max_delay, self.retry.base_delay * 2 ** (attempt - 1))
+        return random.uniform(0, ceiling)
+
+    def _safe_url(self, url: httpx.URL) -> str:
+        return self.redact(str(url))
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def parse_json(response: httpx.Response, what: str) -> Any:
+    """The JSON body of a successful response, or a `ProviderError` that names the call."""
+    try:
+        return response.json()
+    except ValueError:
+        kind = response.headers.get("Content-Type", "no content type")
+        raise ProviderError(
+            f"{what}: the platform answered HTTP {response.status_code} with a body that is not "
+            f"JSON ({kind}, {len(response.content)} bytes)",
+            status=response.status_code,
+            hint="a proxy or gateway may be in the way; check the endpoint",
+        ) from None

@@ -1,0 +1,1 @@
+"""Pure renderers: a `Plan` or an apply result to text, one function per format."""

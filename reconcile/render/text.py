@@ -1,0 +1,114 @@
+"""Terraform-like text for people: `- delete`, `! blocked`, `~ drift`, `# (because ...)`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from reconcile.plan import Change, Drift, DriftKind, Plan, Reason
+
+_CODES = {"red": "31", "green": "32", "yellow": "33", "cyan": "36", "bold": "1", "dim": "2"}
+
+
+class _Style:
+    def __init__(self, color: bool) -> None:
+        self.color = color
+
+    def __call__(self, text: str, *styles: str) -> str:
+        if not self.color or not styles:
+            return text
+        codes = ";".join(_CODES[style] for style in styles)
+        return f"\x1b[{codes}m{text}\x1b[0m"
+
+
+_KEEP_REASONS = (Reason.PROTECTED, Reason.RETENTION_KEEP_LATEST, Reason.LAST_VERSION)
+
+
+def _value(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _change_lines(change: Change, style: _Style) -> list[str]:
+    kind = change.kind.value
+    if change.is_delete:
+        head = style(f"  - delete {kind} {change.address}", "red")
+        if change.version_ids:
+            head += style(f" (with {len(change.version_ids)} versions)", "red")
+    elif change.is_blocked:
+        head = style(f"  ! blocked {kind} {change.address}", "yellow", "bold")
+    else:
+        head = style(f"  = keep {kind} {change.address}", "cyan")
+    lines = [head + style(f"  id={change.id}", "dim")]
+    lines.append(style(f"      # (because {change.action_reason.value}: {change.detail})", "dim"))
+    return lines
+
+
+def _drift_lines(item: Drift, style: _Style) -> list[str]:
+    label = {
+        DriftKind.MISSING: "missing",
+        DriftKind.CHANGED: "drift",
+        DriftKind.AMBIGUOUS: "ambiguous",
+    }
+    lines = [style(f"  ~ {label[item.drift]} {item.kind.value} {item.address}", "yellow")]
+    for change in item.fields:
+        lines.append(
+            f"      ~ {change.field}: {_value(change.live)} (live) -> "
+            f"{_value(change.declared)} (declared)"
+        )
+    lines.append(style(f"      # ({item.detail})", "dim"))
+    if item.hint:
+        lines.append(style(f"      # fix: {item.hint}", "dim"))
+    return lines
+
+
+def render_plan(plan: Plan, *, color: bool = False) -> str:
+    style = _Style(color)
+    out: list[str] = []
+    for warning in plan.warnings:
+        out += [style(f"Warning: {warning}", "yellow", "bold"), ""]
+    for scope in plan.scopes:
+        changes = [c for c in plan.resource_changes if c.provider == scope.provider]
+        shown = [c for c in changes if c.action_reason is not Reason.DECLARED]
+        drift = [d for d in plan.drift if d.provider == scope.provider]
+        out.append(
+            style(f"{scope.provider}", "bold")
+            + f" ({scope.type}, {scope.location}, scope {scope.scope}): "
+            f"{scope.models} models, {scope.versions} versions in scope"
+        )
+        if not shown and not drift:
+            out += ["  in sync", ""]
+            continue
+        groups: Sequence[list[Change]] = (
+            [c for c in shown if c.is_delete],
+            [c for c in shown if c.is_blocked],
+            [c for c in shown if c.action_reason in _KEEP_REASONS],
+        )
+        for group in groups:
+            for change in sorted(group, key=lambda c: c.address):
+                out += _change_lines(change, style)
+        for item in drift:
+            out += _drift_lines(item, style)
+        out.append("")
+    out += _summary_lines(plan, style)
+    return "\n".join(out) + "\n"
+
+
+def _summary_lines(plan: Plan, style: _Style) -> list[str]:
+    s = plan.summary
+    if not s.delete and not s.blocked and not s.drifted:
+        lines = [style("No changes.", "green", "bold") + " Live state matches the manifests."]
+    else:
+        lines = [
+            style("Plan:", "bold")
+            + f" {s.delete} to delete, {s.blocked} blocked, {s.drifted} drifted."
+        ]
+        if not s.delete:
+            lines.append(
+                style("No changes.", "green", "bold")
+                + " Nothing to delete; the blocked and drifted objects above need a fix outside "
+                "reconcile."
+            )
+    if s.protected or s.kept:
+        lines.append(f"Kept: {s.protected} protected, {s.kept} by retention rules.")
+    return lines

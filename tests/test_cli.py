@@ -1,0 +1,386 @@
+"""The command line end to end, against the emulator: in-process (the demo's `emulator:` endpoint)
+and over a real loopback socket (a uvicorn server and an `http://127.0.0.1` endpoint)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconcile.cli import main
+from reconcile.emulator import create_app
+from tests.conftest import demo_state, serve_over_loopback
+
+# What the demo plan must delete (addresses), and keep, given examples/demo as shipped.
+DEMO_DELETES = {
+    "fabric-demo/embedder-preview/p1",
+    "fabric-demo/embedder-preview/p3",
+    "fabric-demo/embedder-preview/p4",
+    "fabric-demo/legacy-qa",
+    "fabric-demo/old-chat",
+    "fabric-demo/summarizer/2024-04",
+    "fabric-demo/support-bot/v3",
+    "fabric-demo/support-bot/v4",
+}
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def live_state(demo: Path) -> dict[str, Any]:
+    """The demo's emulated workspace as the emulator holds it now (its persisted copy)."""
+    copy = demo / ".reconcile" / "emulator" / "emulator-state.json"
+    state = json.loads(copy.read_text(encoding="utf-8"))
+    workspace: dict[str, Any] = state["fabric"]["workspaces"]["ws-demo"]
+    return workspace
+
+
+def live_ids(workspace: dict[str, Any]) -> set[str]:
+    ids = set()
+    for model in workspace["models"]:
+        ids.add(model["id"])
+        ids.update(version["id"] for version in model["versions"])
+    return ids
+
+
+def plan_json(capsys: pytest.CaptureFixture[str], path: Path) -> dict[str, Any]:
+    code, out, _ = run(capsys, "plan", str(path), "--json")
+    assert code == 0
+    data: dict[str, Any] = json.loads(out)
+    return data
+
+
+def test_demo_plan_shows_every_kind_of_line(capsys: pytest.CaptureFixture[str], demo: Path) -> None:
+    code, out, err = run(capsys, "plan", str(demo))
+    assert code == 0, err
+    assert "  - delete model fabric-demo/legacy-qa (with 5 versions)" in out
+    assert "  - delete version fabric-demo/support-bot/v3" in out
+    assert "  ! blocked version fabric-demo/support-bot/v5" in out
+    assert '"support-bot-canary"' in out  # the service that blocks it is named
+    assert "  = keep model fabric-demo/prod-translator" in out
+    assert 'protect pattern "prod-*"' in out
+    assert "  ~ missing model fabric-demo/classifier" in out
+    assert "scratch-exp-1" not in out  # ignored
+    assert "qwen2-72b-instruct" not in out  # PUBLIC preset
+    assert "Plan: 8 to delete, 3 blocked, 3 drifted." in out
+    assert "\x1b[" not in out  # no colour when not a terminal
+
+
+def test_detailed_exitcode_is_2_when_something_would_be_deleted(
+    capsys: pytest.CaptureFixture[str], demo: Path
+) -> None:
+    code, _, _ = run(capsys, "plan", str(demo), "--detailed-exitcode")
+    assert code == 2
+
+
+def test_apply_deletes_exactly_the_planned_objects_then_plan_has_no_changes(
+    capsys: pytest.CaptureFixture[str], demo: Path
+) -> None:
+    planned = plan_json(capsys, demo)
+    deletes = [c for c in planned["resource_changes"] if c["actions"] == ["delete"]]
+    assert {c["address"] for c in deletes} == DEMO_DELETES
+    before = live_ids(live_state(demo))
+    expected_gone = set()
+    for change in deletes:
+        expected_gone.add(change["id"])
+        if change["kind"] == "model":
+            expected_gone.update(change["version_ids"])
+
+    code, out, err = run(capsys, "apply", str(demo), "--auto-approve")
+    assert code == 0, err
+    assert "Apply complete: 8 deleted, 0 already gone." in out
+    after = live_ids(live_state(demo))
+    assert before - after == expected_gone
+    assert after <= before
+
+    code, out, _ = run(capsys, "plan", str(demo), "--detailed-exitcode")
+    assert code == 0
+    assert "No changes." in out
+    assert "- delete" not in out
+    assert "! blocked version fabric-demo/support-bot/v5" in out  # still reported
+
+
+def test_apply_without_a_terminal_and_without_auto_approve_refuses(
+    capsys: pytest.CaptureFixture[str], demo: Path
+) -> None:
+    before = live_ids(live_state_after_plan(capsys, demo))
+    code, _, err = run(capsys, "apply", str(demo))
+    assert code == 1
+    assert "no terminal" in err
+    assert live_ids(live_state(demo)) == before
+
+
+def live_state_after_plan(capsys: pytest.CaptureFixture[str], demo: Path) -> dict[str, Any]:
+    run(capsys, "plan", str(demo))
+    return live_state(demo)
+
+
+def test_every_delete_is_journaled_with_its_full_record(
+    capsys: pytest.CaptureFixture[str], demo: Path
+) -> None:
+    code, _, _ = run(capsys, "apply", str(demo), "--auto-approve")
+    assert code == 0
+    records = [
+        json.loads(line)
+        for line in (demo / ".reconcile" / "journal.jsonl").read_text().splitlines()
+    ]
+    intents = {r["address"]: r for r in records if r["event"] == "delete_intent"}
+    outcomes = {r["address"]: r for r in records if r["event"] == "delete_outcome"}
+    assert set(intents) == DEMO_DELETES == set(outcomes)
+    assert all(r["outcome"] == "deleted" for r in outcomes.values())
+    legacy = intents["fabric-demo/legacy-qa"]["record"]
+    assert legacy["name"] == "legacy-qa"
+    assert len(legacy["versions"]) == 5  # a model's receipt holds its versions
+    assert legacy["versions"][0]["config"]["llm_model_config"]["model_path"].startswith("obs://")
+    # Every intent precedes its outcome.
+    order = [(r["event"], r.get("address")) for r in records]
+    for address in DEMO_DELETES:
+        assert order.index(("delete_intent", address)) < order.index(("delete_outcome", address))
+
+
+def test_saved_plan_applies_exactly_its_list(
+    capsys: pytest.CaptureFixture[str], demo: Path, tmp_path: Path
+) -> None:
+    plan_file = tmp_path / "plan.json"
+    code, out, _ = run(capsys, "plan", str(demo), "-o", str(plan_file))
+    assert code == 0
+    saved = json.loads(plan_file.read_text())
+    assert saved["format_version"] == 1
+    assert saved["plan_digest"] in out
+    code, out, _ = run(capsys, "show", str(plan_file))
+    assert code == 0 and "Plan: 8 to delete" in out
+    code, out, err = run(capsys, "apply", str(plan_file), "--expect-digest", saved["plan_digest"])
+    assert code == 0, err
+    assert "Apply complete: 8 deleted" in out
+
+
+def test_saved_plan_is_refused_when_a_target_became_in_use(
+    capsys: pytest.CaptureFixture[str], demo: Path, tmp_path: Path
+) -> None:
+    plan_file = tmp_path / "plan.json"
+    run(capsys, "plan", str(demo), "-o", str(plan_file))
+    copy = demo / ".reconcile" / "emulator" / "emulator-state.json"
+    state = json.loads(copy.read_text())
+    workspace = state["fabric"]["workspaces"]["ws-demo"]
+    support = next(m for m in workspace["models"] if m["name"] == "support-bot")
+    v3 = next(v for v in support["versions"] if v["name"] == "v3")
+    workspace["service_instances"].append(
+        {
+            "id": "svc-new-0001",
+            "name": "late-deploy",
+            "status": "RUNNING",
+            "source": {"id": support["id"], "version_id": v3["id"]},
+        }
+    )
+    copy.write_text(json.dumps(state))
+    before = live_ids(live_state(demo))
+
+    code, _, err = run(capsys, "apply", str(plan_file))
+    assert code == 1
+    assert "the plan is stale" in err
+    assert "fabric-demo/support-bot/v3: now used by inference service svc-new-0001" in err
+    assert live_ids(live_state(demo)) == before
+
+
+def test_saved_plan_is_refused_when_the_manifest_changed(
+    capsys: pytest.CaptureFixture[str], demo: Path, tmp_path: Path
+) -> None:
+    plan_file = tmp_path / "plan.json"
+    run(capsys, "plan", str(demo), "-o", str(plan_file))
+    manifest = demo / "reconcile.toml"
+    manifest.write_text(
+        manifest.read_text().replace('versions = ["v7", "v8"]', 'versions = ["v8"]')
+    )
+    code, _, err = run(capsys, "apply", str(plan_file))
+    assert code == 1
+    assert "manifests" in err and "changed since the plan" in err
+
+
+def test_expect_digest_mismatch_refuses(capsys: pytest.CaptureFixture[str], demo: Path) -> None:
+    before = live_ids(live_state_after_plan(capsys, demo))
+    code, _, err = run(
+        capsys, "apply", str(demo), "--auto-approve", "--expect-digest", "sha256:0000"
+    )
+    assert code == 1
+    assert "not the expected sha256:0000" in err
+    assert live_ids(live_state(demo)) == before
+
+
+def test_max_deletes_guard_refuses_before_any_delete(
+    capsys: pytest.CaptureFixture[str], demo: Path
+) -> None:
+    before = live_ids(live_state_after_plan(capsys, demo))
+    code, _, err = run(capsys, "apply", str(demo), "--auto-approve", "--max-deletes", "3")
+    assert code == 1
+    assert "8 deletes, max_deletes is 3" in err
+    assert live_ids(live_state(demo)) == before
+
+
+def test_reset_restores_the_seed(capsys: pytest.CaptureFixture[str], demo: Path) -> None:
+    run(capsys, "apply", str(demo), "--auto-approve")
+    code, _, _ = run(capsys, "emulator", "reset", str(demo))
+    assert code == 0
+    code, out, _ = run(capsys, "plan", str(demo))
+    assert "Plan: 8 to delete" in out
+
+
+def test_a_bad_manifest_is_one_clear_error_with_file_and_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        '[providers.p]\ntype = "fabric"\nendpoint = "emulator:x.json"\nworkspace_id = "ws"\n\n'
+        '[[models]]\nprovider = "p"\nnmae = "x"\n'
+    )
+    code, out, err = run(capsys, "plan", str(bad))
+    assert code == 1
+    assert out == ""
+    assert f"{bad}:8" in err
+    assert "nmae" in err and "Traceback" not in err
+
+
+def test_validate_checks_without_network(capsys: pytest.CaptureFixture[str], demo: Path) -> None:
+    code, out, _ = run(capsys, "validate", str(demo))
+    assert code == 0
+    assert "valid: 1 provider(s), 4 model(s)" in out
+    assert not (demo / ".reconcile").exists()  # nothing was listed, no emulator started
+
+
+# -- over a real loopback socket ----------------------------------------------------------------
+
+SECRET_TOKEN = "tok-Zq8sW1-very-secret-value"
+
+
+def loopback_manifest(tmp_path: Path, url: str) -> Path:
+    manifest = tmp_path / "loopback.toml"
+    manifest.write_text(
+        f"""
+[providers.fabric-lb]
+type = "fabric"
+endpoint = "{url}"
+workspace_id = "ws-demo"
+scope = "workspace"
+credentials = {{ token_env = "RECONCILE_TEST_TOKEN" }}
+
+[policy]
+protect = ["prod-*"]
+keep_latest = 1
+
+[[models]]
+provider = "fabric-lb"
+name = "support-bot"
+versions = ["v7", "v8"]
+"""
+    )
+    return manifest
+
+
+@pytest.mark.loopback
+def test_plan_and_apply_over_a_real_socket_never_show_the_token(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = demo_state()
+    state["fabric"]["tokens"] = [SECRET_TOKEN]
+    app = create_app(state)
+    monkeypatch.setenv("RECONCILE_TEST_TOKEN", SECRET_TOKEN)
+    with serve_over_loopback(app) as url:
+        manifest = loopback_manifest(tmp_path, url)
+        plan_file = tmp_path / "plan.json"
+        code, plan_out, err = run(capsys, "plan", str(manifest), "-o", str(plan_file))
+        assert code == 0, err
+        assert "- delete model fabric-lb/legacy-qa" in plan_out
+        code, apply_out, apply_err = run(capsys, "apply", str(manifest), "--auto-approve")
+        assert code == 0, apply_err
+        emulator = app.state.emulator
+        deletes = [r for r in emulator.requests if r["method"] == "DELETE"]
+        assert deletes and all(r["status"] in (200, 202) for r in deletes)
+        remaining = {m["name"] for m in emulator.state["fabric"]["workspaces"]["ws-demo"]["models"]}
+        assert "legacy-qa" not in remaining and "prod-translator" in remaining
+        # The token never appears in anything the user or a pipeline sees or keeps.
+        journal = (tmp_path / ".reconcile" / "journal.jsonl").read_text()
+        for text in (plan_out, err, apply_out, apply_err, plan_file.read_text(), journal):
+            assert SECRET_TOKEN not in text
+
+
+@pytest.mark.loopback
+def test_a_wrong_token_is_one_line_naming_the_call_and_status(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RECONCILE_TEST_TOKEN", SECRET_TOKEN)
+    with serve_over_loopback(create_app(demo_state())) as url:
+        code, out, err = run(capsys, "plan", str(loopback_manifest(tmp_path, url)))
+    assert code == 1
+    assert "fabric-lb: list" in err
+    assert "HTTP 401 APIG.1002: Incorrect token or token resolution failed" in err
+    assert SECRET_TOKEN not in err + out
+
+
+def test_a_missing_credential_variable_is_named(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RECONCILE_TEST_TOKEN", raising=False)
+    code, _, err = run(capsys, "plan", str(loopback_manifest(tmp_path, "http://127.0.0.1:9")))
+    assert code == 1
+    assert "environment variable RECONCILE_TEST_TOKEN" in err
+
+
+# -- a real terminal ----------------------------------------------------------------------------
+
+
+def _interactive_apply(demo: Path, answer: str) -> tuple[int, str]:
+    """Run `reconcile apply` on a pseudo-terminal, answer the prompt, return (exit code, screen)."""
+    leader, follower = pty.openpty()
+    env = {**os.environ, "NO_COLOR": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reconcile", "apply", str(demo)],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env=env,
+        close_fds=True,
+    )
+    os.close(follower)
+    screen = b""
+    answered = False
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            screen += chunk
+        if not answered and b"Enter a value:" in screen:
+            os.write(leader, answer.encode() + b"\n")
+            answered = True
+        if process.poll() is not None and not ready:
+            break
+    code = process.wait(timeout=30)
+    os.close(leader)
+    return code, screen.decode(errors="replace")
+
+
+def test_interactive_apply_accepts_only_yes(capsys: pytest.CaptureFixture[str], demo: Path) -> None:
+    before = live_ids(live_state_after_plan(capsys, demo))
+    code, screen = _interactive_apply(demo, "y")
+    assert "Only 'yes' will be accepted" in screen
+    assert code == 1
+    assert live_ids(live_state(demo)) == before
+
+    code, screen = _interactive_apply(demo, "yes")
+    assert code == 0, screen
+    assert "Apply complete: 8 deleted" in screen
