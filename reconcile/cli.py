@@ -371,7 +371,7 @@ def apply(
         if not the_plan.deletes():
             return EXIT_OK
         check_guards(the_plan, limits)
-        _confirm(the_plan, auto_approve)
+        _confirm(the_plan, manifest, auto_approve)
         needed = sorted({c.provider for c in the_plan.deletes()})
         return _run(_apply(the_plan, manifest, needed, directory, parallelism, progress))
 
@@ -386,7 +386,9 @@ def _check_digest(the_plan: Plan, expected: str | None) -> None:
         )
 
 
-def _confirm(the_plan: Plan, auto_approve: bool) -> None:
+def _confirm(the_plan: Plan, manifest: Manifest, auto_approve: bool) -> None:
+    """Interactive approval: the literal `yes`; above a provider's `confirm_name_above` deletes,
+    the name of the workspace instead, so a large delete is never approved by reflex."""
     if auto_approve:
         return
     if not sys.stdin.isatty():
@@ -394,15 +396,41 @@ def _confirm(the_plan: Plan, auto_approve: bool) -> None:
             "refusing to apply without confirmation: no terminal to ask on",
             hint="review the plan and pass --auto-approve, or apply a saved plan file",
         )
-    count = len(the_plan.deletes())
+    counts: dict[str, int] = {}
+    for change in the_plan.deletes():
+        counts[change.provider] = counts.get(change.provider, 0) + 1
+    large = {
+        provider: count
+        for provider, count in counts.items()
+        if count > manifest.policy_for(provider).confirm_name_above
+    }
+    total = sum(counts.values())
     click.echo(
-        f"\nDo you want to delete these {count} objects?\n"
-        "  reconcile will delete exactly the objects listed above. This cannot be undone.\n"
-        "  Only 'yes' will be accepted to approve.\n"
+        f"\nDo you want to delete these {total} objects?\n"
+        "  reconcile will delete exactly the objects listed above. This cannot be undone."
     )
-    answer = click.prompt("  Enter a value", default="", show_default=False)
-    if answer.strip() != "yes":
-        raise ApprovalError("apply cancelled: nothing was deleted")
+    if not large:
+        click.echo("  Only 'yes' will be accepted to approve.\n")
+        answer = click.prompt("  Enter a value", default="", show_default=False)
+        if answer.strip() != "yes":
+            raise ApprovalError("apply cancelled: nothing was deleted")
+        return
+    for provider, count in sorted(large.items()):
+        name = _scope_name(manifest, provider)
+        click.echo(
+            f"  {count} deletes in {provider}: type the name of the workspace, {name}, "
+            "to approve.\n"
+        )
+        answer = click.prompt("  Enter a value", default="", show_default=False)
+        if answer.strip() != name:
+            raise ApprovalError(
+                f"apply cancelled: {answer.strip()!r} is not {name}; nothing was deleted"
+            )
+
+
+def _scope_name(manifest: Manifest, provider: str) -> str:
+    """What a user types to approve a large delete: the workspace id, or the provider's name."""
+    return str(getattr(manifest.providers[provider], "workspace_id", provider))
 
 
 async def _apply(

@@ -84,3 +84,46 @@ def serve_over_loopback(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def run_on_terminal(args: list[str], answers: list[str], *, timeout: float = 60) -> tuple[int, str]:
+    """Run `python -m reconcile ARGS` on a pseudo-terminal; each time it asks "Enter a value:",
+    type the next answer. Returns (exit code, everything it printed)."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reconcile", *args],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env={**os.environ, "NO_COLOR": "1"},
+        close_fds=True,
+    )
+    os.close(follower)
+    screen = b""
+    pending = list(answers)
+    prompts_seen = 0
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            screen += chunk
+        if screen.count(b"Enter a value:") > prompts_seen and pending:
+            prompts_seen += 1
+            os.write(leader, pending.pop(0).encode() + b"\n")
+        if process.poll() is not None and not ready:
+            break
+    code = process.wait(timeout=30)
+    os.close(leader)
+    return code, screen.decode(errors="replace")
