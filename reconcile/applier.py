@@ -21,7 +21,7 @@ from reconcile.model import LiveModel, LiveVersion, Snapshot, digest, model_stat
 from reconcile.plan import Change, Kind, Plan
 from reconcile.providers.base import Provider
 
-Status = Literal["deleted", "already_gone", "failed"]
+Status = Literal["deleted", "already_gone", "failed", "unknown"]
 
 
 @dataclass(frozen=True)
@@ -117,6 +117,16 @@ class Applier:
         self.parallelism = max(1, parallelism)
         self.on_event = on_event or (lambda kind, change, outcome: None)
         self.stop = stop or asyncio.Event()
+        self._running: set[asyncio.Task[list[Outcome]]] = set()
+
+    def interrupt(self) -> None:
+        """First call: send no new delete, let those in flight finish. Second call: stop waiting
+        for them too (their outcome is journaled as unknown: the next plan shows the truth)."""
+        if not self.stop.is_set():
+            self.stop.set()
+            return
+        for task in self._running:
+            task.cancel()
 
     async def relist(self, plan: Plan) -> dict[str, Snapshot]:
         names = sorted({change.provider for change in plan.deletes()})
@@ -176,7 +186,7 @@ class Applier:
         """At most `parallelism` calls in flight; the intents of each batch about to be sent
         are made durable with one fsync before any of them goes out."""
         pending = deque(units)
-        running: set[asyncio.Task[list[Outcome]]] = set()
+        running = self._running
         while pending or running:
             batch: list[list[Change]] = []
             while (
@@ -202,7 +212,8 @@ class Applier:
                     running.add(asyncio.create_task(self._delete(unit)))
             if not running:
                 return
-            finished, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            running.difference_update(finished)
             for task in finished:
                 for outcome in task.result():
                     self.journal.write(
@@ -232,6 +243,7 @@ class Applier:
 
     async def _delete(self, unit: list[Change]) -> list[Outcome]:
         provider = self.providers[unit[0].provider]
+        errors: list[ReconcileError | None]
         try:
             if unit[0].kind is Kind.MODEL:
                 errors = await provider.delete_models([change.id for change in unit])
@@ -245,6 +257,12 @@ class Applier:
                     errors = [error]
         except ReconcileError as error:
             errors = [error] * len(unit)
+        except asyncio.CancelledError:
+            # Interrupted twice: the request may or may not have reached the platform.
+            return [
+                Outcome(change, "unknown", "interrupted before the platform answered")
+                for change in unit
+            ]
         return [_outcome(change, error) for change, error in zip(unit, errors, strict=True)]
 
 

@@ -460,13 +460,11 @@ async def _apply(
                 click.echo(f"  failed: {outcome.change.address}: {outcome.error}", err=True)
             progress("deleting", done, total)
 
-    stop = asyncio.Event()
     try:
-        with Journal(state_dir / JOURNAL_FILE) as journal, _stop_on_signals(stop):
-            applier = Applier(
-                providers, journal, parallelism=parallelism, on_event=on_event, stop=stop
-            )
-            result = await applier.apply(the_plan)
+        with Journal(state_dir / JOURNAL_FILE) as journal:
+            applier = Applier(providers, journal, parallelism=parallelism, on_event=on_event)
+            with _on_signals(applier.interrupt):
+                result = await applier.apply(the_plan)
     finally:
         progress.clear()
         await _close(providers)
@@ -477,13 +475,23 @@ async def _apply(
 
 
 @contextlib.contextmanager
-def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
-    """SIGINT/SIGTERM during deletes: send no new delete, let those in flight finish."""
+def _on_signals(handler: Callable[[], None]) -> Iterator[None]:
+    """SIGINT/SIGTERM during deletes: no new delete is sent, those in flight finish and are
+    journaled (a second signal stops waiting for them)."""
     loop = asyncio.get_running_loop()
     installed = []
+
+    def notify() -> None:
+        click.echo(
+            "\nInterrupted: sending no new deletes, waiting for those in flight "
+            "(interrupt again to stop waiting).",
+            err=True,
+        )
+        handler()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, notify)
             installed.append(sig)
     try:
         yield
@@ -498,6 +506,10 @@ def _render_result(result: ApplyResult, total: int) -> str:
     lines = []
     for outcome in result.failed:
         lines.append(f"  ! failed {outcome.change.address}: {outcome.error}")
+    for outcome in result.with_status("unknown"):
+        lines.append(f"  ? unknown {outcome.change.address}: {outcome.error}")
+    for change in result.not_attempted:
+        lines.append(f"  . not attempted {change.address}")
     if result.interrupted:
         lines.append(
             f"Interrupted: {deleted} deleted, {gone} already gone, {len(result.failed)} failed, "
