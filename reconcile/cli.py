@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -27,6 +29,7 @@ if TYPE_CHECKING:  # the heavy modules load only when a command runs, so --help 
     from reconcile.manifest import Manifest
     from reconcile.model import Snapshot
     from reconcile.plan import Change, Plan
+    from reconcile.providers import Options
     from reconcile.providers.base import Provider
 
 EXIT_OK = 0
@@ -43,22 +46,106 @@ T = TypeVar("T")
 # -- shared options -----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Run:
+    """The options every command that talks to platforms shares."""
+
+    state_dir: Path | None
+    parallelism: int
+    color: bool
+    quiet: bool
+    insecure: bool
+    #: Attempts per request and the timeout of one attempt; None: the manifest's policy.
+    attempts: int | None
+    timeout: float | None
+    max_rps: float | None
+
+    def state_dir_for(self, path: Path) -> Path:
+        from reconcile.providers import default_state_dir
+
+        return self.state_dir if self.state_dir is not None else default_state_dir(path)
+
+    def options(self, path: Path) -> Options:
+        from reconcile.providers import Options
+
+        return Options(
+            state_dir=self.state_dir_for(path),
+            parallelism=self.parallelism,
+            insecure=self.insecure,
+            attempts=self.attempts,
+            timeout=self.timeout,
+            max_rps=self.max_rps,
+        )
+
+
 def _common(func: Callable[..., Any]) -> Callable[..., Any]:
-    func = click.option(
-        "--state-dir",
-        type=click.Path(file_okay=False, path_type=Path),
-        help="Where the journal, the lock and emulator state live "
-        "[default: .reconcile beside the manifests].",
-    )(func)
-    func = click.option(
-        "--parallelism",
-        type=click.IntRange(1, 256),
-        default=16,
-        show_default=True,
-        help="Requests in flight at once.",
-    )(func)
-    func = click.option("--no-color", is_flag=True, help="Never colour the output.")(func)
-    return click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr.")(func)
+    """Add the shared options to a command; it receives them as one `run: _Run` argument."""
+
+    @functools.wraps(func)
+    def command(
+        *args: Any,
+        state_dir: Path | None,
+        parallelism: int,
+        no_color: bool,
+        quiet: bool,
+        insecure: bool,
+        attempts: int | None,
+        timeout: float | None,
+        max_rps: float | None,
+        **kwargs: Any,
+    ) -> Any:
+        run = _Run(
+            state_dir=state_dir,
+            parallelism=parallelism,
+            color=_use_color(no_color),
+            quiet=quiet,
+            insecure=insecure,
+            attempts=attempts,
+            timeout=timeout,
+            max_rps=max_rps,
+        )
+        return func(*args, run=run, **kwargs)
+
+    options = [
+        click.option(
+            "--state-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Where the journal, the lock and emulator state live "
+            "[default: .reconcile beside the manifests].",
+        ),
+        click.option(
+            "--parallelism",
+            type=click.IntRange(1, 256),
+            default=16,
+            show_default=True,
+            help="Requests in flight at once.",
+        ),
+        click.option(
+            "--attempts",
+            type=click.IntRange(1, 20),
+            help="Tries per request on timeouts, 408, 429 and 5xx [default: policy, 4].",
+        ),
+        click.option(
+            "--timeout",
+            type=click.FloatRange(0.1),
+            help="Seconds one attempt may take [default: policy, 30].",
+        ),
+        click.option(
+            "--max-rps",
+            type=click.FloatRange(0.1),
+            help="Send at most this many requests per second to each provider.",
+        ),
+        click.option(
+            "--insecure",
+            is_flag=True,
+            help="Allow plain http:// endpoints on hosts that are not loopback.",
+        ),
+        click.option("--no-color", is_flag=True, help="Never colour the output."),
+        click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
 
 
 def _use_color(no_color: bool) -> bool:
@@ -95,10 +182,10 @@ class _Progress:
 # -- the pipeline pieces the commands share ---------------------------------------------------
 
 
-def _load(path: Path) -> Manifest:
+def _load(path: Path, *, insecure: bool = False) -> Manifest:
     from reconcile.manifest import load_manifest
 
-    return load_manifest(path)
+    return load_manifest(path, insecure=insecure)
 
 
 def _state_dir(path: Path, state_dir: Path | None) -> Path:
@@ -112,19 +199,11 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
 
 
 async def _listed(
-    manifest: Manifest,
-    names: Sequence[str] | None,
-    state_dir: Path,
-    parallelism: int,
-    progress: _Progress,
+    manifest: Manifest, options: Options, progress: _Progress
 ) -> tuple[dict[str, Provider], dict[str, Snapshot]]:
-    from reconcile.providers import Options, open_providers
+    from reconcile.providers import open_providers
 
-    providers = open_providers(
-        manifest,
-        list(names) if names is not None else None,
-        Options(state_dir=state_dir, parallelism=parallelism),
-    )
+    providers = open_providers(manifest, None, options)
     try:
         snapshots = await asyncio.gather(
             *(provider.snapshot(progress) for provider in providers.values())
@@ -221,10 +300,7 @@ def plan(
     as_json: bool,
     detailed_exitcode: bool,
     targets: tuple[str, ...],
-    state_dir: Path | None,
-    parallelism: int,
-    no_color: bool,
-    quiet: bool,
+    run: _Run,
 ) -> int:
     """Show what apply would delete, and why.
 
@@ -238,23 +314,21 @@ def plan(
       reconcile plan manifests/ --detailed-exitcode   # exit 2 when something would be deleted
       reconcile plan manifests/ --json | jq .summary
     """
-    manifest = _load(path)
-    progress = _Progress(quiet)
+    manifest = _load(path, insecure=run.insecure)
+    progress = _Progress(run.quiet)
 
-    async def run() -> Plan:
-        providers, snapshots = await _listed(
-            manifest, None, _state_dir(path, state_dir), parallelism, progress
-        )
+    async def listing() -> Plan:
+        providers, snapshots = await _listed(manifest, run.options(path), progress)
         await _close(providers)
         return _make_plan(manifest, snapshots, targets, path)
 
-    result = _run(run())
+    result = _run(listing())
     if out is not None:
         out.write_text(result.to_json(), encoding="utf-8")
     if as_json:
         click.echo(result.to_json(), nl=False)
     else:
-        click.echo(_render(result, _use_color(no_color)), nl=False)
+        click.echo(_render(result, run.color), nl=False)
         if out is not None:
             click.echo(f"\nSaved the plan to {out} (digest {result.plan_digest}).")
             click.echo(f"To delete exactly this, run: reconcile apply {out}")
@@ -296,10 +370,7 @@ def apply(
     expect_digest: str | None,
     targets: tuple[str, ...],
     manifest_override: Path | None,
-    state_dir: Path | None,
-    parallelism: int,
-    no_color: bool,
-    quiet: bool,
+    run: _Run,
 ) -> int:
     """Delete what the plan deletes, after confirmation or from a saved plan.
 
@@ -316,8 +387,8 @@ def apply(
     """
     from reconcile.plan import Plan
 
-    color = _use_color(no_color)
-    progress = _Progress(quiet)
+    color = run.color
+    progress = _Progress(run.quiet)
     saved: Plan | None = None
     if path.is_file() and path.suffix == ".json":
         saved = Plan.from_json(path.read_text(encoding="utf-8"), source=str(path))
@@ -331,8 +402,8 @@ def apply(
             )
     else:
         manifest_path = path
-    manifest = _load(manifest_path)
-    directory = _state_dir(manifest_path, state_dir)
+    manifest = _load(manifest_path, insecure=run.insecure)
+    options = run.options(manifest_path)
     limits = {
         name: max_deletes if max_deletes is not None else manifest.policy_for(name).max_deletes
         for name in manifest.providers
@@ -341,7 +412,7 @@ def apply(
     from reconcile.applier import check_guards
     from reconcile.lock import hold_lock
 
-    with hold_lock(directory, "apply"):
+    with hold_lock(options.state_dir, "apply"):
         if saved is not None:
             if saved.manifest_digest != manifest.digest():
                 raise StalePlanError(
@@ -356,12 +427,10 @@ def apply(
             click.echo(_render(the_plan, color), nl=False)
             if not the_plan.deletes():
                 return EXIT_OK
-            return _run(
-                _apply(the_plan, manifest, providers_needed, directory, parallelism, progress)
-            )
+            return _run(_apply(the_plan, manifest, providers_needed, options, progress))
 
         async def make() -> tuple[Plan, dict[str, Snapshot]]:
-            providers, snapshots = await _listed(manifest, None, directory, parallelism, progress)
+            providers, snapshots = await _listed(manifest, options, progress)
             await _close(providers)
             return _make_plan(manifest, snapshots, targets, manifest_path), snapshots
 
@@ -373,7 +442,7 @@ def apply(
         check_guards(the_plan, limits)
         _confirm(the_plan, manifest, auto_approve)
         needed = sorted({c.provider for c in the_plan.deletes()})
-        return _run(_apply(the_plan, manifest, needed, directory, parallelism, progress))
+        return _run(_apply(the_plan, manifest, needed, options, progress))
 
 
 def _check_digest(the_plan: Plan, expected: str | None) -> None:
@@ -437,17 +506,14 @@ async def _apply(
     the_plan: Plan,
     manifest: Manifest,
     names: list[str],
-    state_dir: Path,
-    parallelism: int,
+    options: Options,
     progress: _Progress,
 ) -> int:
     from reconcile.applier import Applier
     from reconcile.journal import JOURNAL_FILE, Journal
-    from reconcile.providers import Options, open_providers
+    from reconcile.providers import open_providers
 
-    providers = open_providers(
-        manifest, names, Options(state_dir=state_dir, parallelism=parallelism)
-    )
+    providers = open_providers(manifest, names, options)
     total = len(the_plan.deletes())
     done = 0
 
@@ -461,8 +527,10 @@ async def _apply(
             progress("deleting", done, total)
 
     try:
-        with Journal(state_dir / JOURNAL_FILE) as journal:
-            applier = Applier(providers, journal, parallelism=parallelism, on_event=on_event)
+        with Journal(options.state_dir / JOURNAL_FILE) as journal:
+            applier = Applier(
+                providers, journal, parallelism=options.parallelism, on_event=on_event
+            )
             with _on_signals(applier.interrupt):
                 result = await applier.apply(the_plan)
     finally:

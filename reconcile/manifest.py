@@ -12,6 +12,7 @@ import contextlib
 import difflib
 import fnmatch
 import ipaddress
+import itertools
 import json
 import re
 import tomllib
@@ -77,6 +78,8 @@ class PolicyOverrides(Spec):
     keep_latest: Annotated[int, Field(ge=0)] | None = None
     max_deletes: Annotated[int, Field(ge=0)] | None = None
     confirm_name_above: Annotated[int, Field(ge=0)] | None = None
+    retry_attempts: Annotated[int, Field(ge=1, le=20)] | None = None
+    request_timeout: Annotated[float, Field(gt=0, le=600)] | None = None
 
 
 class Policy(Spec):
@@ -90,6 +93,10 @@ class Policy(Spec):
     max_deletes: Annotated[int, Field(ge=0)] = 25
     #: Above this many deletes, interactive apply asks for the workspace name instead of "yes".
     confirm_name_above: Annotated[int, Field(ge=0)] = 10
+    #: Tries per request on timeouts, 408, 429 and 5xx (override: --attempts).
+    retry_attempts: Annotated[int, Field(ge=1, le=20)] = 4
+    #: Seconds one attempt may take (override: --timeout).
+    request_timeout: Annotated[float, Field(gt=0, le=600)] = 30.0
 
     def merged(self, overrides: PolicyOverrides | None) -> Policy:
         if overrides is None:
@@ -261,9 +268,13 @@ def manifest_files(path: Path) -> list[Path]:
     Only files directly in the folder count; hidden ones (editor lock and backup files such as
     `.#prod.toml`) are skipped. Paths stay as the user spelled them, joined with the file name.
     """
-    if path.is_file():
+    try:
+        is_file, is_dir = path.is_file(), path.is_dir()
+    except OSError as error:  # a name too long, no permission to look
+        raise ManifestError(f"cannot open: {error.strerror}", file=str(path)) from None
+    if is_file:
         return [path]
-    if not path.is_dir():
+    if not is_dir:
         raise ManifestError(
             "no such file or folder",
             file=str(path),
@@ -286,13 +297,14 @@ def manifest_files(path: Path) -> list[Path]:
     return sorted(files, key=lambda entry: entry.name)
 
 
-def load_manifest(path: Path) -> Manifest:
+def load_manifest(path: Path, *, insecure: bool = False) -> Manifest:
     """Read a `.toml` file, or every `*.toml` directly in a folder, into one validated Manifest.
 
     Files are merged: provider tables and `[[models]]` from all files, `[policy]` from at most one.
     Any problem raises one ManifestError naming the file, the line and the TOML path at fault.
+    `insecure` lets endpoints use plain http:// to hosts that are not loopback (--insecure).
     """
-    parts = [_load_file(file, str(file)) for file in manifest_files(path)]
+    parts = [_load_file(file, str(file), insecure) for file in manifest_files(path)]
     return _merge(parts, path)
 
 
@@ -506,7 +518,8 @@ class _KeyLineScanner:
                 if not containers:
                     return pos
             elif char == ",":
-                container.index += container.is_array
+                if container.is_array:
+                    container.index += 1
                 container.wants_item = True
                 pos += 1
             elif not container.wants_item:
@@ -541,6 +554,8 @@ class _FileManifest:
 
     file: str
     lines: dict[Loc, int]
+    #: Plain http:// to hosts that are not loopback is allowed (--insecure).
+    insecure: bool = False
     providers: dict[str, FabricProvider | QianfanProvider] = dataclass_field(default_factory=dict)
     policy: Policy | None = None
     models: list[ModelSpec] = dataclass_field(default_factory=list)
@@ -595,7 +610,7 @@ class _FileChecker:
             return None
 
 
-def _load_file(path: Path, file: str) -> _FileManifest:
+def _load_file(path: Path, file: str, insecure: bool = False) -> _FileManifest:
     text = _read_text(path, file)
     try:
         data = tomllib.loads(text)
@@ -605,14 +620,18 @@ def _load_file(path: Path, file: str) -> _FileManifest:
         raise ManifestError(
             "values are nested too deeply to read", file=file, hint="flatten the arrays"
         ) from None
-    manifest = _FileManifest(file=file, lines=scan_key_lines(text))
+    except ValueError:  # Python's limit on the digits of a decimal integer (tomllib lets it out)
+        raise ManifestError(
+            "a number has too many digits", file=file, hint="check for pasted data"
+        ) from None
+    manifest = _FileManifest(file=file, lines=scan_key_lines(text), insecure=insecure)
     checker = _FileChecker(manifest)
     for key in data:
         if key not in TOP_LEVEL_KEYS:
             checker.fail(
                 manifest.error(
                     (),
-                    f"unknown top-level key {key!r}{_did_you_mean(key, TOP_LEVEL_KEYS)}",
+                    f"unknown top-level key {_quote(key)}{_did_you_mean(key, TOP_LEVEL_KEYS)}",
                     hint="a manifest holds [providers.NAME] tables, one [policy] and [[models]]",
                     at=(key,),
                 )
@@ -692,7 +711,7 @@ def _check_providers(checker: _FileChecker, providers: Any) -> None:
             checker.fail(
                 manifest.error(
                     loc,
-                    f"invalid provider name {name!r}: use {_PATTERN_RULES[NAME_PATTERN]}",
+                    f"invalid provider name {_quote(name)}: use {_PATTERN_RULES[NAME_PATTERN]}",
                     hint="rename the table, and the provider = ... of its models",
                 )
             )
@@ -722,7 +741,7 @@ def _check_providers(checker: _FileChecker, providers: Any) -> None:
             else:
                 type_problem = manifest.error(
                     (*loc, "type"),
-                    f"unknown provider type {kind!r}{_did_you_mean(kind, PROVIDER_TYPES)}",
+                    f"unknown provider type {_quote(kind)}{_did_you_mean(kind, PROVIDER_TYPES)}",
                     hint=hint,
                 )
             checker.fail(type_problem)
@@ -745,22 +764,27 @@ def _provider_problem(
     if isinstance(provider, FabricProvider) and provider.services_endpoint is not None:
         endpoints.append(("services_endpoint", provider.services_endpoint))
     for key, url in endpoints:
+        # Only the API endpoint can be the built-in emulator; it serves the services too.
         emulator_allowed = key == "endpoint"
-        problem = _endpoint_problem(url, emulator_allowed=emulator_allowed)
+        problem = _endpoint_problem(
+            url, emulator_allowed=emulator_allowed, insecure=manifest.insecure
+        )
         if problem is not None:
-            return manifest.error(
-                (*loc, key),
-                problem,
-                hint="use https://HOST; http:// only for a loopback host (a local emulator)"
-                + (", or emulator:STATE.json for the built-in emulator" * emulator_allowed),
+            hint = (
+                "use https://HOST; http:// only for a loopback host (a local emulator) or "
+                "with --insecure"
             )
+            if emulator_allowed:
+                hint += ", or emulator:STATE.json for the built-in emulator"
+            return manifest.error((*loc, key), problem, hint=hint)
     emulated = provider.endpoint.startswith(EMULATOR_PREFIX)
     if provider.credentials is None:
-        if emulated:
+        # Qianfan falls back to the SDK's own variables, QIANFAN_ACCESS_KEY / QIANFAN_SECRET_KEY.
+        if emulated or isinstance(provider, QianfanProvider):
             return None
         return manifest.error(
             loc,
-            f"missing credentials for the real endpoint {provider.endpoint!r}",
+            f"missing credentials for the real endpoint {_quote(provider.endpoint)}",
             hint=f"add credentials = {_CREDENTIAL_EXAMPLES[provider.type]} (or token_env): the "
             "names of environment variables holding the secrets; or use endpoint = "
             '"emulator:STATE.json" for the built-in emulator',
@@ -776,7 +800,7 @@ def _provider_problem(
     return None
 
 
-def _endpoint_problem(url: str, *, emulator_allowed: bool) -> str | None:
+def _endpoint_problem(url: str, *, emulator_allowed: bool, insecure: bool = False) -> str | None:
     if url.startswith(EMULATOR_PREFIX) and emulator_allowed:
         if url == EMULATOR_PREFIX:
             return "emulator: needs the name of a state file, as in emulator:state.json"
@@ -790,9 +814,9 @@ def _endpoint_problem(url: str, *, emulator_allowed: bool) -> str | None:
     if "@" in parts.netloc:
         return "the URL carries a user name or password: secrets never go into a manifest"
     if parts.scheme not in ("https", "http") or not host:
-        return f"{url!r} is not an https:// URL"
-    if parts.scheme == "http" and not _is_loopback(host):
-        return f"{url!r} is plain http:// to a host that is not loopback"
+        return f"{_quote(url)} is not an https:// URL"
+    if parts.scheme == "http" and not _is_loopback(host) and not insecure:
+        return f"{_quote(url)} is plain http:// to a host that is not loopback"
     return None
 
 
@@ -808,15 +832,13 @@ def _is_loopback(host: str) -> bool:
 def _looks_like_secret(value: str) -> bool:
     """An access or secret key pasted where a variable name belongs (the pattern let it through).
 
-    Platform keys are 20 to 40 letters and digits; environment variable names that long have
-    underscores in them.
+    Platform keys are 20 to 40 random letters and digits (`HPUAK3X9ZB7LMN2RT4WQ`); variable names
+    are words, with underscores when long, and digits, if any, in one run (`FABRIC_TOKEN_2024`).
     """
-    return (
-        len(value) >= 20
-        and "_" not in value
-        and any(char.isdigit() for char in value)
-        and any(char.isalpha() for char in value)
-    )
+    if len(value) < 16 or "_" in value:
+        return False
+    switches = sum(left.isdigit() != right.isdigit() for left, right in itertools.pairwise(value))
+    return switches >= 4
 
 
 def _secret_hint(key: str) -> str:
@@ -907,7 +929,7 @@ def _explain(
         if not suggestion and f"{key}_env" in allowed:
             suggestion = f" (did you mean '{key}_env'?)"
         allowed_hint = f"keys allowed here: {', '.join(allowed)}" if allowed else "remove it"
-        message = f"unknown key {key!r}{suggestion}"
+        message = f"unknown key {_quote(key)}{suggestion}"
         return 0, manifest.error(
             loc[:-1], message, hint=_CREDENTIALS_HINT if secret else allowed_hint, at=loc
         )
@@ -959,7 +981,7 @@ def _explain(
         hint = "a provider is named by the key of its [providers.NAME] table"
         if field and field.endswith("_id"):
             hint = f"{field} is the platform's id as its console or API shows it, not a name"
-        return 0, manifest.error(loc, f"invalid {field} {value!r}: use {rule}", hint=hint)
+        return 0, manifest.error(loc, f"invalid {field} {_quote(value)}: use {rule}", hint=hint)
     if kind == "string_too_short":
         least = context.get("min_length", 1)
         message = "must not be empty" if least == 1 else f"must be {least} characters or more"
@@ -971,7 +993,9 @@ def _explain(
     if kind == "greater_than_equal":
         bound = context.get("ge")
         return 0, manifest.error(
-            loc, f"must be {bound} or more, got {value!r}", hint=f"use {field} = {bound} or more"
+            loc,
+            f"must be {bound} or more, got {value if abs(value) < _HUGE else 'a huge number'}",
+            hint=f"use {field} = {bound} or more",
         )
     if kind == "value_error":
         message = str(context.get("error", detail["msg"]))
@@ -1033,19 +1057,24 @@ def _spec_at(spec: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
 
 
+#: Integers from here on are not spelt out in messages (Python refuses to for the longest ones).
+_HUGE = 10**30
+
+
 def _describe(value: Any, *, show: bool = True) -> str:
     """A TOML value's type in words, with the value itself when short and `show` allows."""
     if isinstance(value, bool):
         return f"a boolean ({str(value).lower()})" if show else "a boolean"
     if isinstance(value, int):
+        if abs(value) >= _HUGE:
+            return "a huge integer"
         return f"an integer ({value})" if show else "an integer"
     if isinstance(value, float):
         return f"a float ({value})" if show else "a float"
     if isinstance(value, str):
         if not show:
             return "a string"
-        shown = value if len(value) <= 40 else value[:37] + "..."
-        return f"a string ({shown!r})"
+        return f"a string ({_quote(value)})"
     if isinstance(value, list | tuple):
         return "an array"
     if isinstance(value, dict):
@@ -1053,6 +1082,11 @@ def _describe(value: Any, *, show: bool = True) -> str:
     if isinstance(value, datetime | date | time):
         return "a date/time"
     return f"a {type(value).__name__}"
+
+
+def _quote(text: str) -> str:
+    """A value from the file, quoted for a message; cut short when long."""
+    return repr(text if len(text) <= 60 else text[:57] + "...")
 
 
 def _did_you_mean(word: str, choices: Iterable[str]) -> str:

@@ -6,7 +6,7 @@ import asyncio
 import os
 import shutil
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,11 +14,11 @@ import httpx
 
 from reconcile.errors import ReconcileError
 from reconcile.manifest import FabricProvider as FabricSpec
-from reconcile.manifest import Manifest
+from reconcile.manifest import Manifest, Policy
 from reconcile.manifest import QianfanProvider as QianfanSpec
 from reconcile.providers import fabric, qianfan
 from reconcile.providers.base import Provider
-from reconcile.providers.http import Http, Redactor, RetryPolicy, check_endpoint
+from reconcile.providers.http import Http, RateLimiter, Redactor, RetryPolicy, check_endpoint
 
 EMULATOR_SCHEME = "emulator:"
 #: The built-in emulator's fixed demo credentials (its state files list them as valid).
@@ -32,8 +32,18 @@ class Options:
 
     state_dir: Path
     parallelism: int = 16
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
     insecure: bool = False
+    #: Attempts per request and seconds per attempt; None: the provider's policy decides.
+    attempts: int | None = None
+    timeout: float | None = None
+    #: Requests per second to each provider at most; None: no limit but `parallelism`.
+    max_rps: float | None = None
+
+    def retry(self, policy: Policy) -> RetryPolicy:
+        return RetryPolicy(
+            attempts=self.attempts if self.attempts is not None else policy.retry_attempts,
+            timeout=self.timeout if self.timeout is not None else policy.request_timeout,
+        )
 
 
 def open_providers(
@@ -72,7 +82,8 @@ def _open_fabric(
 ) -> Provider:
     redact = Redactor()
     headers: dict[str, str] = {}
-    timeout = httpx.Timeout(options.retry.timeout)
+    retry = options.retry(manifest.policy_for(name))
+    timeout = httpx.Timeout(retry.timeout)
     if spec.endpoint.startswith(EMULATOR_SCHEME):
         transport = emulator_transport(spec.endpoint, name, manifest, options.state_dir, emulators)
         endpoint = services_endpoint = "http://fabric.emulator"
@@ -100,7 +111,8 @@ def _open_fabric(
             provider=name,
             map_error=fabric.map_error,
             semaphore=semaphore,
-            retry=options.retry,
+            retry=retry,
+            limiter=RateLimiter.per_second(options.max_rps),
             redact=redact,
             sign=sign,
         )
@@ -126,7 +138,8 @@ def _open_qianfan(
     emulators: dict[Path, httpx.ASGITransport],
 ) -> Provider:
     redact = Redactor()
-    timeout = httpx.Timeout(options.retry.timeout)
+    retry = options.retry(manifest.policy_for(name))
+    timeout = httpx.Timeout(retry.timeout)
     if spec.endpoint.startswith(EMULATOR_SCHEME):
         transport = emulator_transport(spec.endpoint, name, manifest, options.state_dir, emulators)
         client = httpx.AsyncClient(transport=transport, timeout=timeout)
@@ -153,7 +166,8 @@ def _open_qianfan(
         provider=name,
         map_error=qianfan.map_error,
         semaphore=semaphore,
-        retry=options.retry,
+        retry=retry,
+        limiter=RateLimiter.per_second(options.max_rps),
         redact=redact,
         sign=qianfan.bce_signer(access_key, secret_key, clock=lambda: datetime.now(UTC)),
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +66,26 @@ def check_endpoint(endpoint: str, *, insecure: bool = False) -> str:
     )
 
 
+class RateLimiter:
+    """At most `rate` request starts per second, spread evenly (for platforms that throttle)."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = 1.0 / rate
+        self.clock = clock
+        self.next_slot = 0.0
+
+    @classmethod
+    def per_second(cls, rate: float | None) -> RateLimiter | None:
+        return None if rate is None else cls(rate)
+
+    async def wait(self) -> None:
+        now = self.clock()
+        slot = max(now, self.next_slot)
+        self.next_slot = slot + self.interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+
 class Http:
     """Sends one platform's requests: at most `parallelism` at once, retried when transient."""
 
@@ -79,6 +100,7 @@ class Http:
         redact: Redactor | None = None,
         sign: Callable[[httpx.Request], None] | None = None,
         sleep: Callable[[float], Any] = asyncio.sleep,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.client = client
         self.provider = provider
@@ -88,6 +110,7 @@ class Http:
         self.redact = redact or Redactor()
         self.sign = sign
         self.sleep = sleep
+        self.limiter = limiter
         #: Requests sent (each attempt counts), for benchmarks and progress.
         self.sent = 0
 
@@ -111,6 +134,8 @@ class Http:
                 self.sign(request)
             described = f"{operation} ({method} {self._safe_url(request.url)})"
             try:
+                if self.limiter is not None:
+                    await self.limiter.wait()
                 async with self.semaphore:
                     self.sent += 1
                     response = await self.client.send(request)
