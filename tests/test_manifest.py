@@ -313,6 +313,22 @@ def test_the_topmost_problem_of_a_file_is_reported(tmp_path: Path) -> None:
     assert (error.line, error.message.split(": ")[1]) == (4, "models[0].absent")
 
 
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("[" * 5000 + "]" * 5000, "values are nested too deeply to read"),
+        ("1" * 5000, "a number has too many digits"),
+        ("0x" + "f" * 5000, "models[0].name: expected a string, got a huge integer"),
+    ],
+)
+def test_pathological_values_are_reported_not_crashed_on(
+    tmp_path: Path, value: str, message: str
+) -> None:
+    text = EMULATED_PROVIDER + f'[[models]]\nprovider = "demo"\nname = {value}\n'
+    error = load_error(write(tmp_path / "m.toml", text))
+    assert error.message.endswith(message)
+
+
 # --- Folder-level problems ------------------------------------------------------------------------
 
 
@@ -703,7 +719,7 @@ def manifest_like(draw: st.DrawFn) -> dict[str, Any]:
     return document
 
 
-@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None, max_examples=300)
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None, max_examples=200)
 @given(manifest_like(), st.booleans())
 def test_random_manifest_structures_raise_nothing_but_manifest_error(
     scratch: Path, document: dict[str, Any], multiline: bool
