@@ -124,17 +124,17 @@ def test_parse_services_drops_deleted_instances() -> None:
 @pytest.mark.parametrize(
     ("payload", "message"),
     [
-        ({"models": []}, "field 'total' should be int, got nothing"),
-        ({"total": "3", "models": []}, "field 'total' should be int, got str"),
-        ({"total": 1, "models": {}}, "field 'models' should be list, got dict"),
-        ({"total": 1, "models": [{"name": "x"}]}, "models[0]: field 'id' should be str"),
-        ({"total": 1, "models": ["x"]}, "models[0]: expected an object, got str"),
+        ({"models": []}, "field 'total' should be an integer, got nothing"),
+        ({"total": "3", "models": []}, "field 'total' should be an integer, got a string"),
+        ({"total": 1, "models": {}}, "field 'models' should be an array, got an object"),
+        ({"total": 1, "models": [{"name": "x"}]}, "models[0]: field 'id' should be a string"),
+        ({"total": 1, "models": ["x"]}, "models[0]: expected an object, got a string"),
         ({"total": 1, "models": [{"id": "a/b", "name": "x"}]}, "refusing to use model id 'a/b'"),
         (
             {"total": 1, "models": [{"id": "a", "name": "x", "create_time": "yesterday"}]},
             "'create_time' is not an ISO 8601 time",
         ),
-        ([], "expected an object, got list"),
+        ([], "expected an object, got an array"),
     ],
 )
 def test_a_response_of_the_wrong_shape_is_an_error_naming_the_call(

@@ -67,14 +67,20 @@ class ShapeError(ProviderError):
 
 def _field(item: Any, key: str, kind: type[T], where: str, *, optional: bool = False) -> T | None:
     if not isinstance(item, dict):
-        raise ShapeError(f"{where}: expected an object, got {type(item).__name__}")
+        raise ShapeError(f"{where}: expected an object, got {_json_type(type(item))}")
     value = item.get(key)
     if value is None and optional:
         return None
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        got = "nothing" if value is None else type(value).__name__
-        raise ShapeError(f"{where}: field {key!r} should be {kind.__name__}, got {got}")
+        got = "nothing" if value is None else _json_type(type(value))
+        raise ShapeError(f"{where}: field {key!r} should be {_json_type(kind)}, got {got}")
     return value
+
+
+def _json_type(kind: type) -> str:
+    """Python type -> the JSON word a reader of the platform's docs knows."""
+    names = {dict: "an object", list: "an array", str: "a string", int: "an integer"}
+    return names.get(kind, "a boolean" if kind is bool else kind.__name__)
 
 
 def _required(item: Any, key: str, kind: type[T], where: str) -> T:
@@ -97,20 +103,19 @@ def _page(payload: Any, key: str, where: str) -> tuple[int, list[Any]]:
     total = _required(payload, "total", int, where)
     items = _required(payload, key, list, where)
     if total < 0:
-        raise ShapeError(f"{where}: negative total {total}")
+        raise ShapeError(f"{where}: field 'total' is negative ({total})")
     return total, items
 
 
 def parse_version(item: Any, model_id: str, where: str) -> LiveVersion:
     version_id = check_version_id(_required(item, "id", str, where), where)
     config = _field(item, "config", dict, where, optional=True) or {}
-    llm = config.get("llm_model_config") or {}
-    if not isinstance(llm, dict):
-        raise ShapeError(f"{where}: field 'config.llm_model_config' should be an object")
+    llm = _field(config, "llm_model_config", dict, f"{where}.config", optional=True) or {}
+    llm_where = f"{where}.config.llm_model_config"
     attributes: dict[str, str | None] = {
         "description": _field(item, "description", str, where, optional=True),
-        "base_model_type": _field(llm, "base_model_type", str, where, optional=True),
-        "model_path": _field(llm, "model_path", str, where, optional=True),
+        "base_model_type": _field(llm, "base_model_type", str, llm_where, optional=True),
+        "model_path": _field(llm, "model_path", str, llm_where, optional=True),
     }
     return LiveVersion(
         id=version_id,

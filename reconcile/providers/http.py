@@ -138,8 +138,8 @@ class Http:
                     await self.limiter.wait()
                 async with self.semaphore:
                     self.sent += 1
-                    response = await self.client.send(request)
-                    await self._read_bounded(response, described)
+                    streamed = await self.client.send(request, stream=True)
+                    response = await self._read_bounded(streamed, described)
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 if attempt < self.retry.attempts:
                     await self.sleep(self._backoff(attempt, None))
@@ -170,16 +170,40 @@ class Http:
                 error.hint = self.redact(error.hint)
             raise error
 
-    async def _read_bounded(self, response: httpx.Response, described: str) -> None:
-        length = response.headers.get("Content-Length")
-        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+    async def _read_bounded(self, response: httpx.Response, described: str) -> httpx.Response:
+        """Read the body, but never more than MAX_BODY_BYTES: a huge or endless answer is an
+        error naming the call, not an out-of-memory crash."""
+        try:
+            length = response.headers.get("Content-Length")
+            if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+                raise self._too_large(described, f"announced {length} bytes")
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise self._too_large(described, f"sent more than {MAX_BODY_BYTES} bytes")
+                chunks.append(chunk)
+        finally:
             await response.aclose()
-            raise ProviderError(
-                f"{self.provider}: {described} answered a body of {length} bytes, more than the "
-                f"{MAX_BODY_BYTES} accepted",
-                provider=self.provider,
-            )
-        await response.aread()
+        headers = [
+            (name, value)
+            for name, value in response.headers.multi_items()
+            if name.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+        ]
+        return httpx.Response(
+            response.status_code,
+            headers=headers,
+            content=b"".join(chunks),
+            request=response.request,
+        )
+
+    def _too_large(self, described: str, what: str) -> ProviderError:
+        return ProviderError(
+            f"{self.provider}: {described}: the platform {what}, more than a listing page can be",
+            provider=self.provider,
+            hint="a proxy or gateway may be in the way; check the endpoint",
+        )
 
     def _backoff(self, attempt: int, retry_after: str | None) -> float:
         if retry_after is not None:
