@@ -73,6 +73,10 @@ class ProviderError(ReconcileError):
         self.platform_message = platform_message
         self.solution = solution
 
+    def __str__(self) -> str:
+        # One line, so a pipeline log or a grep shows the call, the answer and the fix together.
+        return f"{self.message} (fix: {self.hint})" if self.hint else self.message
+
 
 class NotFoundError(ProviderError):
     """The platform says the object does not exist (HTTP 404): for a delete, it is already gone."""

@@ -127,3 +127,15 @@ def run_on_terminal(args: list[str], answers: list[str], *, timeout: float = 60)
     code = process.wait(timeout=30)
     os.close(leader)
     return code, screen.decode(errors="replace")
+
+
+class Swappable:
+    """An ASGI app that hands each request to `app`, which a test may replace: one loopback
+    server for a whole module (starting and stopping uvicorn costs ~0.2 s), a fresh app per test."""
+
+    def __init__(self) -> None:
+        self.app: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        assert self.app is not None, "set Swappable.app before sending requests"
+        await self.app(scope, receive, send)

@@ -137,7 +137,11 @@ def bce_canonical_request(
     headers: Mapping[str, str],
     signed_headers: Iterable[str],
 ) -> str:
-    """``headers`` maps lower-case names to values; ``signed_headers`` as from the header."""
+    """``headers`` maps lower-case names to values; ``signed_headers`` as from the header.
+
+    A signed header whose value is empty (after trimming) is left out of the canonical headers,
+    as Baidu's own signer (``baidubce.auth.bce_v1_signer``) leaves it out.
+    """
     canonical_query = "&".join(
         sorted(f"{uri_encode(k)}={uri_encode(v)}" for k, v in query if k.lower() != "authorization")
     )
@@ -145,6 +149,7 @@ def bce_canonical_request(
         sorted(
             f"{uri_encode(name)}:{uri_encode(headers[name].strip())}"
             for name in bce_headers_to_sign(headers, signed_headers)
+            if headers[name].strip()
         )
     )
     return "\n".join(

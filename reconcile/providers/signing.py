@@ -14,6 +14,7 @@ from urllib.parse import quote, unquote
 
 SDK_ALGORITHM = "SDK-HMAC-SHA256"
 SDK_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
+SDK_CONTENT_SHA256_HEADER = "x-sdk-content-sha256"
 
 
 def _sdk_encode(text: str) -> str:
@@ -38,11 +39,17 @@ def sdk_canonical_request(
     headers: Mapping[str, str],
     body: bytes,
 ) -> tuple[str, str]:
-    """(canonical request, signed headers) for headers that are all to be signed."""
-    lowered = {name.lower(): value for name, value in headers.items()}
+    """(canonical request, signed headers) for headers that are all to be signed.
+
+    As Huawei's SDK: a header whose name holds `_` is never signed (proxies such as nginx drop
+    those by default, so the gateway could not check it), and with a body, a signed
+    `X-Sdk-Content-Sha256` stands in for the body's hash (`UNSIGNED-PAYLOAD`: not signed).
+    """
+    lowered = {name.lower(): value for name, value in headers.items() if "_" not in name}
     signed = sorted(lowered)
     canonical_headers = "".join(f"{name}:{lowered[name].strip()}\n" for name in signed)
     signed_headers = ";".join(signed)
+    declared_hash = lowered.get(SDK_CONTENT_SHA256_HEADER) if body else None
     request = "\n".join(
         [
             method.upper(),
@@ -50,7 +57,7 @@ def sdk_canonical_request(
             sdk_canonical_query(params),
             canonical_headers,
             signed_headers,
-            hashlib.sha256(body).hexdigest(),
+            declared_hash or hashlib.sha256(body).hexdigest(),
         ]
     )
     return request, signed_headers
@@ -80,7 +87,7 @@ def sdk_authorization(
     body: bytes,
 ) -> str:
     """The `Authorization` header for a request whose `headers` (including `X-Sdk-Date` and
-    `Host`) are all signed."""
+    `Host`) are all signed (but those with `_` in their name, as Huawei's SDK)."""
     date = next(value for name, value in headers.items() if name.lower() == "x-sdk-date")
     request, signed = sdk_canonical_request(method, path, params, headers, body)
     signature = sdk_signature(secret_key, sdk_string_to_sign(request, date))
@@ -88,8 +95,16 @@ def sdk_authorization(
 
 
 #: Headers our client signs (when present). The gateway verifies whatever SignedHeaders lists; these
-#: are the ones that matter and that no proxy rewrites.
-SDK_SIGNED_HEADERS = ("content-type", "host", "x-project-id", "x-sdk-date", "x-security-token")
+#: are the ones that matter and that no proxy rewrites. X-Sdk-Content-Sha256 changes what the
+#: gateway hashes for the body, so it is signed whenever it is sent, as the SDK signs it.
+SDK_SIGNED_HEADERS = (
+    "content-type",
+    "host",
+    "x-project-id",
+    "x-sdk-content-sha256",
+    "x-sdk-date",
+    "x-security-token",
+)
 
 
 # -- bce-auth-v1 (Baidu AI Cloud, Qianfan) --------------------------------------------------------
