@@ -222,6 +222,11 @@ async def _admin_requests(request: Request) -> Response:
     return JSONResponse(_emulator(request).requests)
 
 
+async def _admin_request_count(request: Request) -> Response:
+    # The log itself can be large (a benchmark sends 100k requests): this is its cheap summary.
+    return JSONResponse({"count": len(_emulator(request).requests)})
+
+
 async def _admin_reset_requests(request: Request) -> Response:
     requests = _emulator(request).requests
     cleared = len(requests)
@@ -269,6 +274,7 @@ def create_app(
     routes: list[BaseRoute] = [
         Route(ADMIN_PREFIX + "state", _admin_state, methods=["GET"]),
         Route(ADMIN_PREFIX + "requests", _admin_requests, methods=["GET"]),
+        Route(ADMIN_PREFIX + "request-count", _admin_request_count, methods=["GET"]),
         Route(ADMIN_PREFIX + "reset-requests", _admin_reset_requests, methods=["POST"]),
     ]
     for platform in emulator.platforms:

@@ -7,6 +7,7 @@ directly on every request (nothing derived is cached), so tests may edit the sta
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -20,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from reconcile.emulator import signatures
+from reconcile.emulator.index import ListIndex, SortMemo
 
 if TYPE_CHECKING:
     from reconcile.emulator.app import Emulator
@@ -262,8 +264,13 @@ def _fuzzy(needle: str, haystack: Any) -> bool:
 
 
 def _time_key(value: Any) -> datetime:
+    return _parsed_time(value if isinstance(value, str) else str(value))
+
+
+@functools.lru_cache(maxsize=1 << 17)  # a sort of 10,000 models parses each time once
+def _parsed_time(text: str) -> datetime:
     try:
-        parsed = datetime.fromisoformat(str(value))
+        parsed = datetime.fromisoformat(text)
     except ValueError:
         return datetime.min.replace(tzinfo=UTC)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
@@ -478,6 +485,9 @@ class FabricApi:
 
     def __init__(self, emulator: Emulator) -> None:
         self.emulator = emulator
+        # Derived from the state and checked against it on every use (see index.py).
+        self._model_index: dict[str, ListIndex] = {}
+        self._sorts = SortMemo()
 
     # -- what the shared plumbing asks of a platform ---------------------------------------
 
@@ -631,12 +641,20 @@ class FabricApi:
         return workspace
 
     def _model(self, request: Request, workspace: Json) -> Json:
-        model_id = request.path_params["model_id"]
-        for model in workspace.get("models", []):
-            if model.get("id") == model_id:
-                found: Json = model
-                return found
-        raise _not_found()
+        models, place = self._model_place(request, workspace)
+        found: Json = models[place]
+        return found
+
+    def _model_place(self, request: Request, workspace: Json) -> tuple[list[Json], int]:
+        """The workspace's model list and the place in it of the path's model (the first with
+        that id), or the platform's 404."""
+        ws_id = request.path_params["workspace_id"]
+        models: list[Json] = workspace.get("models", [])
+        index = self._model_index.setdefault(ws_id, ListIndex("id"))
+        place = index.find(models, request.path_params["model_id"])
+        if place is None:
+            raise _not_found()
+        return models, place
 
     # -- handlers --------------------------------------------------------------------------
 
@@ -649,15 +667,27 @@ class FabricApi:
         sort_by = _enum_param(request, "sort_by", SORT_FIELDS, SORT_BY_DEFAULT)
         order_by = _enum_param(request, "order_by", ORDERS, ORDER_DEFAULT)
         workspace = self._workspace(request)
-        matching = [
-            model
-            for model in workspace.get("models", [])
-            if (not name or _fuzzy(name, model.get("name")))
-            and (not model_id or model.get("id") == model_id)
-            and (not model_type or model.get("type") == model_type)
-            and (visibility == "ALL" or model.get("visibility") == visibility)
-        ]
-        ordered = _sorted(matching, sort_by, order_by)
+        models = workspace.get("models", [])
+        filtered = name or model_id or model_type or visibility != "ALL"
+        matching = (
+            [
+                model
+                for model in models
+                if (not name or _fuzzy(name, model.get("name")))
+                and (not model_id or model.get("id") == model_id)
+                and (not model_type or model.get("type") == model_type)
+                and (visibility == "ALL" or model.get("visibility") == visibility)
+            ]
+            if filtered
+            else list(models)
+        )
+        field = SORT_FIELDS[sort_by]
+        ordered, _ = self._sorts.sort(
+            ("models", id(workspace), sort_by, order_by),
+            matching,
+            (field, "id"),
+            lambda items: _sorted(items, sort_by, order_by),
+        )
         return JSONResponse(
             {"total": len(ordered), "models": [_model_info(m) for m in page.take(ordered)]}
         )
@@ -679,7 +709,8 @@ class FabricApi:
 
     def delete_model(self, request: Request) -> Response:
         workspace = self._workspace(request)
-        model = self._model(request, workspace)
+        models, place = self._model_place(request, workspace)
+        model = models[place]
         model_id = model["id"]
         if model.get("visibility") == "PUBLIC":
             raise FabricError(
@@ -704,7 +735,8 @@ class FabricApi:
                     "solution_msg": MODEL_IN_USE_SOLUTION.format(services=services),
                 },
             )
-        workspace["models"] = [m for m in workspace["models"] if m is not model]
+        index = self._model_index[request.path_params["workspace_id"]]
+        workspace["models"] = index.without(models, [place])
         self.emulator.persist()
         return Response(status_code=200)
 
