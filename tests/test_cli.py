@@ -17,7 +17,7 @@ import pytest
 
 from reconcile.cli import main
 from reconcile.emulator import create_app
-from tests.conftest import demo_state, serve_over_loopback
+from tests.conftest import ROOT, demo_state, serve_over_loopback
 
 # What the demo plan must delete (addresses), and keep, given examples/demo as shipped.
 DEMO_DELETES = {
@@ -29,6 +29,9 @@ DEMO_DELETES = {
     "fabric-demo/summarizer/2024-04",
     "fabric-demo/support-bot/v3",
     "fabric-demo/support-bot/v4",
+    "qianfan-demo/chat-assistant/V1",
+    "qianfan-demo/faq-bot",
+    "qianfan-demo/legacy-ranker",
 }
 
 
@@ -39,18 +42,21 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def live_state(demo: Path) -> dict[str, Any]:
-    """The demo's emulated workspace as the emulator holds it now (its persisted copy)."""
+    """The demo's emulated platforms as the emulator holds them now (its persisted copy)."""
     copy = demo / ".reconcile" / "emulator" / "emulator-state.json"
-    state = json.loads(copy.read_text(encoding="utf-8"))
-    workspace: dict[str, Any] = state["fabric"]["workspaces"]["ws-demo"]
-    return workspace
+    state: dict[str, Any] = json.loads(copy.read_text(encoding="utf-8"))
+    return state
 
 
-def live_ids(workspace: dict[str, Any]) -> set[str]:
+def live_ids(state: dict[str, Any]) -> set[str]:
+    """Every model and version id of the Fabric workspace and of the Qianfan account."""
     ids = set()
-    for model in workspace["models"]:
+    for model in state["fabric"]["workspaces"]["ws-demo"]["models"]:
         ids.add(model["id"])
         ids.update(version["id"] for version in model["versions"])
+    for model_set in state["qianfan"]["model_sets"]:
+        ids.add(model_set["modelSetId"])
+        ids.update(version["modelId"] for version in model_set["versions"])
     return ids
 
 
@@ -73,8 +79,35 @@ def test_demo_plan_shows_every_kind_of_line(capsys: pytest.CaptureFixture[str], 
     assert "  ~ missing model fabric-demo/classifier" in out
     assert "scratch-exp-1" not in out  # ignored
     assert "qwen2-72b-instruct" not in out  # PUBLIC preset
-    assert "Plan: 8 to delete, 3 blocked, 3 drifted." in out
+    assert (
+        "qianfan-demo (qianfan, the Qianfan account, scope workspace): "
+        "4 models, 10 versions in scope" in out
+    )
+    assert "  - delete model qianfan-demo/faq-bot (with 2 versions)" in out
+    assert "  - delete model qianfan-demo/legacy-ranker (with 2 versions)" in out
+    assert "  - delete version qianfan-demo/chat-assistant/V1" in out
+    assert "  ! blocked version qianfan-demo/chat-assistant/V2" in out
+    assert '"chat-assistant-canary", Serving' in out
+    assert "  = keep version qianfan-demo/chat-assistant/V3" in out
+    assert '~ description: "daily digests" (live) -> "weekly digests" (declared)' in out
+    assert "scratch-qf-notes" not in out  # ignored
+    assert "ERNIE-Speed" not in out and "ernie-speed-prod" not in out  # System preset
+    assert "Plan: 11 to delete, 4 blocked, 4 drifted." in out
+    assert "Kept: 1 protected, 3 by retention rules." in out
     assert "\x1b[" not in out  # no colour when not a terminal
+
+
+def test_the_readme_shows_exactly_what_the_demo_plan_prints(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)
+    state_dir = str(tmp_path / "state")
+    code, out, err = run(capsys, "plan", "examples/demo", "--state-dir", state_dir)
+    assert code == 0, err
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## The demo, step by step", 1)[1]
+    shown = section.split("for both platforms:\n\n```\n", 1)[1].split("```", 1)[0]
+    assert shown == out
 
 
 def test_detailed_exitcode_is_2_when_something_would_be_deleted(
@@ -99,7 +132,7 @@ def test_apply_deletes_exactly_the_planned_objects_then_plan_has_no_changes(
 
     code, out, err = run(capsys, "apply", str(demo), "--auto-approve")
     assert code == 0, err
-    assert "Apply complete: 8 deleted, 0 already gone." in out
+    assert "Apply complete: 11 deleted, 0 already gone." in out
     after = live_ids(live_state(demo))
     assert before - after == expected_gone
     assert after <= before
@@ -109,6 +142,7 @@ def test_apply_deletes_exactly_the_planned_objects_then_plan_has_no_changes(
     assert "No changes." in out
     assert "- delete" not in out
     assert "! blocked version fabric-demo/support-bot/v5" in out  # still reported
+    assert "! blocked version qianfan-demo/chat-assistant/V2" in out
 
 
 def test_apply_without_a_terminal_and_without_auto_approve_refuses(
@@ -143,6 +177,13 @@ def test_every_delete_is_journaled_with_its_full_record(
     assert legacy["name"] == "legacy-qa"
     assert len(legacy["versions"]) == 5  # a model's receipt holds its versions
     assert legacy["versions"][0]["config"]["llm_model_config"]["model_path"].startswith("obs://")
+    faq = intents["qianfan-demo/faq-bot"]["record"]
+    assert (faq["modelSetId"], faq["modelSetName"]) == ("am-f9qb3n7xk2le", "faq-bot")
+    assert faq["description"] == "FAQ answers (superseded by chat-assistant)"
+    assert [v["modelVersionIdStr"] for v in faq["versions"]] == [
+        "amv-f9v1a6s2d8fg",
+        "amv-f9v2h4j6k1lz",
+    ]
     # Every intent precedes its outcome.
     order = [(r["event"], r.get("address")) for r in records]
     for address in DEMO_DELETES:
@@ -159,10 +200,10 @@ def test_saved_plan_applies_exactly_its_list(
     assert saved["format_version"] == 1
     assert saved["plan_digest"] in out
     code, out, _ = run(capsys, "show", str(plan_file))
-    assert code == 0 and "Plan: 8 to delete" in out
+    assert code == 0 and "Plan: 11 to delete" in out
     code, out, err = run(capsys, "apply", str(plan_file), "--expect-digest", saved["plan_digest"])
     assert code == 0, err
-    assert "Apply complete: 8 deleted" in out
+    assert "Apply complete: 11 deleted" in out
 
 
 def test_saved_plan_is_refused_when_a_target_became_in_use(
@@ -190,6 +231,32 @@ def test_saved_plan_is_refused_when_a_target_became_in_use(
     assert code == 1
     assert "the plan is stale" in err
     assert "fabric-demo/support-bot/v3: now used by inference service svc-new-0001" in err
+    assert live_ids(live_state(demo)) == before
+
+
+def test_saved_plan_is_refused_when_a_qianfan_target_became_in_use(
+    capsys: pytest.CaptureFixture[str], demo: Path, tmp_path: Path
+) -> None:
+    plan_file = tmp_path / "plan.json"
+    run(capsys, "plan", str(demo), "-o", str(plan_file))
+    copy = demo / ".reconcile" / "emulator" / "emulator-state.json"
+    state = json.loads(copy.read_text())
+    state["qianfan"]["services"].append(
+        {
+            "serviceId": "svco-latedeploy",
+            "name": "late-deploy",
+            "modelSetId": "am-f9qb3n7xk2le",
+            "modelId": "amv-f9v2h4j6k1lz",
+            "runStatus": "Deploying",
+        }
+    )
+    copy.write_text(json.dumps(state))
+    before = live_ids(live_state(demo))
+
+    code, _, err = run(capsys, "apply", str(plan_file))
+    assert code == 1
+    assert "the plan is stale" in err
+    assert "qianfan-demo/faq-bot: now used by inference service svco-latedeploy" in err
     assert live_ids(live_state(demo)) == before
 
 
@@ -223,7 +290,8 @@ def test_max_deletes_guard_refuses_before_any_delete(
     before = live_ids(live_state_after_plan(capsys, demo))
     code, _, err = run(capsys, "apply", str(demo), "--auto-approve", "--max-deletes", "3")
     assert code == 1
-    assert "8 deletes, max_deletes is 3" in err
+    assert 'provider "fabric-demo": 8 deletes, max_deletes is 3)' in err
+    assert "qianfan-demo" not in err  # its 3 deletes are within the limit
     assert live_ids(live_state(demo)) == before
 
 
@@ -232,7 +300,7 @@ def test_reset_restores_the_seed(capsys: pytest.CaptureFixture[str], demo: Path)
     code, _, _ = run(capsys, "emulator", "reset", str(demo))
     assert code == 0
     code, out, _ = run(capsys, "plan", str(demo))
-    assert "Plan: 8 to delete" in out
+    assert "Plan: 11 to delete" in out
 
 
 def test_a_bad_manifest_is_one_clear_error_with_file_and_line(
@@ -253,7 +321,7 @@ def test_a_bad_manifest_is_one_clear_error_with_file_and_line(
 def test_validate_checks_without_network(capsys: pytest.CaptureFixture[str], demo: Path) -> None:
     code, out, _ = run(capsys, "validate", str(demo))
     assert code == 0
-    assert "valid: 1 provider(s), 4 model(s)" in out
+    assert "valid: 2 provider(s), 7 model(s), 7 declared version(s)" in out
     assert not (demo / ".reconcile").exists()  # nothing was listed, no emulator started
 
 
@@ -383,4 +451,4 @@ def test_interactive_apply_accepts_only_yes(capsys: pytest.CaptureFixture[str], 
 
     code, screen = _interactive_apply(demo, "yes")
     assert code == 0, screen
-    assert "Apply complete: 8 deleted" in screen
+    assert "Apply complete: 11 deleted" in screen

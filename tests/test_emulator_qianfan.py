@@ -52,7 +52,8 @@ X2 = "amv-mixed-own"
 
 
 def small_state() -> dict[str, Any]:
-    """support-bot V8 is served; summarizer's only service is Stopped; one System set."""
+    """support-bot V8 is served; summarizer V1 by a Stopped service (in use all the same); one
+    System set."""
     return {
         "qianfan": {
             "access_keys": {AK: SK},
@@ -631,11 +632,28 @@ def test_delete_model_removes_one_version_and_persists(tmp_path: Path) -> None:
     )
 
 
-def test_a_stopped_service_does_not_hold_its_version() -> None:
+def test_a_stopped_service_still_holds_its_version() -> None:
+    """API.md: a version is in use when a service names it, whatever the service's runStatus."""
     app = app_at_now()
-    assert result_of(v2(app, "DeleteModel", {"modelId": S1})) == {}
-    assert result_of(v2(app, "DeleteModelSet", {"modelSetId": SUMMARIZER})) == {}
-    assert SUMMARIZER not in set_ids(app)
+    before = copy.deepcopy(emulator_of(app).state)
+    assert_bce_error(
+        v2(app, "DeleteModel", {"modelId": S1}),
+        400,
+        "ModelInUse",
+        f"Model {S1} is in use by service(s): svco-old.",
+    )
+    assert_bce_error(
+        v2(app, "DeleteModelSet", {"modelSetId": SUMMARIZER}),
+        400,
+        "ModelInUse",
+        f"Model {SUMMARIZER} is in use by service(s): svco-old.",
+    )
+    assert_v1_error(
+        call(app, f"{REPO}/model/batchDelete", {"modelIDs": [SUMMARIZER]}),
+        500002,
+        "model in use by service(s): svco-old",
+    )
+    assert emulator_of(app).state == before
 
 
 @pytest.mark.parametrize(
@@ -855,13 +873,14 @@ def test_v1_version_batch_delete() -> None:
     app = app_at_now()
     path = f"{REPO}/model/version/batchDelete"
     assert v1_result(call(app, path, {"modelVersionIds": [7007]})) == {}
-    assert v1_result(call(app, path, {"modelVersionIds": [S1, X2]})) == {}
-    assert version_ids(app) == [V8, P1, X1]
+    assert v1_result(call(app, path, {"modelVersionIds": [X2]})) == {}
+    assert version_ids(app) == [V8, S1, P1, X1]
     before = copy.deepcopy(emulator_of(app).state)
     for body, error_code, error_msg in [
         ({"modelVersionIds": [7008, S1]}, 500001, "param invalid"),
         ({"modelVersionIds": [7007]}, 500001, "param invalid"),
         ({"modelVersionIds": [V8]}, 500002, "model in use by service(s): svco-live"),
+        ({"modelVersionIds": [S1]}, 500002, "model in use by service(s): svco-old"),
         (
             {"modelVersionIds": [X1, P1]},
             500003,

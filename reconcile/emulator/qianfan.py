@@ -48,6 +48,7 @@ Choices the docs do not settle are marked (inferred) where they are made, in the
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -63,6 +64,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from reconcile.emulator import signatures
+from reconcile.emulator.index import ListIndex, SortMemo
 
 if TYPE_CHECKING:
     from reconcile.emulator.app import Emulator
@@ -158,8 +160,8 @@ VERSION_STATUSES = ("Ready", "Creating", "Fail")
 SOURCE_TYPES = ("Train", "Acceleration", "Import", "PlatformPreset")
 PRESET_SOURCE_TYPE = "PlatformPreset"
 RUN_STATUSES = ("New", "Deploying", "Serving", "Failed", "Stopped")
-# A service in one of these no longer holds its version (inferred): its deployment has ended.
-RELEASED_RUN_STATUSES = ("Failed", "Stopped")
+# A service holds the version it names whatever its runStatus: API.md says a version is in use
+# when a service names its modelId (a Stopped or Failed service can be started again).
 
 # Defaults for fields a state file leaves out.
 DEFAULT_TIME = "2024-01-01T08:00:00+08:00"
@@ -248,8 +250,13 @@ def _field(body: Json, key: str, kind: type | tuple[type, ...], default: Any = N
 
 
 def _time_key(value: Any) -> datetime:
+    return _parsed_time(value if isinstance(value, str) else str(value))
+
+
+@functools.lru_cache(maxsize=1 << 17)  # a sort of 10,000 model sets parses each time once
+def _parsed_time(text: str) -> datetime:
     try:
-        parsed = datetime.fromisoformat(str(value))
+        parsed = datetime.fromisoformat(text)
     except ValueError:
         return datetime.min.replace(tzinfo=UTC)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
@@ -263,8 +270,11 @@ def _newest_first(items: Iterable[Json], id_key: str) -> list[Json]:
     )
 
 
-def _marker_page(items: list[Json], id_key: str, body: Json) -> tuple[list[Json], Json]:
-    """One V2 page of ``items`` (already newest first) and its ``pageInfo``."""
+def _marker_page(
+    items: list[Json], id_key: str, body: Json, places: dict[Any, int] | None = None
+) -> tuple[list[Json], Json]:
+    """One V2 page of ``items`` (already newest first) and its ``pageInfo``. ``places``, when
+    given, is where each id first appears in ``items``: it saves a scan per page."""
     try:
         marker = _field(body, "marker", str, "")
         max_keys = _field(body, "maxKeys", int, MAX_KEYS_DEFAULT)
@@ -275,7 +285,12 @@ def _marker_page(items: list[Json], id_key: str, body: Json) -> tuple[list[Json]
         raise QianfanError(INAPPROPRIATE_JSON)
     ordered = list(reversed(items)) if reverse else items
     start = 0
-    if marker:
+    if marker and places is not None and not reverse:
+        found = places.get(marker)
+        if found is None:
+            raise QianfanError(INVALID_MARKER, marker=marker)
+        start = found
+    elif marker:
         ids = [item.get(id_key) for item in ordered]
         if marker not in ids:
             raise QianfanError(INVALID_MARKER, marker=marker)
@@ -612,6 +627,11 @@ class QianfanApi:
 
     def __init__(self, emulator: Emulator) -> None:
         self.emulator = emulator
+        # Derived from the state and checked against it on every use (see index.py).
+        self._set_index = {key: ListIndex(key) for key in ("modelSetId", "v1ModelId")}
+        #: version modelId -> the model set that held it when last looked at
+        self._set_of_version: dict[str, Json] = {}
+        self._sorts = SortMemo()
 
     # -- what the shared plumbing asks of a platform ---------------------------------------
 
@@ -760,9 +780,32 @@ class QianfanApi:
         return services
 
     def _find_set(self, key: str, value: object) -> Json | None:
-        return next((s for s in self._model_sets() if s[key] == value), None)
+        index = self._set_index.get(key)
+        if index is None:
+            return next((s for s in self._model_sets() if s[key] == value), None)
+        model_sets = self._model_sets()
+        place = index.find(model_sets, value)
+        return None if place is None else model_sets[place]
 
     def _find_version(self, key: str, value: object) -> tuple[Json, Json] | None:
+        if key == "modelId" and isinstance(value, str):
+            # Version ids are unique across sets (checked on load): the set that held this one
+            # is checked to be still listed and still to hold it, else every set is looked at.
+            for attempt in range(2):
+                if attempt:
+                    self._set_of_version = {
+                        v["modelId"]: s for s in self._model_sets() for v in s["versions"]
+                    }
+                model_set = self._set_of_version.get(value)
+                if (
+                    model_set is None
+                    or self._find_set("modelSetId", model_set["modelSetId"]) is not model_set
+                ):
+                    continue
+                version = next((v for v in model_set["versions"] if v[key] == value), None)
+                if version is not None:
+                    return model_set, version
+            return None
         for model_set in self._model_sets():
             for version in model_set["versions"]:
                 if version[key] == value:
@@ -770,21 +813,24 @@ class QianfanApi:
         return None
 
     def _users(self, model_set: Json, versions: Iterable[Json]) -> list[str]:
-        """Ids of the live services of any of ``versions`` (or naming ``model_set`` itself)."""
+        """Ids of the services of any of ``versions`` (or naming ``model_set`` itself)."""
         version_ids = {v["modelId"] for v in versions}
         return [
             service["serviceId"]
             for service in self._services()
-            if service["runStatus"] not in RELEASED_RUN_STATUSES
-            and (
-                service["modelId"] in version_ids
-                or service["modelSetId"] == model_set["modelSetId"]
-            )
+            if service["modelId"] in version_ids or service["modelSetId"] == model_set["modelSetId"]
         ]
 
     def _delete_sets(self, doomed: list[Json]) -> None:
-        ids = {id(s) for s in doomed}
-        self._qianfan()["model_sets"] = [s for s in self._model_sets() if id(s) not in ids]
+        model_sets = self._model_sets()
+        index = self._set_index["modelSetId"]
+        places = [index.find(model_sets, s["modelSetId"]) for s in doomed]
+        if all(p is not None and model_sets[p] is s for p, s in zip(places, doomed, strict=True)):
+            kept = index.without(model_sets, [p for p in places if p is not None])
+        else:
+            ids = {id(s) for s in doomed}
+            kept = [s for s in model_sets if id(s) not in ids]
+        self._qianfan()["model_sets"] = kept
         self.emulator.persist()
 
     def _delete_versions(self, doomed: list[tuple[Json, Json]]) -> None:
@@ -797,7 +843,14 @@ class QianfanApi:
 
     def describe_custom_model_sets(self, body: Json) -> Json:
         custom = [s for s in self._model_sets() if s["source"] == CUSTOM_SOURCE]
-        page, page_info = _marker_page(_newest_first(custom, "modelSetId"), "modelSetId", body)
+        ordered, places = self._sorts.sort(
+            "custom model sets",
+            custom,
+            ("createTime", "modelSetId"),
+            lambda items: _newest_first(items, "modelSetId"),
+            place_of="modelSetId",
+        )
+        page, page_info = _marker_page(ordered, "modelSetId", body, places)
         return {
             "customModelSetList": [_model_set_summary(s) for s in page],
             "pageInfo": page_info,
@@ -835,9 +888,7 @@ class QianfanApi:
         if model_set["source"] == SYSTEM_SOURCE or _is_preset_version(version):
             raise QianfanError(ACCESS_DENIED)
         users = [
-            service["serviceId"]
-            for service in self._services()
-            if service["modelId"] == model_id and service["runStatus"] not in RELEASED_RUN_STATUSES
+            service["serviceId"] for service in self._services() if service["modelId"] == model_id
         ]
         if users:
             raise QianfanError(MODEL_IN_USE, id=str(model_id), services=", ".join(users))
@@ -927,10 +978,7 @@ class QianfanApi:
             raise V1Error({"error_code": V1_PRESET_CODE, "error_msg": message})
         doomed_ids = {v["modelId"] for _, v in doomed}
         users = [
-            service["serviceId"]
-            for service in self._services()
-            if service["modelId"] in doomed_ids
-            and service["runStatus"] not in RELEASED_RUN_STATUSES
+            service["serviceId"] for service in self._services() if service["modelId"] in doomed_ids
         ]
         if users:
             message = V1_IN_USE_MSG.format(services=", ".join(users))

@@ -1,16 +1,25 @@
 """Baidu AI Cloud Qianfan: model sets ("models") and their models ("versions"), services; delete.
 
-Listing: V2 `DescribeCustomModelSets` (marker pages of 100) gives every model set with the ids and
-names of its versions; V1 `/modelDetail` then gives all of one set's versions with their details in
-one call, where V2 would need one `DescribeModel` per version (10 calls for a 10-version set
-instead of 1). The two must agree, or the listing fails closed. Services (`DescribeServices`) say
-which versions are in use.
+Listing, in the fewest calls that still give every field a plan needs:
 
-Deleting: versions with V2 `DeleteModel`; whole model sets with the V1 `/model/batchDelete` (up to
-`BATCH_SIZE` string ids a call; seed 001: never mixed with int ids), or V2 `DeleteModelSet` where a
-manifest asks for it.
+- V2 `DescribeCustomModelSets`, marker pages of 100: every model set of the account with the ids
+  and names of its versions (System presets are not in it: they are never in scope);
+- V1 `/modelDetail`, one call per model set: the set's description and source, and *all* its
+  versions with their creation times, descriptions and source types. V2 would need
+  `DescribeModelSet` plus one `DescribeModel` per version (1 + k calls for a k-version set instead
+  of 1), so V1 is never the dearer of the two. Creation times (for `keep_latest`), source types
+  (presets) and descriptions (drift) are in neither V2 listing, so a set cannot go undetailed.
+  The detail must name exactly the versions the V2 listing named, or the listing fails closed;
+- V2 `DescribeServices`, marker pages of 100: which versions are in use.
 
-V1 answers errors with HTTP 200 and `error_code` in the body; a V2 200 whose body has `code` and
+A listing of S sets and V services therefore costs max(1, ceil(S/100)) + S + max(1, ceil(V/100))
+calls.
+
+Deleting: versions with V2 `DeleteModel` (seed 002); whole model sets with the V1
+`/model/batchDelete` (seed 001), up to `BATCH_SIZE` ids a call, string ids (`am-`) and V1 int ids
+never in one call; or, where a manifest says `model_delete = "v2"`, one V2 `DeleteModelSet` each.
+
+V1 answers errors with HTTP 200 and `error_code` in the body; a V2 200 whose body has `code` or
 `message` and no `result` is an error too. Both are checked here, not only the status.
 """
 
@@ -18,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -36,17 +45,35 @@ from reconcile.providers.base import Progress
 from reconcile.providers.http import Http, parse_json
 from reconcile.providers.signing import BCE_DATE_FORMAT, bce_authorization
 
+#: `maxKeys` of the V2 listings: the documented maximum.
 PAGE_SIZE = 100
-#: Ids per V1 batch delete call. The platform documents no limit (inferred: kept modest).
-BATCH_SIZE = 20
+#: Ids per V1 batch delete call. The platform documents no limit (inferred: the V2 page size, so
+#: one page of listed sets goes in one call). A refused batch is retried id by id.
+BATCH_SIZE = 100
 #: Signature validity sent in `bce-auth-v1` (seconds).
 EXPIRATION = 1800
-_SET_ID = re.compile(r"^am-[A-Za-z0-9]{1,64}$")
-_VERSION_ID = re.compile(r"^amv-[A-Za-z0-9]{1,64}$")
+#: Words for where a Qianfan provider's objects live, in plan lines.
+LOCATION = "the Qianfan account"
+#: Headers signed on every request (`Host` with its port); the gateway verifies what is listed.
+SIGNED_HEADERS = ("host", "content-type", "x-bce-date")
+# Ids go into JSON bodies, never into paths, but are still checked: an id of another shape means
+# the response is not what we think it is.
+_SET_ID = re.compile(r"^am-[A-Za-z0-9-]{1,64}$")
+_VERSION_ID = re.compile(r"^amv-[A-Za-z0-9-]{1,64}$")
+#: A V1 integer model id (seed 001: `modelIDs: [585]`), as a plan would carry it.
+_V1_INT_ID = re.compile(r"^[1-9][0-9]{0,17}$")
 #: Model sets of this source are the platform's presets; versions of this source type too.
 _PRESET_SOURCES = frozenset({"System", "PlatformPreset"})
 _IN_USE_CODES = frozenset({"ModelInUse"})
 _NOT_FOUND_CODES = frozenset({"ResourceNotFound", "ModelNotFound", "NotFound"})
+_HINTS = {
+    "SignatureDoesNotMatch": "check the secret key (the sk_env variable)",
+    "InvalidHTTPAuthHeader": "check the access key and secret key",
+    "InvalidAccessKeyId": "check the access key (the ak_env variable)",
+    "RequestExpired": "the request's signing time was refused: is this machine's clock right?",
+    "AccessDenied": "the credentials lack permission: QianfanFullControlAccessPolicy (or "
+    "QianfanModelTuningFullControlAccessPolicy) is needed",
+}
 
 T = TypeVar("T")
 
@@ -61,6 +88,13 @@ def check_version_id(value: str, where: str = "") -> str:
     if not _VERSION_ID.match(value):
         raise ProviderError(f"{where}{': ' if where else ''}refusing to use model id {value!r}")
     return value
+
+
+def v1_model_key(value: str) -> str | int:
+    """A model id as V1 `/model/batchDelete` takes it: an `am-` string, or a V1 integer id."""
+    if _V1_INT_ID.match(value):
+        return int(value)
+    return check_set_id(value)
 
 
 # -- pure parsing of recorded responses ---------------------------------------------------------
@@ -82,6 +116,14 @@ def _get(item: Any, key: str, kind: type, where: str, *, optional: bool = False)
     return value
 
 
+def _strings(item: dict[str, Any], key: str, where: str) -> list[str]:
+    values = _get(item, key, list, where, optional=True) or []
+    for index, value in enumerate(values):
+        if not isinstance(value, str):
+            raise ShapeError(f"{where}: {key}[{index}] should be str, got {type(value).__name__}")
+    return list(values)
+
+
 def _time(item: dict[str, Any], key: str, where: str) -> datetime | None:
     text = _get(item, key, str, where, optional=True)
     if not text:
@@ -99,50 +141,61 @@ def v2_result(payload: Any, what: str) -> Any:
     if "result" not in payload:
         code, message = payload.get("code"), payload.get("message")
         if code or message:
-            raise _platform_error(str(code or "?"), str(message or ""), payload.get("requestId"))
+            raise _platform_error(
+                what, str(code or "?"), str(message or ""), payload.get("requestId")
+            )
         raise ShapeError(f"{what}: the answer has no 'result'")
     return payload["result"]
 
 
 def v1_result(payload: Any, what: str) -> Any:
-    """The `result` of a V1 answer: V1 reports errors with HTTP 200 and `error_code`."""
+    """The `result` of a V1 answer: V1 reports errors with HTTP 200 and `error_code` (seed 001)."""
     if not isinstance(payload, dict):
         raise ShapeError(f"{what}: expected an object, got {type(payload).__name__}")
-    if payload.get("error_code") not in (None, 0):
+    if payload.get("error_code") not in (None, 0, ""):
         raise _platform_error(
-            str(payload["error_code"]), str(payload.get("error_msg", "")), payload.get("log_id")
+            what,
+            str(payload["error_code"]),
+            str(payload.get("error_msg", "")),
+            payload.get("log_id"),
         )
     if "result" not in payload:
         raise ShapeError(f"{what}: the answer has no 'result'")
     return payload["result"]
 
 
-def _platform_error(code: str, message: str, request_id: Any) -> ProviderError:
-    text = f"{code}: {message}" + (f" [request id {request_id}]" if request_id else "")
+def _platform_error(what: str, code: str, message: str, request_id: Any) -> ProviderError:
+    text = f"{what}: {code}: {message}" + (f" [request id {request_id}]" if request_id else "")
     kind: type[ProviderError] = ProviderError
     if code in _IN_USE_CODES:
         kind = InUseError
     elif code in _NOT_FOUND_CODES:
         kind = NotFoundError
-    return kind(text, code=code, platform_message=message)
+    return kind(text, code=code, platform_message=message, hint=_HINTS.get(code))
 
 
-def parse_model_sets_page(payload: Any) -> tuple[list[LiveModel], str | None]:
-    """A `DescribeCustomModelSets` result: (model sets without version details, next marker)."""
-    where = "describe custom model sets"
-    result = v2_result(payload, where)
-    items = _get(result, "customModelSetList", list, where)
+def _page_marker(result: Any, where: str) -> str | None:
+    """The marker of the next page, None on the last one."""
     page = _get(result, "pageInfo", dict, where)
     truncated = _get(page, "isTruncated", bool, where + ".pageInfo")
     marker = _get(page, "nextMarker", str, where + ".pageInfo", optional=True)
     if truncated and not marker:
         raise ShapeError(f"{where}: isTruncated is true but there is no nextMarker")
+    return marker if truncated else None
+
+
+def parse_model_sets_page(payload: Any) -> tuple[list[LiveModel], str | None]:
+    """A `DescribeCustomModelSets` answer: (model sets without version details, next marker)."""
+    where = "describe custom model sets"
+    result = v2_result(payload, where)
+    items = _get(result, "customModelSetList", list, where)
+    marker = _page_marker(result, where)
     models = []
     for index, item in enumerate(items):
         at = f"{where}: customModelSetList[{index}]"
         set_id = check_set_id(_get(item, "modelSetId", str, at), at)
-        version_ids = _get(item, "modelIds", list, at, optional=True) or []
-        version_names = _get(item, "modelNames", list, at, optional=True) or []
+        version_ids = _strings(item, "modelIds", at)
+        version_names = _strings(item, "modelNames", at)
         if len(version_ids) != len(version_names):
             raise ShapeError(f"{at}: modelIds and modelNames differ in length")
         models.append(
@@ -151,29 +204,31 @@ def parse_model_sets_page(payload: Any) -> tuple[list[LiveModel], str | None]:
                 name=_get(item, "modelSetName", str, at),
                 created=_time(item, "createTime", at),
                 versions=tuple(
-                    LiveVersion(id=check_version_id(str(vid), at), name=str(name), model_id=set_id)
+                    LiveVersion(id=check_version_id(vid, at), name=name, model_id=set_id)
                     for vid, name in zip(version_ids, version_names, strict=True)
                 ),
                 raw=item,
             )
         )
-    return models, marker if truncated else None
+    return models, marker
 
 
 def parse_model_detail(payload: Any, listed: LiveModel) -> LiveModel:
-    """V1 `/modelDetail` of one set, checked against what the V2 listing said it holds."""
+    """A V1 `/modelDetail` answer for one set, checked against what the V2 listing said it holds."""
     where = f"model detail of {listed.id}"
     result = v1_result(payload, where)
+    id_str = _get(result, "modelIdStr", str, where, optional=True)
+    if id_str is not None and id_str != listed.id:
+        raise ShapeError(f"{where}: the answer is about model set {id_str!r}")
     source = _get(result, "source", str, where, optional=True)
     description = _get(result, "description", str, where, optional=True)
     versions = []
     for index, item in enumerate(_get(result, "modelVersionList", list, where)):
         at = f"{where}: modelVersionList[{index}]"
-        version_id = check_version_id(_get(item, "modelVersionIdStr", str, at), at)
         source_type = _get(item, "sourceType", str, at, optional=True)
         versions.append(
             LiveVersion(
-                id=version_id,
+                id=check_version_id(_get(item, "modelVersionIdStr", str, at), at),
                 name=_get(item, "version", str, at),
                 model_id=listed.id,
                 created=_time(item, "createTime", at),
@@ -182,7 +237,8 @@ def parse_model_detail(payload: Any, listed: LiveModel) -> LiveModel:
                 raw=item,
             )
         )
-    if sorted(v.id for v in versions) != sorted(v.id for v in listed.versions):
+    detailed = sorted(version.id for version in versions)
+    if len(set(detailed)) != len(detailed) or detailed != sorted(v.id for v in listed.versions):
         raise ListingIncompleteError(
             f"{where}: the set's versions ({len(versions)}) are not the ones the model set "
             f"listing named ({len(listed.versions)}): it changed during the listing",
@@ -199,53 +255,76 @@ def parse_model_detail(payload: Any, listed: LiveModel) -> LiveModel:
 
 
 def parse_services_page(payload: Any) -> tuple[list[ServiceUse], str | None]:
+    """A `DescribeServices` answer: (services, next marker).
+
+    Every service counts, whatever its `runStatus` (API.md: a version is in use when a service
+    names it; whether a stopped one still pins it is not documented, so fail closed). A service's
+    `model_id` is its `modelSetId` as reported ("" when none): the snapshot re-derives it from
+    the listing, which knows which set holds each version.
+    """
     where = "describe services"
     result = v2_result(payload, where)
     items = _get(result, "serviceList", list, where)
-    page = _get(result, "pageInfo", dict, where)
-    truncated = _get(page, "isTruncated", bool, where + ".pageInfo")
-    marker = _get(page, "nextMarker", str, where + ".pageInfo", optional=True)
-    if truncated and not marker:
-        raise ShapeError(f"{where}: isTruncated is true but there is no nextMarker")
+    marker = _page_marker(result, where)
     services = []
     for index, item in enumerate(items):
         at = f"{where}: serviceList[{index}]"
-        model_set = _get(item, "modelSetId", str, at, optional=True)
-        if not model_set:
-            continue  # serves no model of the user's (a preset): blocks nothing of ours
         services.append(
             ServiceUse(
                 id=_get(item, "serviceId", str, at),
                 name=_get(item, "name", str, at, optional=True) or "",
-                # Every status blocks: whether a stopped service still pins its model is not
-                # documented, so fail closed.
                 status=_get(item, "runStatus", str, at, optional=True) or "unknown",
-                model_id=model_set,
-                version_id=_get(item, "modelId", str, at, optional=True),
+                model_id=_get(item, "modelSetId", str, at, optional=True) or "",
+                version_id=_get(item, "modelId", str, at, optional=True) or None,
             )
         )
-    return services, marker if truncated else None
+    return services, marker
+
+
+def attach_services(
+    services: Iterable[ServiceUse], models: Iterable[LiveModel]
+) -> list[ServiceUse]:
+    """Services that use one of `models`, each naming the set that holds its version.
+
+    The set comes from the listing (which holds every version id), not from the service's own
+    `modelSetId`, so a service is never missed for a missing or stale set id. Services of other
+    sets (System presets) block nothing here and are dropped.
+    """
+    owner = {version.id: model.id for model in models for version in model.versions}
+    sets = {model.id for model in models}
+    attached = []
+    for service in services:
+        if service.version_id is not None and service.version_id in owner:
+            attached.append(service.model_copy(update={"model_id": owner[service.version_id]}))
+        elif service.model_id in sets:
+            attached.append(service)
+    return attached
 
 
 def map_error(response: httpx.Response, body: Any) -> ProviderError:
     """HTTP errors: `{requestId, code, message}` and `X-Bce-Error-Code`/`-Message` headers."""
     code = response.headers.get("X-Bce-Error-Code")
     message = response.headers.get("X-Bce-Error-Message")
-    request_id = None
+    request_id = response.headers.get("X-Request-Id")
     if isinstance(body, dict):
         code = str(body.get("code") or code or "") or None
         message = str(body.get("message") or message or "") or None
-        request_id = body.get("requestId")
-    error = _platform_error(code or "?", message or response.text[:200], request_id)
-    error.message = f"HTTP {response.status_code} {error.message}"
-    error.status = response.status_code
-    if response.status_code == 404:
-        return NotFoundError(error.message, status=404, code=code, platform_message=message)
-    error.hint = {
-        400: "check the credentials (SignatureDoesNotMatch, RequestExpired: is the clock right?)",
-        403: "the credentials lack permission: QianfanFullControlAccessPolicy is needed",
-    }.get(response.status_code)
-    return error
+        request_id = body.get("requestId") or request_id
+    text = f"HTTP {response.status_code} {code or '?'}: {message or response.text[:200]}"
+    if request_id:
+        text += f" [request id {request_id}]"
+    kind: type[ProviderError] = ProviderError
+    if response.status_code == 404 or code in _NOT_FOUND_CODES:
+        kind = NotFoundError
+    elif code in _IN_USE_CODES:
+        kind = InUseError
+    return kind(
+        text,
+        status=response.status_code,
+        code=code,
+        platform_message=message,
+        hint=_HINTS.get(code or ""),
+    )
 
 
 def bce_signer(
@@ -256,7 +335,6 @@ def bce_signer(
     def sign(request: httpx.Request) -> None:
         timestamp = clock().strftime(BCE_DATE_FORMAT)
         request.headers["x-bce-date"] = timestamp
-        signed = ("host", "content-type", "x-bce-date")
         request.headers["Authorization"] = bce_authorization(
             access_key=access_key,
             secret_key=secret_key,
@@ -265,11 +343,27 @@ def bce_signer(
             method=request.method,
             path=request.url.path,
             params=request.url.params.multi_items(),
-            headers={name: request.headers[name] for name in signed if name in request.headers},
-            signed_headers=signed,
+            headers={name: request.headers[name] for name in SIGNED_HEADERS},
+            signed_headers=SIGNED_HEADERS,
         )
 
     return sign
+
+
+async def _all(calls: Iterable[Awaitable[T]]) -> list[T]:
+    """Await all; on the first failure cancel the rest (no requests sent for a doomed listing)."""
+    tasks = [asyncio.ensure_future(call) for call in calls]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 # -- the provider -------------------------------------------------------------------------------
@@ -281,6 +375,8 @@ class QianfanProvider:
     def __init__(
         self, name: str, *, http: Http, endpoint: str, model_delete: str = "v1_batch"
     ) -> None:
+        if model_delete not in ("v1_batch", "v2"):
+            raise ValueError(f"model_delete must be 'v1_batch' or 'v2', not {model_delete!r}")
         self.name = name
         self.http = http
         self.endpoint = endpoint
@@ -292,12 +388,15 @@ class QianfanProvider:
         return self.http.sent
 
     async def _v2(self, what: str, route: str, action: str, body: dict[str, Any]) -> Any:
+        """One V2 action; its `result`, or the platform's refusal as a `ProviderError`."""
         response = await self.http.request(
             what, "POST", f"{self.endpoint}/v2/{route}", params={"Action": action}, json=body
         )
-        return parse_json(response, f"{self.name}: {what}")
+        payload = parse_json(response, f"{self.name}: {what}")
+        return self._checked(what, v2_result, payload, what)
 
     async def _v1(self, what: str, path: str, body: dict[str, Any]) -> Any:
+        """One V1 model repository call; its raw answer (V1 errors come with HTTP 200)."""
         response = await self.http.request(
             what, "POST", f"{self.endpoint}/wenxinworkshop/modelrepo/{path}", json=body
         )
@@ -308,11 +407,17 @@ class QianfanProvider:
         try:
             return parse(*args)
         except ProviderError as error:
-            if not error.message.startswith(f"{self.name}: "):
-                error.message = f"{self.name}: {what}: {error.message}"
+            message = error.message
+            if not message.startswith(what):
+                message = f"{what}: {message}"
+            if not message.startswith(f"{self.name}: "):
+                message = f"{self.name}: {message}"
+            error.message = message
             error.provider = self.name
             error.operation = what
             raise
+
+    # -- listing ------------------------------------------------------------------------------
 
     async def snapshot(self, progress: Progress | None = None) -> Snapshot:
         sets, services = await asyncio.gather(self._list_sets(), self._list_services())
@@ -328,58 +433,71 @@ class QianfanProvider:
                 progress("model sets listed", done, len(sets))
             return model
 
-        models = await asyncio.gather(*(detailed(listed) for listed in sets))
+        models = await _all(detailed(listed) for listed in sets)
         return Snapshot(
             provider=self.name,
             provider_type=self.type,
-            location="account's model sets",
+            location=LOCATION,
             models=tuple(models),
-            services=tuple(services),
+            services=tuple(attach_services(services, models)),
         )
 
     async def _list_sets(self) -> list[LiveModel]:
         what = "describe custom model sets"
-        result: list[LiveModel] = []
-        marker: str | None = None
+        pages = await self._pages(what, "model", "DescribeCustomModelSets", parse_model_sets_page)
         seen: set[str] = set()
-        while True:
-            body: dict[str, Any] = {"maxKeys": PAGE_SIZE}
-            if marker is not None:
-                body["marker"] = marker
-            payload = await self._v2(what, "model", "DescribeCustomModelSets", body)
-            page, marker = self._checked(what, parse_model_sets_page, payload)
-            for model in page:
-                if model.id in seen:
-                    raise ListingIncompleteError(
-                        f"{self.name}: {what}: model set {model.id} appeared on two pages: the "
-                        "account changed during the listing",
-                        hint="run again; nothing was planned from the inconsistent listing",
-                    )
-                seen.add(model.id)
-            result.extend(page)
-            if marker is None:
-                return result
+        for model in pages:
+            if model.id in seen:
+                raise ListingIncompleteError(
+                    f"{self.name}: {what}: model set {model.id} appeared on two pages: the "
+                    "account changed during the listing",
+                    hint="run again; nothing was planned from the inconsistent listing",
+                )
+            seen.add(model.id)
+        return pages
 
     async def _list_services(self) -> list[ServiceUse]:
-        what = "describe services"
-        result: list[ServiceUse] = []
+        return await self._pages(
+            "describe services", "service", "DescribeServices", parse_services_page
+        )
+
+    async def _pages(
+        self,
+        what: str,
+        route: str,
+        action: str,
+        parse: Callable[[Any], tuple[list[T], str | None]],
+    ) -> list[T]:
+        """Every page of a V2 marker listing, in order."""
+        items: list[T] = []
         marker: str | None = None
+        markers: set[str] = set()
         while True:
             body: dict[str, Any] = {"maxKeys": PAGE_SIZE}
             if marker is not None:
                 body["marker"] = marker
-            payload = await self._v2(what, "service", "DescribeServices", body)
-            services, marker = self._checked(what, parse_services_page, payload)
-            result.extend(services)
+            response = await self.http.request(
+                what, "POST", f"{self.endpoint}/v2/{route}", params={"Action": action}, json=body
+            )
+            payload = parse_json(response, f"{self.name}: {what}")
+            page, marker = self._checked(what, parse, payload)
+            items.extend(page)
             if marker is None:
-                return result
+                return items
+            if marker in markers:
+                raise ListingIncompleteError(
+                    f"{self.name}: {what}: the platform sent the marker {marker!r} twice: the "
+                    "listing would never end",
+                    hint="run again; nothing was planned from the incomplete listing",
+                )
+            markers.add(marker)
+
+    # -- deleting -----------------------------------------------------------------------------
 
     async def delete_version(self, model_id: str, version_id: str) -> None:
+        """V2 `DeleteModel` (seed 002): one version ("model") of a model set."""
         what = f"delete model {version_id} of set {model_id}"
-        payload = await self._v2(
-            what, "model", "DeleteModel", {"modelId": check_version_id(version_id)}
-        )
-        self._checked(what, v2_result, payload, what)
+        await self._v2(what, "model", "DeleteModel", {"modelId": check_version_id(version_id)})
 
     async def delete_model(self, model_id: str) -> None:
         (error,) = await self.delete_models([model_id])
@@ -387,35 +505,85 @@ class QianfanProvider:
             raise error
 
     async def delete_models(self, model_ids: Sequence[str]) -> list[ReconcileError | None]:
-        """Delete whole model sets; one outcome per id (None: deleted). A failed batch is retried
-        id by id, so one refused set does not hide whether the others went."""
-        ids = [check_set_id(model_id) for model_id in model_ids]
-        if self._model_delete == "v2":
-            return [await self._one(self._delete_set_v2, model_id) for model_id in ids]
-        if len(ids) > 1:
-            try:
-                await self._batch_delete(ids)
-                return [None] * len(ids)
-            except ReconcileError:
-                pass
-        return [await self._one(self._batch_delete, [model_id]) for model_id in ids]
+        """Delete whole model sets; one outcome per id, in order (None: deleted).
 
-    async def _one(self, call: Any, argument: Any) -> ReconcileError | None:
+        V1: string ids and integer ids go in separate calls (seed 001: never mixed), up to
+        `BATCH_SIZE` a call. A refused or failed batch is retried id by id, so one refused set does
+        not hide whether the others went; an id the single call refuses is looked up, and one
+        that no longer exists is reported as already gone (V1 answers an unknown id with the
+        same "param invalid" as a malformed one).
+        """
+        outcomes: list[ReconcileError | None] = [None] * len(model_ids)
+        keys: dict[int, str | int] = {}
+        for index, model_id in enumerate(model_ids):
+            try:
+                keys[index] = (
+                    check_set_id(model_id) if self._model_delete == "v2" else v1_model_key(model_id)
+                )
+            except ProviderError as error:
+                error.message = f"{self.name}: {error.message}"
+                outcomes[index] = error
+        if self._model_delete == "v2":
+            for index, key in keys.items():
+                outcomes[index] = await self._outcome(self._delete_set_v2(str(key)))
+            return outcomes
+        strings = [index for index, key in keys.items() if isinstance(key, str)]
+        ints = [index for index, key in keys.items() if isinstance(key, int)]
+        for group in (strings, ints):
+            for chunk in _chunks(group, BATCH_SIZE):
+                if len(chunk) > 1:
+                    refused = await self._outcome(self._batch_delete([keys[i] for i in chunk]))
+                    if refused is None:
+                        continue
+                    if (
+                        isinstance(refused, ProviderError)
+                        and refused.status
+                        and refused.code in _HINTS
+                    ):
+                        # The credentials were refused: every single call would be refused too.
+                        for index in chunk:
+                            outcomes[index] = refused
+                        continue
+                for index in chunk:
+                    outcomes[index] = await self._delete_one_v1(keys[index])
+        return outcomes
+
+    async def _outcome(self, call: Awaitable[None]) -> ReconcileError | None:
         try:
-            await call(argument)
+            await call
         except ReconcileError as error:
             return error
         return None
 
-    async def _batch_delete(self, ids: list[str]) -> None:
-        what = f"batch delete model sets {', '.join(ids)}"
-        payload = await self._v1(what, "model/batchDelete", {"modelIDs": ids})
+    async def _batch_delete(self, ids: Sequence[str | int]) -> None:
+        named = ", ".join(map(str, ids)) if len(ids) <= 3 else f"{ids[0]} ... {ids[-1]}"
+        what = f"batch delete of {len(ids)} model set(s) ({named})"
+        payload = await self._v1(what, "model/batchDelete", {"modelIDs": list(ids)})
         self._checked(what, v1_result, payload, what)
+
+    async def _delete_one_v1(self, key: str | int) -> ReconcileError | None:
+        error = await self._outcome(self._batch_delete([key]))
+        if error is None or isinstance(error, NotFoundError) or not isinstance(key, str):
+            return error
+        if isinstance(error, ProviderError) and error.status is not None:
+            return error  # the gateway refused the request itself (auth, throttling)
+        try:
+            await self._v2(
+                f"describe model set {key}", "model", "DescribeModelSet", {"modelSetId": key}
+            )
+        except NotFoundError:
+            return NotFoundError(
+                f"{self.name}: model set {key} no longer exists ({error.message})",
+                provider=self.name,
+                operation=f"batch delete of 1 model set(s) ({key})",
+            )
+        except ReconcileError:
+            return error
+        return error
 
     async def _delete_set_v2(self, model_id: str) -> None:
         what = f"delete model set {model_id}"
-        payload = await self._v2(what, "model", "DeleteModelSet", {"modelSetId": model_id})
-        self._checked(what, v2_result, payload, what)
+        await self._v2(what, "model", "DeleteModelSet", {"modelSetId": model_id})
 
     async def aclose(self) -> None:
         await self.http.client.aclose()
