@@ -26,6 +26,7 @@ from reconcile.errors import ApprovalError, ReconcileError, StalePlanError
 
 if TYPE_CHECKING:  # the heavy modules load only when a command runs, so --help stays fast
     from reconcile.applier import ApplyResult, Outcome
+    from reconcile.drift import DriftReport
     from reconcile.manifest import Manifest
     from reconcile.model import Snapshot
     from reconcile.plan import Change, Plan
@@ -241,6 +242,28 @@ def _render(plan: Plan, color: bool) -> str:
     return render_plan(plan, color=color)
 
 
+PLAN_FORMATS = ("text", "json", "markdown")
+
+
+def _plan_format(fmt: str | None, as_json: bool) -> str:
+    """--format, with --json as its older spelling of `--format json`."""
+    if as_json and fmt not in (None, "json"):
+        raise click.UsageError(f"--json and --format {fmt} disagree: give one of them")
+    return "json" if as_json else fmt or "text"
+
+
+def _render_plan_as(plan: Plan, fmt: str, color: bool) -> str:
+    if fmt == "json":
+        from reconcile.render.json import render_plan_json
+
+        return render_plan_json(plan)
+    if fmt == "markdown":
+        from reconcile.render.markdown import render_plan_markdown
+
+        return render_plan_markdown(plan)
+    return _render(plan, color)
+
+
 # -- commands -----------------------------------------------------------------------------------
 
 
@@ -253,6 +276,8 @@ def cli() -> None:
     reconcile validate manifests/         check manifests, no network
     reconcile plan manifests/             list live state and show what would be deleted
     reconcile apply manifests/            delete it, after confirmation
+    reconcile drift manifests/            how far live state drifted (read-only)
+    reconcile import --provider NAME      write a manifest declaring what is live
     reconcile plan examples/demo          try it on the built-in emulator (no account needed)
     """
 
@@ -284,7 +309,13 @@ def validate(path: Path) -> int:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Save the plan as JSON, for `reconcile apply FILE`.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON instead of text.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(PLAN_FORMATS),
+    help="text for people (default), json for machines, markdown for a pull-request comment.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when the plan deletes anything.")
 @click.option(
     "--target",
@@ -297,6 +328,7 @@ def validate(path: Path) -> int:
 def plan(
     path: Path,
     out: Path | None,
+    fmt: str | None,
     as_json: bool,
     detailed_exitcode: bool,
     targets: tuple[str, ...],
@@ -313,8 +345,11 @@ def plan(
       reconcile plan manifests/ -o plan.json
       reconcile plan manifests/ --detailed-exitcode   # exit 2 when something would be deleted
       reconcile plan manifests/ --json | jq .summary
+      reconcile plan manifests/ --format markdown > plan.md   # for a pull-request comment
     """
+    fmt = _plan_format(fmt, as_json)
     manifest = _load(path, insecure=run.insecure)
+    _warn_unfinished(run.state_dir_for(path))
     progress = _Progress(run.quiet)
 
     async def listing() -> Plan:
@@ -325,8 +360,8 @@ def plan(
     result = _run(listing())
     if out is not None:
         out.write_text(result.to_json(), encoding="utf-8")
-    if as_json:
-        click.echo(result.to_json(), nl=False)
+    if fmt != "text":
+        click.echo(_render_plan_as(result, fmt, run.color), nl=False)
     else:
         click.echo(_render(result, run.color), nl=False)
         if out is not None:
@@ -404,6 +439,7 @@ def apply(
         manifest_path = path
     manifest = _load(manifest_path, insecure=run.insecure)
     options = run.options(manifest_path)
+    _warn_unfinished(options.state_dir)
     limits = {
         name: max_deletes if max_deletes is not None else manifest.policy_for(name).max_deletes
         for name in manifest.providers
@@ -443,6 +479,24 @@ def apply(
         _confirm(the_plan, manifest, auto_approve)
         needed = sorted({c.provider for c in the_plan.deletes()})
         return _run(_apply(the_plan, manifest, needed, options, progress))
+
+
+def _warn_unfinished(state_dir: Path) -> None:
+    """After a crash (kill -9, power loss) mid-apply, say which deletes were sent without a
+    recorded outcome: the plan below shows what is really live now."""
+    from reconcile.journal import JOURNAL_FILE, read_journal, summarize_applies
+
+    applies = summarize_applies(read_journal(state_dir / JOURNAL_FILE))
+    last = applies[-1] if applies else None
+    if last is None or last["finished"] is not None or not last["unfinished"]:
+        return
+    click.echo(
+        f"Warning: apply {last['apply_id']} (started {last['started']}) did not finish: "
+        f"{len(last['unfinished'])} delete(s) were sent without a recorded outcome: "
+        + ", ".join(last["unfinished"])
+        + ". What is still live shows below; `reconcile journal` has the full receipts.",
+        err=True,
+    )
 
 
 def _check_digest(the_plan: Plan, expected: str | None) -> None:
@@ -595,23 +649,272 @@ def _render_result(result: ApplyResult, total: int) -> str:
 
 @cli.command()
 @click.argument("plan_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(PLAN_FORMATS),
+    help="text for people (default), json for machines, markdown for a pull-request comment.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("--no-color", is_flag=True, help="Never colour the output.")
-def show(plan_file: Path, as_json: bool, no_color: bool) -> int:
+def show(plan_file: Path, fmt: str | None, as_json: bool, no_color: bool) -> int:
     """Show a saved plan file.
 
     \b
-    Example:
+    Examples:
       reconcile show plan.json
+      reconcile show plan.json --format markdown   # for the pull request that approves it
     """
     from reconcile.plan import Plan
 
+    fmt = _plan_format(fmt, as_json)
     saved = Plan.from_json(plan_file.read_text(encoding="utf-8"), source=str(plan_file))
-    if as_json:
-        click.echo(saved.to_json(), nl=False)
+    if fmt != "text":
+        click.echo(_render_plan_as(saved, fmt, False), nl=False)
     else:
         click.echo(_render(saved, _use_color(no_color)), nl=False)
         click.echo(f"Plan digest: {saved.plan_digest}")
+    return EXIT_OK
+
+
+DRIFT_FORMATS = ("text", "json", "markdown", "html")
+
+
+@cli.command()
+@click.argument("path", type=click.Path(exists=True, path_type=Path), default=DEFAULT_MANIFESTS)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(DRIFT_FORMATS),
+    default="text",
+    show_default=True,
+    help="json for machines, markdown for a pull request or $GITHUB_STEP_SUMMARY, "
+    "html for a self-contained page.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the report to FILE (replacing it) instead of standard output.",
+)
+@_common
+def drift(path: Path, fmt: str, output: Path | None, run: _Run) -> int:
+    """Report how far live state has drifted from the manifests. Read-only.
+
+    Sorts every live object in scope into in sync, changed (declared attributes differ),
+    unmanaged (apply would delete it), blocked (would be deleted, but in use or protected),
+    ambiguous or kept (by policy), counts declarations that are missing, and gives the share of
+    live objects the manifests declare (coverage). Never deletes, never takes the apply lock.
+    Exit 0 when in sync, 2 when drifted, 1 on error.
+
+    \b
+    Examples:
+      reconcile drift examples/demo
+      reconcile drift manifests/ --format markdown >> "$GITHUB_STEP_SUMMARY"
+      reconcile drift manifests/ --format html --output drift.html
+      reconcile drift manifests/ --format json | jq .total.coverage
+    """
+    manifest = _load(path, insecure=run.insecure)
+    progress = _Progress(run.quiet)
+
+    async def listing() -> dict[str, Snapshot]:
+        providers, snapshots = await _listed(manifest, run.options(path), progress)
+        await _close(providers)
+        return snapshots
+
+    snapshots = _run(listing())
+    from reconcile.drift import build_drift_report
+
+    report = build_drift_report(_make_plan(manifest, snapshots, (), path), manifest, snapshots)
+    rendered = _render_drift_as(report, fmt, run.color and output is None)
+    if output is None:
+        click.echo(rendered, nl=False)
+    else:
+        output.write_text(rendered, encoding="utf-8")
+        total = report.total
+        state = f"{total.drifted} drifted" if report.drifted else "in sync"
+        click.echo(
+            f"Wrote the drift report ({fmt}) to {output}: {state}, "
+            f"{total.declared} of {total.live} live objects declared."
+        )
+    return EXIT_CHANGES if report.drifted else EXIT_OK
+
+
+def _render_drift_as(report: DriftReport, fmt: str, color: bool) -> str:
+    if fmt == "json":
+        from reconcile.render.json import render_drift_json
+
+        return render_drift_json(report)
+    if fmt == "markdown":
+        from reconcile.render.markdown import render_drift_markdown
+
+        return render_drift_markdown(report)
+    if fmt == "html":
+        from reconcile.render.html import render_drift_html
+
+        return render_drift_html(report)
+    from reconcile.render.text import render_drift
+
+    return render_drift(report, color=color)
+
+
+@cli.command("import")
+@click.argument("path", type=click.Path(exists=True, path_type=Path), default=DEFAULT_MANIFESTS)
+@click.option(
+    "--provider",
+    "provider_name",
+    required=True,
+    metavar="NAME",
+    help="The provider to import: a [providers.NAME] table of PATH's manifests.",
+)
+@click.option("--model", "model_glob", metavar="GLOB", help="Import only models matching GLOB.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the manifest to FILE [default: standard output].",
+)
+@click.option("--force", is_flag=True, help="Overwrite FILE when it exists.")
+@_common
+def import_(
+    path: Path,
+    provider_name: str,
+    model_glob: str | None,
+    output: Path | None,
+    force: bool,
+    run: _Run,
+) -> int:
+    """Write a manifest that declares what is live on one provider.
+
+    Lists the provider's workspace and declares every model and version in scope (presets and
+    ignored names left out) with its attributes, ids in comments, so that `reconcile plan` right
+    after reports no changes. The provider table and the policy are copied from PATH's
+    manifests. Read-only; never overwrites a file without --force.
+
+    \b
+    Examples:
+      reconcile import --provider fabric-prod manifests/ --output adopted/fabric-prod.toml
+      reconcile import --provider qianfan --model 'chat-*' manifests/ > chat.toml
+    """
+    manifest = _load(path, insecure=run.insecure)
+    if provider_name not in manifest.providers:
+        raise ReconcileError(
+            f"no provider named {provider_name!r} in {path}",
+            hint="providers defined: " + ", ".join(sorted(manifest.providers)),
+        )
+    if output is not None and output.exists() and not force:
+        raise ReconcileError(
+            f"{output} exists: nothing was written",
+            hint="pass --force to replace it, or choose another --output",
+        )
+    options = run.options(path)
+    progress = _Progress(run.quiet)
+
+    async def listing() -> Snapshot:
+        from reconcile.providers import open_providers
+
+        providers = open_providers(manifest, [provider_name], options)
+        try:
+            return await providers[provider_name].snapshot(progress)
+        finally:
+            progress.clear()
+            await _close(providers)
+
+    snapshot = _run(listing())
+    from reconcile.importer import import_manifest
+
+    command = f"reconcile import --provider {provider_name}" + (
+        f" --model '{model_glob}'" if model_glob else ""
+    )
+    imported = import_manifest(
+        manifest,
+        provider_name,
+        snapshot,
+        model_glob=model_glob,
+        endpoint=_moved_endpoint(manifest, provider_name, output),
+        command=command,
+    )
+    _check_imported(imported.text)
+    for note in imported.notes:
+        click.echo(f"Note: {note}.", err=True)
+    if output is None:
+        click.echo(imported.text, nl=False)
+        return EXIT_OK
+    _write_new(output, imported.text, force=force)
+    click.echo(
+        f"Wrote {imported.models} models and {imported.versions} versions of {provider_name} "
+        f"to {output}. Check it with: reconcile plan {output}",
+        err=True,
+    )
+    return EXIT_OK
+
+
+def _moved_endpoint(manifest: Manifest, provider: str, output: Path | None) -> str | None:
+    """An `emulator:STATE.json` endpoint is relative to its manifest: from a manifest written
+    elsewhere, the same seed file has another relative path."""
+    from reconcile.providers import EMULATOR_SCHEME
+
+    endpoint = manifest.providers[provider].endpoint
+    origin = manifest.origins.get(f"providers.{provider}")
+    if output is None or origin is None or not endpoint.startswith(EMULATOR_SCHEME):
+        return None
+    state = Path(endpoint.removeprefix(EMULATOR_SCHEME))
+    if state.is_absolute():
+        return None
+    seed = Path(origin.file).parent / state
+    relative = os.path.relpath(seed.resolve(), output.resolve().parent)
+    return EMULATOR_SCHEME + Path(relative).as_posix()
+
+
+def _check_imported(text: str) -> None:
+    """The written manifest must load as it is: a bug here would be a file no one can use."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        file = Path(folder) / "imported.toml"
+        file.write_text(text, encoding="utf-8")
+        try:
+            _load(file, insecure=True)
+        except ReconcileError as error:
+            raise ReconcileError(
+                f"the imported manifest does not validate ({error}): nothing was written. "
+                "This is a bug in reconcile; please report it"
+            ) from None
+
+
+def _write_new(output: Path, text: str, *, force: bool) -> None:
+    """Write `output` whole (a temporary file renamed over it), never replacing a file that
+    appeared meanwhile unless `force`."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    temporary = output.with_name(f".{output.name}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    try:
+        if force:
+            temporary.replace(output)
+        else:
+            os.link(temporary, output)  # fails if output exists: no silent overwrite
+    except FileExistsError:
+        raise ReconcileError(
+            f"{output} exists: nothing was written", hint="pass --force to replace it"
+        ) from None
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+@cli.command()
+def schema() -> int:
+    """Print the JSON Schema of a manifest file, for editors.
+
+    \b
+    Example:
+      reconcile schema > reconcile.schema.json
+      # then start a manifest with:  #:schema ./reconcile.schema.json
+    """
+    import json
+
+    from reconcile.schema import manifest_schema
+
+    click.echo(json.dumps(manifest_schema(), indent=2, ensure_ascii=False))
     return EXIT_OK
 
 

@@ -44,10 +44,11 @@ def hold_lock(state_dir: Path, operation: str) -> Iterator[str]:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
         held = read_lock(state_dir) or {}
+        gone = " (that process is no longer running: the lock is stale)" if _dead(held) else ""
         raise LockError(
             f"the state dir {state_dir} is locked by {held.get('operation', 'another run')} "
             f"(lock id {held.get('id', '?')}, held by {held.get('who', '?')} pid "
-            f"{held.get('pid', '?')} since {held.get('since', '?')})",
+            f"{held.get('pid', '?')} since {held.get('since', '?')}){gone}",
             hint="wait for it to finish; if that run is gone, release the lock with "
             f"`reconcile force-unlock {held.get('id', '?')} --state-dir {state_dir}`",
         ) from None
@@ -77,3 +78,18 @@ def _user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+def _dead(held: dict[str, Any]) -> bool:
+    """Whether the lock's holder ran on this host and is gone (never guessed for other hosts)."""
+    pid = held.get("pid")
+    who = str(held.get("who", ""))
+    if not isinstance(pid, int) or who.rpartition("@")[2] != socket.gethostname():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

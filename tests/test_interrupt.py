@@ -46,7 +46,7 @@ def _journal(tmp_path: Path) -> list[dict[str, object]]:
 def test_sigint_mid_apply_stops_cleanly_and_the_next_plan_converges(tmp_path: Path) -> None:
     state = demo_state()
     state["fabric"]["tokens"] = [TOKEN]
-    app = create_app(state, latency_ms=150)
+    app = create_app(state, latency_ms=80)
     env = {**os.environ, "RECONCILE_TEST_TOKEN": TOKEN, "NO_COLOR": "1"}
     with serve_over_loopback(app) as url:
         manifest = _manifest(tmp_path, url)
@@ -100,3 +100,62 @@ def state_ids(app: object) -> set[str]:
         ids.add(model["id"])
         ids.update(version["id"] for version in model["versions"])
     return ids
+
+
+def test_a_killed_apply_leaves_receipts_and_the_next_run_reports_them(tmp_path: Path) -> None:
+    """kill -9 mid-apply: the journal holds the receipts of what was sent; the next plan names
+    the deletes whose outcome was never recorded, and a new apply converges."""
+    state = demo_state()
+    state["fabric"]["tokens"] = [TOKEN]
+    app = create_app(state, latency_ms=200)
+    env = {**os.environ, "RECONCILE_TEST_TOKEN": TOKEN, "NO_COLOR": "1"}
+    with serve_over_loopback(app) as url:
+        manifest = _manifest(tmp_path, url)
+        command = [sys.executable, "-m", "reconcile", "apply", str(manifest), "--auto-approve"]
+        process = subprocess.Popen(
+            [*command, "--parallelism", "2"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if any(r["event"] == "delete_intent" for r in _journal(tmp_path)):
+                break
+            time.sleep(0.02)
+        process.kill()
+        process.wait(timeout=30)
+        records = _journal(tmp_path)
+        intents = {r["address"] for r in records if r["event"] == "delete_intent"}
+        outcomes = {r["address"] for r in records if r["event"] == "delete_outcome"}
+        unfinished = sorted(intents - outcomes)
+        assert unfinished, "the kill came after every outcome: nothing to report"
+        assert not [r for r in records if r["event"] == "apply_finished"]
+
+        plan = subprocess.run(
+            [sys.executable, "-m", "reconcile", "plan", str(manifest)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert "did not finish" in plan.stderr
+        assert all(address in plan.stderr for address in unfinished)
+
+        # The killed apply still holds the lock, and the refusal says it is stale.
+        refused = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert refused.returncode == 1
+        assert "the lock is stale" in refused.stderr
+        lock = json.loads((tmp_path / ".reconcile" / "lock").read_text())
+        assert f"reconcile force-unlock {lock['id']}" in refused.stderr
+        unlock = [sys.executable, "-m", "reconcile", "force-unlock", lock["id"]]
+        subprocess.run([*unlock, "--state-dir", str(tmp_path / ".reconcile")], env=env, check=True)
+        again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0, again.stdout + again.stderr
+        final = subprocess.run(
+            [sys.executable, "-m", "reconcile", "plan", str(manifest), "--detailed-exitcode"],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert final.returncode == 0, final.stdout
