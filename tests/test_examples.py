@@ -1,0 +1,59 @@
+"""The pipeline examples stay true: every `reconcile` command they run parses with this CLI."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+from pathlib import Path
+
+import click
+import pytest
+
+from reconcile.cli import cli
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+PIPELINES = [
+    EXAMPLES / "github-actions" / "reconcile.yml",
+    EXAMPLES / "gitlab-ci" / ".gitlab-ci.yml",
+]
+COMMAND = re.compile(r"(?:^|[;|&(]\s*|\s)reconcile\s+(?P<args>[a-z][^;|&\n]*)")
+
+
+def _commands(path: Path) -> list[str]:
+    found = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.lstrip().startswith("#"):
+            continue
+        for match in COMMAND.finditer(line):
+            found.append(match.group("args").strip().rstrip("'\""))
+    return found
+
+
+def _parse(args: str) -> None:
+    words = shlex.split(re.sub(r"\$\{?\{?[^}\s\"]*\}?\}?|\$\([^)]*\)", "VALUE", args))
+    if ">" in words:  # a shell redirection ends the command's own arguments
+        words = words[: words.index(">")]
+    name, *rest = words
+    command = cli.commands.get(name)
+    assert command is not None, f"no command {name!r}"
+    command.make_context(name, rest)
+
+
+@pytest.mark.parametrize("pipeline", PIPELINES, ids=lambda p: p.parent.name)
+def test_every_reconcile_command_in_the_pipeline_parses(
+    pipeline: Path, demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The files the pipeline's steps have made by the time each command runs.
+    shutil.copytree(demo, tmp_path / "manifests")
+    for made in ("plan.json", "reviewed/plan.json", "reviewed-plan.json"):
+        (tmp_path / made).parent.mkdir(exist_ok=True)
+        (tmp_path / made).write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    commands = _commands(pipeline)
+    assert {c.split()[0] for c in commands} >= {"validate", "plan", "show", "apply", "drift"}
+    for args in commands:
+        try:
+            _parse(args)
+        except click.ClickException as error:
+            pytest.fail(f"{pipeline.name}: `reconcile {args}`: {error.format_message()}")
