@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import os
 import signal
 import sys
@@ -725,7 +726,8 @@ def drift(path: Path, fmt: str, output: Path | None, run: _Run) -> int:
     snapshots = _run(listing())
     from reconcile.drift import build_drift_report
 
-    report = build_drift_report(_make_plan(manifest, snapshots, (), path), manifest, snapshots)
+    with _collector_paused():
+        report = build_drift_report(_make_plan(manifest, snapshots, (), path), manifest, snapshots)
     rendered = _render_drift_as(report, fmt, run.color and output is None)
     if output is None:
         click.echo(rendered, nl=False)
@@ -738,6 +740,23 @@ def drift(path: Path, fmt: str, output: Path | None, run: _Run) -> int:
             f"{total.declared} of {total.live} live objects declared."
         )
     return EXIT_CHANGES if report.drifted else EXIT_OK
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector around a pure, allocation-heavy step.
+
+    Planning a large workspace allocates a record per live object and frees almost nothing, so
+    the collector's full passes over the whole heap would come again and again (at 100k versions
+    they doubled the time); the records hold no reference cycles, so nothing is lost by waiting.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _render_drift_as(report: DriftReport, fmt: str, color: bool) -> str:

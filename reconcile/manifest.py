@@ -52,10 +52,18 @@ class Spec(BaseModel):
 class Credentials(Spec):
     """Names of environment variables that hold secrets; never the secrets themselves."""
 
-    token_env: Annotated[str, Field(pattern=ENV_NAME_PATTERN)] | None = None
-    ak_env: Annotated[str, Field(pattern=ENV_NAME_PATTERN)] | None = None
-    sk_env: Annotated[str, Field(pattern=ENV_NAME_PATTERN)] | None = None
-    security_token_env: Annotated[str, Field(pattern=ENV_NAME_PATTERN)] | None = None
+    token_env: Annotated[str, Field(pattern=ENV_NAME_PATTERN)] | None = Field(
+        None, description="Environment variable holding a token (Fabric: sent as X-Auth-Token)."
+    )
+    ak_env: Annotated[str, Field(pattern=ENV_NAME_PATTERN)] | None = Field(
+        None, description="Environment variable holding the access key (AK); give sk_env too."
+    )
+    sk_env: Annotated[str, Field(pattern=ENV_NAME_PATTERN)] | None = Field(
+        None, description="Environment variable holding the secret key (SK); give ak_env too."
+    )
+    security_token_env: Annotated[str, Field(pattern=ENV_NAME_PATTERN)] | None = Field(
+        None, description="Environment variable holding the security token of temporary keys."
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> Credentials:
@@ -73,30 +81,65 @@ class Credentials(Spec):
 class PolicyOverrides(Spec):
     """A `[providers.X.policy]` table: each key given replaces the global one for that provider."""
 
-    protect: tuple[str, ...] | None = None
-    ignore: tuple[str, ...] | None = None
-    keep_latest: Annotated[int, Field(ge=0)] | None = None
-    max_deletes: Annotated[int, Field(ge=0)] | None = None
-    confirm_name_above: Annotated[int, Field(ge=0)] | None = None
-    retry_attempts: Annotated[int, Field(ge=1, le=20)] | None = None
-    request_timeout: Annotated[float, Field(gt=0, le=600)] | None = None
+    protect: tuple[str, ...] | None = Field(
+        None, description="Replaces the global [policy] protect for this provider."
+    )
+    ignore: tuple[str, ...] | None = Field(
+        None, description="Replaces the global [policy] ignore for this provider."
+    )
+    keep_latest: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="Replaces the global [policy] keep_latest for this provider."
+    )
+    max_deletes: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="Replaces the global [policy] max_deletes for this provider."
+    )
+    confirm_name_above: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="Replaces the global [policy] confirm_name_above for this provider."
+    )
+    retry_attempts: Annotated[int, Field(ge=1, le=20)] | None = Field(
+        None, description="Replaces the global [policy] retry_attempts for this provider."
+    )
+    request_timeout: Annotated[float, Field(gt=0, le=600)] | None = Field(
+        None, description="Replaces the global [policy] request_timeout for this provider."
+    )
 
 
 class Policy(Spec):
     #: Globs on model names or "model/version": never deleted, whatever else says.
-    protect: tuple[str, ...] = ()
+    protect: tuple[str, ...] = Field(
+        (),
+        description='Globs on model names or "model/version": never deleted, whatever else says.',
+    )
     #: Globs on model names or "model/version": not managed at all (never deleted, no drift).
-    ignore: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = Field(
+        (),
+        description='Globs on model names or "model/version": not managed at all (never '
+        "deleted, never reported as drift).",
+    )
     #: Undeclared versions of a managed model: the N newest stay anyway.
-    keep_latest: Annotated[int, Field(ge=0)] = 0
+    keep_latest: Annotated[int, Field(ge=0)] = Field(
+        0, description="Undeclared versions of a declared model: the N newest are kept anyway."
+    )
     #: Apply refuses a plan that deletes more than this (override: --max-deletes).
-    max_deletes: Annotated[int, Field(ge=0)] = 25
+    max_deletes: Annotated[int, Field(ge=0)] = Field(
+        25,
+        description="Apply refuses a plan that deletes more than this per provider "
+        "(override: --max-deletes).",
+    )
     #: Above this many deletes, interactive apply asks for the workspace name instead of "yes".
-    confirm_name_above: Annotated[int, Field(ge=0)] = 10
+    confirm_name_above: Annotated[int, Field(ge=0)] = Field(
+        10,
+        description="Above this many deletes, interactive apply asks for the workspace name "
+        'instead of "yes".',
+    )
     #: Tries per request on timeouts, 408, 429 and 5xx (override: --attempts).
-    retry_attempts: Annotated[int, Field(ge=1, le=20)] = 4
+    retry_attempts: Annotated[int, Field(ge=1, le=20)] = Field(
+        4, description="Tries per request on timeouts, 408, 429 and 5xx (override: --attempts)."
+    )
     #: Seconds one attempt may take (override: --timeout).
-    request_timeout: Annotated[float, Field(gt=0, le=600)] = 30.0
+    request_timeout: Annotated[float, Field(gt=0, le=600)] = Field(
+        30.0, description="Seconds one attempt may take (override: --timeout)."
+    )
 
     def merged(self, overrides: PolicyOverrides | None) -> Policy:
         if overrides is None:
@@ -107,42 +150,86 @@ class Policy(Spec):
 
 class ProviderBase(Spec):
     #: "declared": only declared models are managed; "workspace": the manifest is the whole truth.
-    scope: Literal["declared", "workspace"] = "declared"
+    scope: Literal["declared", "workspace"] = Field(
+        "declared",
+        description='"declared": only declared models are managed; "workspace": the manifests '
+        "are the whole truth (anything undeclared is deleted).",
+    )
     #: Let a "workspace" scope with no declared model delete everything in it.
-    allow_empty: bool = False
-    policy: PolicyOverrides | None = None
+    allow_empty: bool = Field(
+        False,
+        description='Let a "workspace" scope with no declared model delete everything in it.',
+    )
+    policy: PolicyOverrides | None = Field(
+        None, description="Policy keys that replace the global [policy] ones for this provider."
+    )
 
 
 class FabricProvider(ProviderBase):
-    type: Literal["fabric"]
+    type: Literal["fabric"] = Field(description="Huawei Cloud DataArts Fabric.")
     #: https URL of the Fabric API, or "emulator:STATE.json" for the built-in emulator.
-    endpoint: str
+    endpoint: str = Field(
+        description='https URL of the Fabric API, or "emulator:STATE.json" for the built-in '
+        "emulator (relative to the manifest)."
+    )
     #: Host of the inference services (fabric-ep); defaults to `endpoint`.
-    services_endpoint: str | None = None
-    workspace_id: Annotated[str, Field(pattern=FABRIC_ID_PATTERN)]
-    project_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,64}$")] | None = None
+    services_endpoint: str | None = Field(
+        None, description="URL of the inference services API (fabric-ep); default: endpoint."
+    )
+    workspace_id: Annotated[str, Field(pattern=FABRIC_ID_PATTERN)] = Field(
+        description="The DataArts Fabric workspace id."
+    )
+    project_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,64}$")] | None = Field(
+        None, description="The project id, for AK/SK signing."
+    )
     #: Required for real endpoints; the emulator uses its fixed demo credentials.
-    credentials: Credentials | None = None
+    credentials: Credentials | None = Field(
+        None,
+        description="Names of the environment variables holding the secrets; required for real "
+        "endpoints, not for emulator: ones.",
+    )
 
 
 class QianfanProvider(ProviderBase):
-    type: Literal["qianfan"]
-    endpoint: str = "https://qianfan.baidubce.com"
-    credentials: Credentials | None = None
+    type: Literal["qianfan"] = Field(description="Baidu AI Cloud Qianfan.")
+    endpoint: str = Field(
+        "https://qianfan.baidubce.com",
+        description='https URL of the Qianfan API, or "emulator:STATE.json" for the built-in '
+        "emulator.",
+    )
+    credentials: Credentials | None = Field(
+        None,
+        description="Names of the environment variables holding the secrets; required for real "
+        "endpoints, not for emulator: ones.",
+    )
     #: How whole models are deleted: the V1 batch call (fewest calls) or V2 DeleteModelSet.
-    model_delete: Literal["v1_batch", "v2"] = "v1_batch"
+    model_delete: Literal["v1_batch", "v2"] = Field(
+        "v1_batch",
+        description="How whole models are deleted: the V1 batch call (fewest calls) or V2 "
+        "DeleteModelSet.",
+    )
 
 
 ProviderConfig = Annotated[FabricProvider | QianfanProvider, Field(discriminator="type")]
 
 
 class VersionSpec(Spec):
-    name: Annotated[str, Field(min_length=1, max_length=128)]
-    id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    description: str | None = None
-    base_model_type: str | None = None
-    model_path: str | None = None
-    protect: bool = False
+    name: Annotated[str, Field(min_length=1, max_length=128)] = Field(
+        description="The version's name; live versions are matched by it (or by id)."
+    )
+    id: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+        None, description="The platform's version id: match this one live version by id."
+    )
+    description: str | None = Field(
+        None, description="Compared with the live one: drift when it differs."
+    )
+    base_model_type: str | None = Field(
+        None, description="Compared with the live one (Fabric): drift when it differs."
+    )
+    model_path: str | None = Field(
+        None, description="Compared with the live one (Fabric): drift when it differs."
+    )
+    protect: bool = Field(False, description="true: never deleted.")
 
     def declared_attributes(self) -> dict[str, str]:
         return {
@@ -153,15 +240,29 @@ class VersionSpec(Spec):
 
 
 class ModelSpec(Spec):
-    provider: Annotated[str, Field(pattern=NAME_PATTERN)]
-    name: Annotated[str, Field(min_length=1, max_length=128)]
-    id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    description: str | None = None
+    provider: Annotated[str, Field(pattern=NAME_PATTERN)] = Field(
+        description="The NAME of a [providers.NAME] table."
+    )
+    name: Annotated[str, Field(min_length=1, max_length=128)] = Field(
+        description="The model's name; live models are matched by it (or by id)."
+    )
+    id: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+        None, description="The platform's model id: match this one live model by id."
+    )
+    description: str | None = Field(
+        None, description="Compared with the live one: drift when it differs."
+    )
     #: None when the key is left out: the model is managed, its versions are not.
-    versions: tuple[VersionSpec, ...] | None = None
+    versions: tuple[VersionSpec, ...] | None = Field(
+        None,
+        description='The versions to keep: names (["v7", "v8"]) or tables. Left out: the model '
+        "is managed, its versions are not.",
+    )
     #: Declared removal: delete this model (in either scope).
-    absent: bool = False
-    protect: bool = False
+    absent: bool = Field(
+        False, description="true: delete this model (a declared removal, in either scope)."
+    )
+    protect: bool = Field(False, description="true: never deleted.")
 
     @field_validator("versions", mode="before")
     @classmethod
@@ -1183,3 +1284,58 @@ def _merge(parts: list[_FileManifest], root: Path) -> Manifest:
         origins=origins,
         root=root,
     )
+
+
+# --- Writing -------------------------------------------------------------------------------------
+
+
+def dump_manifest(
+    providers: Mapping[str, Mapping[str, Any]],
+    models: Iterable[ModelSpec],
+    *,
+    policy: Mapping[str, Any] | None = None,
+    header: Iterable[str] = (),
+    comments: Mapping[tuple[int, ...], Iterable[str]] | None = None,
+) -> str:
+    """A manifest as TOML text (for `reconcile import`): `header` comment lines, one
+    `[providers.NAME]` table per provider (its keys as given), `[policy]` when given, then a
+    `[[models]]` table per model with its `[[models.versions]]` (long form; keys left at their
+    defaults are not written). `comments[(i,)]` go above model i, `comments[(i, j)]` above its
+    version j. tomli-w writes no comments, so it writes the key/value lines and this the rest.
+    """
+    import tomli_w  # deferred: only import pays for it
+
+    notes = comments or {}
+    blocks: list[str] = []
+    if lines := [_comment(line) for line in header]:
+        blocks.append("\n".join(lines) + "\n")
+    if providers:
+        blocks.append(tomli_w.dumps({"providers": {k: dict(v) for k, v in providers.items()}}))
+    if policy:
+        blocks.append(tomli_w.dumps({"policy": dict(policy)}))
+    for index, model in enumerate(models):
+        table = model.model_dump(mode="json", exclude_defaults=True, exclude={"versions"})
+        if model.versions is not None and not model.versions:
+            table["versions"] = []
+        block = [_comment(line) for line in notes.get((index,), ())]
+        block += ["[[models]]", tomli_w.dumps(table).rstrip("\n")]
+        for number, version in enumerate(model.versions or ()):
+            block.append("")
+            block += [_comment(line) for line in notes.get((index, number), ())]
+            block += ["[[models.versions]]", tomli_w.dumps(_version_table(version)).rstrip("\n")]
+        blocks.append("\n".join(block) + "\n")
+    return "\n".join(blocks)
+
+
+def _version_table(version: VersionSpec) -> dict[str, Any]:
+    return version.model_dump(mode="json", exclude_defaults=True)
+
+
+_COMMENT_UNSAFE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _comment(text: str) -> str:
+    """One TOML comment line; control characters (a newline in a platform's name would end the
+    comment and start TOML) are written as escapes."""
+    safe = _COMMENT_UNSAFE.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+    return f"# {safe}".rstrip() if safe else "#"

@@ -6,7 +6,17 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from reconcile.drift import (
+    CATEGORIES,
+    DRIFT_CATEGORIES,
+    LABELS,
+    Category,
+    Counts,
+    DriftReport,
+    Item,
+)
 from reconcile.plan import Change, Drift, DriftKind, Plan, Reason
+from reconcile.render import percent, with_versions
 
 _CODES = {"red": "31", "green": "32", "yellow": "33", "cyan": "36", "bold": "1", "dim": "2"}
 
@@ -112,3 +122,70 @@ def _summary_lines(plan: Plan, style: _Style) -> list[str]:
     if s.protected or s.kept:
         lines.append(f"Kept: {s.protected} protected, {s.kept} by retention rules.")
     return lines
+
+
+_DRIFT_MARKS = {
+    Category.CHANGED: ("~", "yellow"),
+    Category.MISSING: ("~", "yellow"),
+    Category.UNMANAGED: ("-", "red"),
+    Category.BLOCKED: ("!", "yellow"),
+    Category.AMBIGUOUS: ("!", "yellow"),
+    Category.KEPT: ("=", "cyan"),
+}
+
+
+def _counts_line(counts: Counts) -> str:
+    return ", ".join(
+        f"{LABELS[category][0]} {counts.of(category)}"
+        for category in CATEGORIES
+        if counts.of(category) or category in (Category.IN_SYNC, *DRIFT_CATEGORIES)
+    )
+
+
+def _item_lines(item: Item, style: _Style) -> list[str]:
+    mark, colour = _DRIFT_MARKS[item.category]
+    head = f"  {mark} {LABELS[item.category][0]} {item.kind.value} {item.address}"
+    if item.versions:
+        head += f" ({with_versions(item.versions)})"
+    lines = [style(head, colour) + (style(f"  id={item.id}", "dim") if item.id else "")]
+    for change in item.fields:
+        lines.append(
+            f"      ~ {change.field}: {_value(change.live)} (live) -> "
+            f"{_value(change.declared)} (declared)"
+        )
+    lines.append(style(f"      # ({item.reason}: {item.detail})", "dim"))
+    if item.hint:
+        lines.append(style(f"      # fix: {item.hint}", "dim"))
+    return lines
+
+
+def render_drift(report: DriftReport, *, color: bool = False) -> str:
+    """The drift report for a terminal: per provider its counts, then one entry per object that
+    is not in sync; a last line with the totals and the coverage."""
+    style = _Style(color)
+    out: list[str] = []
+    for provider in report.providers:
+        counts = provider.counts
+        out.append(
+            style(provider.provider, "bold")
+            + f" ({provider.type}, {provider.location}, scope {provider.scope}): "
+            f"{counts.live} live objects in scope, {counts.declared} declared "
+            f"(coverage {percent(counts.coverage)})"
+        )
+        out.append(f"  {_counts_line(counts)}")
+        for item in provider.items:
+            out += _item_lines(item, style)
+        out.append("")
+    total = report.total
+    if report.drifted:
+        drifted = ", ".join(
+            f"{total.of(category)} {LABELS[category][0]}" for category in DRIFT_CATEGORIES
+        )
+        out.append(style("Drift:", "bold") + f" {total.drifted} drifted ({drifted}).")
+    else:
+        out.append(style("In sync.", "green", "bold") + " Live state matches the manifests.")
+    out.append(
+        f"{total.in_sync} in sync, {total.kept} kept by policy; coverage "
+        f"{percent(total.coverage)} ({total.declared} of {total.live} live objects declared)."
+    )
+    return "\n".join(out) + "\n"

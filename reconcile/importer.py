@@ -1,0 +1,182 @@
+"""`reconcile import`: the live state of one provider as a manifest that declares it, so that a
+plan right after says "No changes". Pure: a snapshot in, TOML text and notes out.
+
+What is declared: every live model in scope (not a preset, not ignored by the policy, and
+matching `--model` when given) with its versions in scope and the attributes a plan compares
+(`description`; for versions also `base_model_type` and `model_path`) where the platform reports
+them. Ids go in comments, so a declaration follows a model re-registered under the same name;
+where names repeat, ids become fields, because only an id tells the objects apart.
+
+A manifest cannot declare one name twice, and that sets two limits, both handled so that nothing
+imported is deleted by the next apply:
+
+- live models that share a name: the oldest is declared, by id; the others cannot be. Under
+  `scope = "workspace"` their name is added to the provider's `protect` patterns, so they are kept
+  (reported as protected) instead of deleted.
+- live versions of one model that share a name: the model is declared without a `versions`
+  list (its versions are not managed), and the versions are listed in a comment.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from reconcile.manifest import Manifest, ModelSpec, dump_manifest, is_glob_match
+from reconcile.model import LiveModel, LiveVersion, Snapshot
+
+_OLDEST = datetime.min.replace(tzinfo=UTC)
+_GLOB_SPECIAL = str.maketrans({"*": "[*]", "?": "[?]", "[": "[[]"})
+
+
+@dataclass(frozen=True)
+class Imported:
+    """The manifest text, what it declares, and what people should know about it."""
+
+    text: str
+    models: int
+    versions: int
+    #: One sentence each: what could not be declared as it is, and what was done instead.
+    notes: tuple[str, ...]
+
+
+def _age(item: LiveModel | LiveVersion) -> tuple[datetime, str, str]:
+    return (item.created or _OLDEST, item.name, item.id)
+
+
+def _attributes(attributes: dict[str, str | None], keys: Iterable[str]) -> dict[str, str]:
+    return {key: value for key in keys if (value := attributes.get(key)) is not None}
+
+
+def import_manifest(
+    manifest: Manifest,
+    provider: str,
+    snapshot: Snapshot,
+    *,
+    model_glob: str | None = None,
+    endpoint: str | None = None,
+    command: str = "reconcile import",
+) -> Imported:
+    """A manifest declaring the live state in `snapshot`, with `provider`'s table (and the global
+    policy) copied from `manifest`; `endpoint` replaces the table's endpoint when given (an
+    `emulator:` path made relative to where the new manifest is written)."""
+    config = manifest.providers[provider]
+    policy = manifest.policy_for(provider)
+    given: dict[str, Any] = config.model_dump(mode="json", exclude_unset=True)
+    # As people write it: type first, the scope and policy keys last.
+    last = ("scope", "allow_empty", "policy")
+    table = {
+        **{key: value for key, value in given.items() if key == "type"},
+        **{key: value for key, value in given.items() if key != "type" and key not in last},
+        **{key: given[key] for key in last if key in given},
+    }
+    if endpoint is not None:
+        table["endpoint"] = endpoint
+
+    def ignored(name: str) -> bool:
+        return is_glob_match(policy.ignore, name) is not None
+
+    in_scope = sorted(
+        (m for m in snapshot.models if not m.preset and not ignored(m.name)), key=_age
+    )
+    selected = [m for m in in_scope if model_glob is None or is_glob_match((model_glob,), m.name)]
+    by_name: dict[str, list[LiveModel]] = defaultdict(list)
+    for model in selected:
+        by_name[model.name].append(model)
+
+    notes: list[str] = []
+    specs: list[ModelSpec] = []
+    comments: dict[tuple[int, ...], list[str]] = {}
+    shared_names: list[str] = []
+    version_count = 0
+    for name in sorted(by_name):
+        first, *others = by_name[name]
+        if others:
+            shared_names.append(name)
+            kept = "kept as protected" if config.scope == "workspace" else "left unmanaged"
+            notes.append(
+                f'{len(others) + 1} live models are named "{name}": a manifest declares a name '
+                f"once, so the oldest ({first.id}) is declared by id and the others "
+                f"({', '.join(m.id for m in others)}) are {kept}"
+            )
+        versions = [v for v in first.versions if not v.preset and not ignored(f"{name}/{v.name}")]
+        versions.sort(key=_age)
+        lines = [] if others else [f"id {first.id}"]
+        repeated = sorted(n for n, count in Counter(v.name for v in versions).items() if count > 1)
+        if repeated:
+            notes.append(
+                f'model "{name}" has live versions that share a name ({", ".join(repeated)}): '
+                "it is declared without a versions list, so its versions are not managed"
+            )
+            lines.append("versions not declared (names repeat, a manifest declares one once):")
+            lines += [f"  version {v.name} id {v.id}" for v in versions]
+        declaration: dict[str, Any] = {
+            "provider": provider,
+            "name": name,
+            **_attributes(first.attributes, ("description",)),
+        }
+        if others:
+            declaration["id"] = first.id
+        if not repeated:
+            declaration["versions"] = [
+                {
+                    "name": v.name,
+                    **_attributes(v.attributes, ("description", "base_model_type", "model_path")),
+                }
+                for v in versions
+            ]
+        try:
+            spec = ModelSpec.model_validate(declaration)
+        except ValueError as error:  # a name or id longer than a manifest allows
+            notes.append(f'model "{name}" cannot be declared in a manifest: {error}')
+            continue
+        index = len(specs)
+        specs.append(spec)
+        comments[(index,)] = lines
+        if not repeated:
+            version_count += len(versions)
+            for number, version in enumerate(versions):
+                comments[(index, number)] = [f"id {version.id}"]
+
+    if shared_names and config.scope == "workspace":
+        overrides = dict(table.get("policy") or {})
+        base = overrides.get("protect", list(manifest.policy.protect))
+        extra = [n.translate(_GLOB_SPECIAL) for n in shared_names]
+        overrides["protect"] = [*base, *(p for p in extra if p not in base)]
+        table["policy"] = overrides
+    if model_glob is not None and config.scope == "workspace":
+        left = len(in_scope) - len(selected)
+        if left:
+            notes.append(
+                f'only models matching "{model_glob}" were imported: with scope = "workspace", '
+                f"the {left} other live models would be deleted unless declared elsewhere"
+            )
+    if not specs and config.scope == "workspace" and not config.allow_empty:
+        notes.append(
+            'no model to declare: a plan refuses a scope = "workspace" provider with no declared '
+            "model unless allow_empty = true"
+        )
+
+    if config.scope == "workspace":
+        deletes = 'and, as scope = "workspace", every undeclared model.'
+    else:
+        deletes = '(scope = "declared": undeclared models are left alone).'
+    paragraphs = [
+        f"Written by `{command}` from {snapshot.location}: the {len(specs)} models and "
+        f"{version_count} versions that were live, with their attributes, so that `reconcile "
+        "plan` on this file reports no changes. From now on, apply deletes the undeclared "
+        f"versions of declared models {deletes}",
+        "Ids are noted in comments; an `id = ...` field pins a declaration to one live object "
+        "(used where names repeat).",
+        *(f"Note: {note}." for note in notes),
+    ]
+    header = [line for text in paragraphs for line in textwrap.wrap(text, width=96)]
+    global_policy = manifest.policy.model_dump(mode="json", exclude_unset=True)
+    text = dump_manifest(
+        {provider: table}, specs, policy=global_policy, header=header, comments=comments
+    )
+    return Imported(text=text, models=len(specs), versions=version_count, notes=tuple(notes))
