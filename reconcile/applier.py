@@ -67,6 +67,27 @@ def check_guards(plan: Plan, max_deletes: Mapping[str, int]) -> None:
         )
 
 
+def unconfirmed_deletes(plan: Plan, fresh: Plan) -> list[str]:
+    """The plan's deletes that a plan made now, from the same manifests, would not make (pure).
+
+    An object's own state can be unchanged while its context moved: its model renamed into a
+    protect or ignore pattern, a namesake appearing, the version that kept it retained deleted.
+    Only what both plans delete may go; this also refuses a plan file edited and re-sealed.
+    """
+    now = {change.identity: change for change in fresh.resource_changes}
+    reasons = []
+    for change in plan.deletes():
+        current = now.get(change.identity)
+        if current is not None and current.is_delete:
+            continue
+        if current is None:
+            why = "it is no longer in scope"
+        else:
+            why = f"{current.action_reason.value}: {current.detail}"
+        reasons.append(f"{change.address}: a plan made now would not delete it ({why})")
+    return reasons
+
+
 def stale_reasons(plan: Plan, snapshots: Mapping[str, Snapshot]) -> list[str]:
     """Why the plan's deletes no longer hold on the live state in `snapshots` (pure)."""
     reasons: list[str] = []
@@ -111,12 +132,16 @@ class Applier:
         parallelism: int = 16,
         on_event: EventHook | None = None,
         stop: asyncio.Event | None = None,
+        replan: Callable[[Mapping[str, Snapshot]], Plan] | None = None,
     ) -> None:
         self.providers = providers
         self.journal = journal
         self.parallelism = max(1, parallelism)
         self.on_event = on_event or (lambda kind, change, outcome: None)
         self.stop = stop or asyncio.Event()
+        #: Plans again from fresh listings (the same manifests and targets): only deletes that
+        #: plan confirms are sent.
+        self.replan = replan
         self._running: set[asyncio.Task[list[Outcome]]] = set()
 
     def interrupt(self) -> None:
@@ -150,6 +175,8 @@ class Applier:
             return result
         live = snapshots if snapshots is not None else await self.relist(plan)
         reasons = stale_reasons(plan, live)
+        if self.replan is not None:
+            reasons += unconfirmed_deletes(plan, self.replan(live))
         if reasons:
             raise StalePlanError(
                 "the plan is stale: live state changed since it was made; nothing was deleted",

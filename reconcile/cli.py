@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -197,7 +197,16 @@ def _state_dir(path: Path, state_dir: Path | None) -> Path:
 
 
 def _run(coroutine: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coroutine)
+    result: list[T] = []
+
+    async def main() -> None:
+        # The main task returns nothing: on the way out asyncio.run's SIGINT bookkeeping reprs
+        # the task (signal.getsignal formats a ValueError), result included, and the repr of a
+        # 100k-version plan or snapshot costs seconds.
+        result.append(await coroutine)
+
+    asyncio.run(main())
+    return result[0]
 
 
 async def _listed(
@@ -584,7 +593,11 @@ async def _apply(
     try:
         with Journal(options.state_dir / JOURNAL_FILE) as journal:
             applier = Applier(
-                providers, journal, parallelism=options.parallelism, on_event=on_event
+                providers,
+                journal,
+                parallelism=options.parallelism,
+                on_event=on_event,
+                replan=lambda live: _replan(manifest, live, the_plan),
             )
             with _on_signals(applier.interrupt):
                 result = await applier.apply(the_plan)
@@ -595,6 +608,19 @@ async def _apply(
     if result.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_PARTIAL if result.failed else EXIT_OK
+
+
+def _replan(manifest: Manifest, live: Mapping[str, Snapshot], saved: Plan) -> Plan:
+    """A plan of the scopes just listed again, with the saved plan's targets."""
+    from reconcile.planner import build_plan
+
+    scopes = {scope.provider for scope in saved.scopes}
+    return build_plan(
+        manifest,
+        {name: snapshot for name, snapshot in live.items() if name in scopes},
+        tool_version=__version__,
+        targets=saved.targets,
+    )
 
 
 @contextlib.contextmanager
@@ -1037,6 +1063,16 @@ def emulator() -> None:
     help="Share of requests answered with 408/429/500.",
 )
 @click.option("--seed", type=int, help="Seed the injected faults so runs reproduce.")
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="KIND[,KEY=VALUE...]",
+    callback=lambda ctx, param, specs: _parse_faults(specs),
+    help="Inject a fault (repeatable): KIND is status, slow, reset, truncate, inconsistent, "
+    "throttle or lost; keys: method, path (a glob), action (Qianfan), rate, times, status, "
+    "delay_ms, reply (status|reset), rps, burst, retry_after, delta.",
+)
 @click.option("--persist", is_flag=True, help="Write every change back to the state file.")
 def serve(
     state_file: Path,
@@ -1046,13 +1082,17 @@ def serve(
     jitter_ms: float,
     fail_rate: float,
     seed: int | None,
+    faults: list[Any],
     persist: bool,
 ) -> int:
     """Serve the platforms' APIs over HTTP from a JSON state file.
 
     \b
-    Example:
+    Examples:
       reconcile emulator serve --state examples/demo/emulator-state.json --port 8080
+      reconcile emulator serve --state s.json --seed 7 \\
+        --fault status,status=503,method=GET,rate=0.05 --fault lost,method=DELETE,rate=0.05 \\
+        --fault throttle,rps=20,burst=40 --fault inconsistent,path=/v1/*/models,times=1
     """
     from reconcile.emulator import serve as run_server
 
@@ -1065,8 +1105,19 @@ def serve(
         latency_jitter_ms=jitter_ms,
         fail_rate=fail_rate,
         seed=seed,
+        faults=faults,
     )
     return EXIT_OK
+
+
+def _parse_faults(specs: tuple[str, ...]) -> list[Any]:
+    """`--fault` specs as the emulator's `Fault`s; a bad one is a usage error naming it."""
+    from reconcile.emulator import Fault
+
+    try:
+        return [Fault.parse(spec) for spec in specs]
+    except (TypeError, ValueError) as error:
+        raise click.BadParameter(str(error), param_hint="--fault") from None
 
 
 @emulator.command()

@@ -12,7 +12,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SkipValidation
 
 
 class Record(BaseModel):
@@ -44,8 +44,9 @@ class LiveVersion(Record):
     attributes: dict[str, str | None] = {}
     #: A platform preset (PUBLIC on Fabric, System/PlatformPreset on Qianfan): never in scope.
     preset: bool = False
-    #: Everything the platform returned for this version, as it returned it.
-    raw: dict[str, Any] = {}
+    #: Everything the platform returned for this version, as it returned it. Kept as given, not
+    #: validated or copied: it is the platform's JSON, and a listing holds 100k of them.
+    raw: SkipValidation[dict[str, Any]] = {}
 
 
 class LiveModel(Record):
@@ -55,7 +56,7 @@ class LiveModel(Record):
     attributes: dict[str, str | None] = {}
     preset: bool = False
     versions: tuple[LiveVersion, ...] = ()
-    raw: dict[str, Any] = {}
+    raw: SkipValidation[dict[str, Any]] = {}
 
 
 class FieldChange(Record):
@@ -94,8 +95,11 @@ class Uses(Record):
     by_model: dict[str, list[ServiceUse]]
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+
+
 def _canonical(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return _CANONICAL.encode(value).encode()
 
 
 def digest(value: Any) -> str:
@@ -106,14 +110,18 @@ def digest(value: Any) -> str:
 def version_state(version: LiveVersion, uses: Uses) -> dict[str, Any]:
     """What about a version, if it changed, makes a plan that deletes it stale: a rename, other
     attributes, a service that started using it (or its whole model)."""
-    services = uses.by_version.get(version.id, []) + [
-        service for service in uses.by_model.get(version.model_id, []) if service.version_id is None
-    ]
+    by_model = uses.by_model.get(version.model_id)
+    by_version = uses.by_version.get(version.id)
+    used_by: list[str] = []
+    if by_model or by_version:  # most versions are used by nothing: skip the work
+        services = (by_version or []) + [s for s in by_model or [] if s.version_id is None]
+        used_by = sorted(service.id for service in services)
     return {
         "id": version.id,
         "name": version.name,
+        "preset": version.preset,
         "attributes": version.attributes,
-        "used_by": sorted(service.id for service in services),
+        "used_by": used_by,
     }
 
 
@@ -123,6 +131,7 @@ def model_state(model: LiveModel, uses: Uses) -> dict[str, Any]:
     return {
         "id": model.id,
         "name": model.name,
+        "preset": model.preset,
         "attributes": model.attributes,
         "used_by": sorted(service.id for service in uses.by_model.get(model.id, [])),
         # Sorted: platforms promise no listing order, and the digest must not depend on one.

@@ -98,6 +98,11 @@ class Change(Record):
         return Action.DELETE in self.actions
 
     @property
+    def identity(self) -> tuple[str, str, str, str | None]:
+        """What the change is about, whatever its address: provider, kind, id and model."""
+        return (self.provider, self.kind.value, self.id, self.model_id)
+
+    @property
     def is_blocked(self) -> bool:
         return self.action_reason in (Reason.IN_USE, Reason.AMBIGUOUS)
 

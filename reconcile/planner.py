@@ -229,17 +229,8 @@ class _ProviderPlanner:
             )
         for model in self.in_scope:
             if model.id in ambiguous:
-                spec = ambiguous[model.id]
-                count = sum(1 for m in self.in_scope if m.name == spec.name)
                 self.changes.append(
-                    self._model_change(
-                        model,
-                        Action.NOOP,
-                        Reason.AMBIGUOUS,
-                        f'{count} live models are named "{spec.name}", declared{self._origin(spec)}'
-                        f": none of them is deleted. Add the id of the one "
-                        f"{'to delete' if spec.absent else 'to keep'} to the declaration",
-                    )
+                    self._model_change(model, Action.NOOP, Reason.AMBIGUOUS, ambiguous[model.id])
                 )
                 continue
             found = matched.get(model.id)
@@ -263,23 +254,53 @@ class _ProviderPlanner:
             for model in self.snapshot.models
         )
 
-    def _match_models(self) -> tuple[dict[str, ModelSpec], dict[str, ModelSpec]]:
+    def _match_models(self) -> tuple[dict[str, ModelSpec], dict[str, str]]:
+        """Declarations matched to live models; and the live models no plan may touch because a
+        declaration cannot tell them apart (id -> why)."""
         by_id = {model.id: model for model in self.in_scope}
         by_name: dict[str, list[LiveModel]] = defaultdict(list)
         for model in self.in_scope:
             by_name[model.name].append(model)
         matched: dict[str, ModelSpec] = {}
-        ambiguous: dict[str, ModelSpec] = {}
+        ambiguous: dict[str, str] = {}
         for spec in self.specs:
             if spec.id is not None:
                 candidates = [by_id[spec.id]] if spec.id in by_id else []
+                namesakes = [] if candidates else by_name.get(spec.name, [])
+                if namesakes:
+                    # The declared id is gone but its name is live: a re-registered model, or a
+                    # wrong id. Never guess: hold every namesake and say so.
+                    ids = ", ".join(model.id for model in namesakes)
+                    for model in namesakes:
+                        ambiguous[model.id] = (
+                            f"declared{self._origin(spec)} with id {spec.id}, which is not live, "
+                            f'while live model(s) named "{spec.name}" have id(s) {ids}: none of '
+                            "them is deleted. Fix the id in the declaration"
+                        )
+                    self.drift.append(
+                        Drift(
+                            address=f"{self.provider}/{spec.name}",
+                            provider=self.provider,
+                            kind=Kind.MODEL,
+                            drift=DriftKind.AMBIGUOUS,
+                            id=spec.id,
+                            detail=f"declared id {spec.id} is not live; live id(s) of that name: "
+                            + ids,
+                            hint=f"correct the id in the declaration{self._origin(spec)}",
+                        )
+                    )
+                    continue
             else:
                 candidates = by_name.get(spec.name, [])
             if len(candidates) == 1:
                 matched[candidates[0].id] = spec
             elif len(candidates) > 1:
                 for model in candidates:
-                    ambiguous[model.id] = spec
+                    ambiguous[model.id] = (
+                        f'{len(candidates)} live models are named "{spec.name}", declared'
+                        f"{self._origin(spec)}: none of them is deleted. Add the id of the one "
+                        f"{'to delete' if spec.absent else 'to keep'} to the declaration"
+                    )
                 self.drift.append(
                     Drift(
                         address=f"{self.provider}/{spec.name}",
@@ -378,17 +399,46 @@ class _ProviderPlanner:
             vspec for vspec in version_specs if not self._ignored(f"{model.name}/{vspec.name}")
         ]
         matched: dict[str, VersionSpec] = {}
-        ambiguous: set[str] = set()
+        #: Live versions a declaration cannot tell apart: version id -> why none is deleted.
+        ambiguous: dict[str, str] = {}
         for vspec in version_specs:
+            address = f"{self._model_address(model)}/{vspec.name}"
+            namesakes = [version for version in live if version.name == vspec.name]
             if vspec.id is not None:
                 candidates = [by_id[vspec.id]] if vspec.id in by_id else []
+                if not candidates and namesakes:
+                    # The declared id is gone but its name is live: hold the namesakes.
+                    ids = ", ".join(version.id for version in namesakes)
+                    for version in namesakes:
+                        ambiguous[version.id] = (
+                            f"declared{self._origin(spec)} with id {vspec.id}, which is not live, "
+                            f'while live version(s) named "{vspec.name}" have id(s) {ids}: none '
+                            "of them is deleted. Fix the id in the declaration"
+                        )
+                    self.drift.append(
+                        Drift(
+                            address=address,
+                            provider=self.provider,
+                            kind=Kind.VERSION,
+                            drift=DriftKind.AMBIGUOUS,
+                            id=vspec.id,
+                            detail=f"declared id {vspec.id} is not live; live id(s) of that "
+                            f"name: {ids}",
+                            hint=f"correct the id in the declaration{self._origin(spec)}",
+                        )
+                    )
+                    continue
             else:
-                candidates = [version for version in live if version.name == vspec.name]
-            address = f"{self._model_address(model)}/{vspec.name}"
+                candidates = namesakes
             if len(candidates) == 1:
                 matched[candidates[0].id] = vspec
             elif candidates:
-                ambiguous.update(version.id for version in candidates)
+                for version in candidates:
+                    ambiguous[version.id] = (
+                        f'{len(candidates)} live versions are named "{version.name}": none of '
+                        f"them is deleted. Add the id of the one to keep to the declaration"
+                        f"{self._origin(spec)}"
+                    )
                 self.drift.append(
                     Drift(
                         address=address,
@@ -427,9 +477,7 @@ class _ProviderPlanner:
                         shared,
                         Action.NOOP,
                         Reason.AMBIGUOUS,
-                        f'{names[version.name]} live versions are named "{version.name}": none of '
-                        f"them is deleted. Add the id of the one to keep to the declaration"
-                        f"{self._origin(spec)}",
+                        ambiguous[version.id],
                     )
                 )
             elif version_spec is not None:
