@@ -290,6 +290,13 @@ class Applier:
                 Outcome(change, "unknown", "interrupted before the platform answered")
                 for change in unit
             ]
+        except Exception as error:  # a bug must not cost the other deletes their receipts
+            # Whatever went wrong, the request may have reached the platform: the outcome is
+            # unknown, it is journaled as such, and the other deletes go on.
+            return [
+                Outcome(change, "unknown", f"unexpected {type(error).__name__}: report this bug")
+                for change in unit
+            ]
         return [_outcome(change, error) for change, error in zip(unit, errors, strict=True)]
 
 

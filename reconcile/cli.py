@@ -607,7 +607,7 @@ async def _apply(
     click.echo(_render_result(result, total))
     if result.interrupted:
         return EXIT_INTERRUPTED
-    return EXIT_PARTIAL if result.failed else EXIT_OK
+    return EXIT_PARTIAL if result.with_status("failed", "unknown") else EXIT_OK
 
 
 def _replan(manifest: Manifest, live: Mapping[str, Snapshot], saved: Plan) -> Plan:
@@ -1154,6 +1154,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exit_.exit_code)
     except ReconcileError as error:
         click.echo(f"Error: {error}", err=True)
+        return EXIT_ERROR
+    except OSError as error:
+        # The machine said no (a missing folder, a full disk, no permission): not a bug.
+        click.echo(
+            f"Error: {error.strerror or error}: {error.filename or ''}".rstrip(": "), err=True
+        )
         return EXIT_ERROR
     except KeyboardInterrupt:
         click.echo("\nInterrupted: nothing was deleted.", err=True)

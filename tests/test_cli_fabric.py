@@ -306,7 +306,8 @@ def test_fabric_each_error_status_reaches_the_user_as_one_error_line(
     attempts = RetryPolicy().attempts if status in (408, 500) else 1
     assert gateway.answered == [f"GET {MODELS_PATH}"] * attempts
     assert err.splitlines() == [
-        f"Error: {PROVIDER}: list models (GET {url}{MODELS_PATH}?offset=0&limit=100) failed: "
+        f"Error: {PROVIDER}: list models (GET {url}{MODELS_PATH}?offset=0&limit=100"
+        "&sort_by=CREATE_TIME&order_by=ASC) failed: "
         f"HTTP {status} {body['error_code']}: {body['error_msg']} [request id req-gw-{attempts}]"
         f" (fix: {SOLUTION})"
     ]

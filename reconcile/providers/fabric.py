@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -37,6 +37,9 @@ _GONE_STATUSES = frozenset({"DELETED"})
 _SERVICE_ERROR_PREFIX = "dataartsfabric."
 
 T = TypeVar("T")
+#: A pinned order for offset paging: with the default (newest first) every object created
+#: during a listing shifts the later pages. Oldest first, new objects land on the last page.
+_OLDEST_FIRST = {"sort_by": "CREATE_TIME", "order_by": "ASC"}
 
 
 def check_model_id(value: str, where: str = "") -> str:
@@ -94,9 +97,11 @@ def _time(item: dict[str, Any], key: str, where: str) -> datetime | None:
     if not text:
         return None
     try:
-        return datetime.fromisoformat(text)
+        parsed = datetime.fromisoformat(text)
     except ValueError:
         raise ShapeError(f"{where}: field {key!r} is not an ISO 8601 time: {text!r}") from None
+    # A time without an offset is taken as UTC, so that every time compares with every other.
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def _page(payload: Any, key: str, where: str) -> tuple[int, list[Any]]:
@@ -140,7 +145,9 @@ def parse_models_page(payload: Any) -> tuple[int, list[LiveModel]]:
                 created=_time(item, "create_time", where),
                 attributes={"description": _field(item, "description", str, where, optional=True)},
                 # PUBLIC models are presets shared by the platform: never the caller's to delete.
-                preset=_field(item, "visibility", str, where, optional=True) == "PUBLIC",
+                # Only PRIVATE models are the caller's own: PUBLIC ones are platform presets, and
+                # a model whose visibility is missing or unknown is not assumed deletable.
+                preset=_field(item, "visibility", str, where, optional=True) != "PRIVATE",
                 raw=item,
             )
         )
@@ -165,15 +172,17 @@ def parse_services_page(payload: Any) -> tuple[int, list[ServiceUse]]:
         status = _required(item, "status", str, where)
         source = _field(item, "source", dict, where, optional=True) or {}
         model_id = _field(source, "id", str, where + ".source", optional=True)
-        if status in _GONE_STATUSES or not model_id:
+        version_id = _field(source, "version_id", str, where + ".source", optional=True)
+        if status in _GONE_STATUSES or not (model_id or version_id):
             continue
         services.append(
             ServiceUse(
                 id=_required(item, "id", str, where),
                 name=_field(item, "name", str, where, optional=True) or "",
                 status=status,
-                model_id=model_id,
-                version_id=_field(source, "version_id", str, where + ".source", optional=True),
+                # A source naming only a version still holds that version.
+                model_id=model_id or "",
+                version_id=version_id or None,
             )
         )
     return total, services
@@ -307,7 +316,9 @@ class FabricProvider:
     async def _list_models(self) -> list[LiveModel]:
         return await self._all_pages(
             "list models",
-            lambda params: self._get(self.http, "list models", f"{self.base}/models", params),
+            lambda params: self._get(
+                self.http, "list models", f"{self.base}/models", {**params, **_OLDEST_FIRST}
+            ),
             parse_models_page,
         )
 
@@ -324,13 +335,15 @@ class FabricProvider:
         url = f"{self.services_base}/services/instances"
         return await self._all_pages(
             "list service instances",
-            lambda params: self._get(self.services_http, "list service instances", url, params),
+            lambda params: self._get(
+                self.services_http, "list service instances", url, {**params, **_OLDEST_FIRST}
+            ),
             parse_services_page,
             # Filtered pages (DELETED services dropped) are shorter than the total says.
             count=lambda payload: len(payload["service_instances"]),
         )
 
-    async def _get(self, http: Http, what: str, url: str, params: dict[str, int]) -> Any:
+    async def _get(self, http: Http, what: str, url: str, params: Mapping[str, int | str]) -> Any:
         response = await http.request(what, "GET", url, params=params)
         return parse_json(response, f"{self.name}: {what}")
 

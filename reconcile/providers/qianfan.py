@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -64,7 +64,8 @@ _VERSION_ID = re.compile(r"^amv-[A-Za-z0-9-]{1,64}$")
 _V1_INT_ID = re.compile(r"^[1-9][0-9]{0,17}$")
 #: Model sets of this source are the platform's presets; versions of this source type too.
 _PRESET_SOURCES = frozenset({"System", "PlatformPreset"})
-_IN_USE_CODES = frozenset({"ModelInUse"})
+#: "ModelInUse" (V2) and 500002 (V1, the emulator's code; inferred) refuse a delete in use.
+_IN_USE_CODES = frozenset({"ModelInUse", "500002"})
 _NOT_FOUND_CODES = frozenset({"ResourceNotFound", "ModelNotFound", "NotFound"})
 _HINTS = {
     "SignatureDoesNotMatch": "check the secret key (the sk_env variable)",
@@ -129,9 +130,11 @@ def _time(item: dict[str, Any], key: str, where: str) -> datetime | None:
     if not text:
         return None
     try:
-        return datetime.fromisoformat(text)
+        parsed = datetime.fromisoformat(text)
     except ValueError:
         raise ShapeError(f"{where}: field {key!r} is not an ISO 8601 time: {text!r}") from None
+    # A time without an offset is taken as UTC, so that every time compares with every other.
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def v2_result(payload: Any, what: str) -> Any:
@@ -559,7 +562,14 @@ class QianfanProvider:
         named = ", ".join(map(str, ids)) if len(ids) <= 3 else f"{ids[0]} ... {ids[-1]}"
         what = f"batch delete of {len(ids)} model set(s) ({named})"
         payload = await self._v1(what, "model/batchDelete", {"modelIDs": list(ids)})
-        self._checked(what, v1_result, payload, what)
+        result = self._checked(what, v1_result, payload, what)
+        if result != {}:
+            # Seed 001: `{}` means deleted. Anything else (a list of failures?) is not proof.
+            raise ProviderError(
+                f"{self.name}: {what}: the platform answered result {result!r} instead of {{}}: "
+                "not counted as deleted",
+                hint="run plan again to see what is still live",
+            )
 
     async def _delete_one_v1(self, key: str | int) -> ReconcileError | None:
         error = await self._outcome(self._batch_delete([key]))
