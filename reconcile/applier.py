@@ -52,10 +52,15 @@ EventHook = Callable[[str, Change | None, Outcome | None], None]
 
 
 def check_guards(plan: Plan, max_deletes: Mapping[str, int]) -> None:
-    """Refuse, before anything is sent, a plan that deletes more than a provider allows."""
-    counts = Counter(change.provider for change in plan.deletes())
+    """Refuse, before anything is sent, a plan that deletes more than a provider allows.
+
+    Objects are counted, not calls: a whole-model delete counts the model and its versions.
+    """
+    counts: Counter[str] = Counter()
+    for change in plan.deletes():
+        counts[change.provider] += 1 + len(change.version_ids)
     over = [
-        f'provider "{provider}": {count} deletes, max_deletes is {max_deletes[provider]}'
+        f'provider "{provider}": {count} objects to delete, max_deletes is {max_deletes[provider]}'
         for provider, count in sorted(counts.items())
         if provider in max_deletes and count > max_deletes[provider]
     ]

@@ -219,5 +219,5 @@ def test_max_deletes_counts_per_provider() -> None:
         )
     )
     check_guards(plan, {"p": 3})
-    with pytest.raises(GuardError, match='provider "p": 3 deletes, max_deletes is 2'):
+    with pytest.raises(GuardError, match='provider "p": 3 objects to delete, max_deletes is 2'):
         check_guards(plan, {"p": 2})

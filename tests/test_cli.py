@@ -288,10 +288,11 @@ def test_max_deletes_guard_refuses_before_any_delete(
     capsys: pytest.CaptureFixture[str], demo: Path
 ) -> None:
     before = live_ids(live_state_after_plan(capsys, demo))
-    code, _, err = run(capsys, "apply", str(demo), "--auto-approve", "--max-deletes", "3")
+    code, _, err = run(capsys, "apply", str(demo), "--auto-approve", "--max-deletes", "7")
     assert code == 1
-    assert 'provider "fabric-demo": 8 deletes, max_deletes is 3)' in err
-    assert "qianfan-demo" not in err  # its 3 deletes are within the limit
+    # Objects count, not calls: fabric-demo's 8 deletes remove 16 objects (two whole models).
+    assert 'provider "fabric-demo": 16 objects to delete, max_deletes is 7)' in err
+    assert "qianfan-demo" not in err  # its 7 objects are within the limit
     assert live_ids(live_state(demo)) == before
 
 
