@@ -15,6 +15,7 @@ from reconcile.diff import field_changes
 from reconcile.errors import GuardError, ReconcileError
 from reconcile.manifest import Manifest, ModelSpec, Policy, VersionSpec, is_glob_match
 from reconcile.model import (
+    FieldChange,
     LiveModel,
     LiveVersion,
     ServiceUse,
@@ -157,6 +158,30 @@ class _ProviderPlanner:
         suffix = f"#{version.id}" if version.name in shared else ""
         return f"{self._model_address(model)}/{version.name}{suffix}"
 
+    def _drift(
+        self,
+        *,
+        address: str,
+        kind: Kind,
+        drift: DriftKind,
+        detail: str,
+        hint: str,
+        id: str | None = None,
+        fields: tuple[FieldChange, ...] = (),
+    ) -> None:
+        self.drift.append(
+            Drift(
+                address=address,
+                provider=self.provider,
+                kind=kind,
+                drift=drift,
+                id=id,
+                fields=fields,
+                detail=detail,
+                hint=hint,
+            )
+        )
+
     def _model_change(
         self,
         model: LiveModel,
@@ -277,17 +302,14 @@ class _ProviderPlanner:
                             f'while live model(s) named "{spec.name}" have id(s) {ids}: none of '
                             "them is deleted. Fix the id in the declaration"
                         )
-                    self.drift.append(
-                        Drift(
-                            address=f"{self.provider}/{spec.name}",
-                            provider=self.provider,
-                            kind=Kind.MODEL,
-                            drift=DriftKind.AMBIGUOUS,
-                            id=spec.id,
-                            detail=f"declared id {spec.id} is not live; live id(s) of that name: "
-                            + ids,
-                            hint=f"correct the id in the declaration{self._origin(spec)}",
-                        )
+                    self._drift(
+                        address=f"{self.provider}/{spec.name}",
+                        kind=Kind.MODEL,
+                        drift=DriftKind.AMBIGUOUS,
+                        id=spec.id,
+                        detail=f"declared id {spec.id} is not live; live id(s) of that name: "
+                        + ids,
+                        hint=f"correct the id in the declaration{self._origin(spec)}",
                     )
                     continue
             else:
@@ -301,45 +323,35 @@ class _ProviderPlanner:
                         f"{self._origin(spec)}: none of them is deleted. Add the id of the one "
                         f"{'to delete' if spec.absent else 'to keep'} to the declaration"
                     )
-                self.drift.append(
-                    Drift(
-                        address=f"{self.provider}/{spec.name}",
-                        provider=self.provider,
-                        kind=Kind.MODEL,
-                        drift=DriftKind.AMBIGUOUS,
-                        detail=f'{len(candidates)} live models are named "{spec.name}" (ids '
-                        + ", ".join(model.id for model in candidates)
-                        + ")",
-                        hint=f"add the id of the one {'to delete' if spec.absent else 'to keep'} "
-                        f"to the declaration{self._origin(spec)}",
-                    )
+                self._drift(
+                    address=f"{self.provider}/{spec.name}",
+                    kind=Kind.MODEL,
+                    drift=DriftKind.AMBIGUOUS,
+                    detail=f'{len(candidates)} live models are named "{spec.name}" (ids '
+                    + ", ".join(model.id for model in candidates)
+                    + ")",
+                    hint=f"add the id of the one {'to delete' if spec.absent else 'to keep'} "
+                    f"to the declaration{self._origin(spec)}",
                 )
             elif not spec.absent and self._is_preset(spec):
-                self.drift.append(
-                    Drift(
-                        address=f"{self.provider}/{spec.name}",
-                        provider=self.provider,
-                        kind=Kind.MODEL,
-                        drift=DriftKind.MISSING,
-                        id=spec.id,
-                        detail=f"declared{self._origin(spec)}, but the live model of that name is "
-                        "a platform preset, which reconcile never manages",
-                        hint="remove the declaration: presets are not yours to keep or delete",
-                    )
+                self._drift(
+                    address=f"{self.provider}/{spec.name}",
+                    kind=Kind.MODEL,
+                    drift=DriftKind.MISSING,
+                    id=spec.id,
+                    detail=f"declared{self._origin(spec)}, but the live model of that name is "
+                    "a platform preset, which reconcile never manages",
+                    hint="remove the declaration: presets are not yours to keep or delete",
                 )
             elif not spec.absent:
-                self.drift.append(
-                    Drift(
-                        address=f"{self.provider}/{spec.name}",
-                        provider=self.provider,
-                        kind=Kind.MODEL,
-                        drift=DriftKind.MISSING,
-                        id=spec.id,
-                        detail=f"declared{self._origin(spec)}, not found in "
-                        f"{self.snapshot.location}",
-                        hint="reconcile does not create models: register it on the platform, "
-                        "or remove the declaration",
-                    )
+                self._drift(
+                    address=f"{self.provider}/{spec.name}",
+                    kind=Kind.MODEL,
+                    drift=DriftKind.MISSING,
+                    id=spec.id,
+                    detail=f"declared{self._origin(spec)}, not found in {self.snapshot.location}",
+                    hint="reconcile does not create models: register it on the platform, "
+                    "or remove the declaration",
                 )
         return matched, ambiguous
 
@@ -365,19 +377,16 @@ class _ProviderPlanner:
     ) -> None:
         changed = field_changes(declared, live)
         if changed:
-            self.drift.append(
-                Drift(
-                    address=address,
-                    provider=self.provider,
-                    kind=kind,
-                    drift=DriftKind.CHANGED,
-                    id=object_id,
-                    fields=tuple(changed),
-                    detail="declared attributes differ from the live ones: "
-                    + ", ".join(change.field for change in changed),
-                    hint="reconcile does not update objects: change them on the platform, or "
-                    "declare the live values",
-                )
+            self._drift(
+                address=address,
+                kind=kind,
+                drift=DriftKind.CHANGED,
+                id=object_id,
+                fields=tuple(changed),
+                detail="declared attributes differ from the live ones: "
+                + ", ".join(change.field for change in changed),
+                hint="reconcile does not update objects: change them on the platform, or "
+                "declare the live values",
             )
 
     def _declared_versions(
@@ -415,17 +424,14 @@ class _ProviderPlanner:
                             f'while live version(s) named "{vspec.name}" have id(s) {ids}: none '
                             "of them is deleted. Fix the id in the declaration"
                         )
-                    self.drift.append(
-                        Drift(
-                            address=address,
-                            provider=self.provider,
-                            kind=Kind.VERSION,
-                            drift=DriftKind.AMBIGUOUS,
-                            id=vspec.id,
-                            detail=f"declared id {vspec.id} is not live; live id(s) of that "
-                            f"name: {ids}",
-                            hint=f"correct the id in the declaration{self._origin(spec)}",
-                        )
+                    self._drift(
+                        address=address,
+                        kind=Kind.VERSION,
+                        drift=DriftKind.AMBIGUOUS,
+                        id=vspec.id,
+                        detail=f"declared id {vspec.id} is not live; live id(s) of that "
+                        f"name: {ids}",
+                        hint=f"correct the id in the declaration{self._origin(spec)}",
                     )
                     continue
             else:
@@ -439,31 +445,24 @@ class _ProviderPlanner:
                         f"them is deleted. Add the id of the one to keep to the declaration"
                         f"{self._origin(spec)}"
                     )
-                self.drift.append(
-                    Drift(
-                        address=address,
-                        provider=self.provider,
-                        kind=Kind.VERSION,
-                        drift=DriftKind.AMBIGUOUS,
-                        detail=f'{len(candidates)} live versions of "{model.name}" are named '
-                        f'"{vspec.name}" (ids {", ".join(v.id for v in candidates)})',
-                        hint="add the id of the one to keep to the declaration"
-                        + self._origin(spec),
-                    )
+                self._drift(
+                    address=address,
+                    kind=Kind.VERSION,
+                    drift=DriftKind.AMBIGUOUS,
+                    detail=f'{len(candidates)} live versions of "{model.name}" are named '
+                    f'"{vspec.name}" (ids {", ".join(v.id for v in candidates)})',
+                    hint="add the id of the one to keep to the declaration" + self._origin(spec),
                 )
             else:
-                self.drift.append(
-                    Drift(
-                        address=address,
-                        provider=self.provider,
-                        kind=Kind.VERSION,
-                        drift=DriftKind.MISSING,
-                        id=vspec.id,
-                        detail=f"declared{self._origin(spec)}, not found among the versions of "
-                        f'"{model.name}"',
-                        hint="reconcile does not create versions: register it on the platform, "
-                        "or remove it from the declaration",
-                    )
+                self._drift(
+                    address=address,
+                    kind=Kind.VERSION,
+                    drift=DriftKind.MISSING,
+                    id=vspec.id,
+                    detail=f"declared{self._origin(spec)}, not found among the versions of "
+                    f'"{model.name}"',
+                    hint="reconcile does not create versions: register it on the platform, "
+                    "or remove it from the declaration",
                 )
 
         undeclared: list[LiveVersion] = []

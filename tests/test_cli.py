@@ -4,12 +4,6 @@ and over a real loopback socket (a uvicorn server and an `http://127.0.0.1` endp
 from __future__ import annotations
 
 import json
-import os
-import pty
-import select
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +11,7 @@ import pytest
 
 from reconcile.cli import main
 from reconcile.emulator import create_app
-from tests.conftest import ROOT, demo_state, serve_over_loopback
+from tests.conftest import ROOT, demo_state, run_on_terminal, serve_over_loopback
 
 # What the demo plan must delete (addresses), and keep, given examples/demo as shipped.
 DEMO_DELETES = {
@@ -407,49 +401,13 @@ def test_a_missing_credential_variable_is_named(
 # -- a real terminal ----------------------------------------------------------------------------
 
 
-def _interactive_apply(demo: Path, answer: str) -> tuple[int, str]:
-    """Run `reconcile apply` on a pseudo-terminal, answer the prompt, return (exit code, screen)."""
-    leader, follower = pty.openpty()
-    env = {**os.environ, "NO_COLOR": "1"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "reconcile", "apply", str(demo)],
-        stdin=follower,
-        stdout=follower,
-        stderr=follower,
-        env=env,
-        close_fds=True,
-    )
-    os.close(follower)
-    screen = b""
-    answered = False
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([leader], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(leader, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            screen += chunk
-        if not answered and b"Enter a value:" in screen:
-            os.write(leader, answer.encode() + b"\n")
-            answered = True
-        if process.poll() is not None and not ready:
-            break
-    code = process.wait(timeout=30)
-    os.close(leader)
-    return code, screen.decode(errors="replace")
-
-
 def test_interactive_apply_accepts_only_yes(capsys: pytest.CaptureFixture[str], demo: Path) -> None:
     before = live_ids(live_state_after_plan(capsys, demo))
-    code, screen = _interactive_apply(demo, "y")
+    code, screen = run_on_terminal(["apply", str(demo)], ["y"])
     assert "Only 'yes' will be accepted" in screen
     assert code == 1
     assert live_ids(live_state(demo)) == before
 
-    code, screen = _interactive_apply(demo, "yes")
+    code, screen = run_on_terminal(["apply", str(demo)], ["yes"])
     assert code == 0, screen
     assert "Apply complete: 11 deleted" in screen

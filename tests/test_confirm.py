@@ -35,10 +35,3 @@ def test_a_large_delete_needs_the_workspace_name_not_yes(demo: Path) -> None:
     assert code == 0, screen
     assert "Apply complete:" in screen
     assert _live_ids(demo) < before
-
-
-def test_a_small_delete_accepts_only_the_literal_yes(demo: Path) -> None:
-    code, screen = run_on_terminal(["apply", str(demo)], ["y"])
-    assert "Only 'yes' will be accepted" in screen
-    assert code == 1
-    assert "Apply complete" not in screen
