@@ -17,7 +17,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+
+from reconcile.emulator import ConnectionDropped
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "examples" / "demo"
@@ -139,3 +142,16 @@ class Swappable:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         assert self.app is not None, "set Swappable.app before sending requests"
         await self.app(scope, receive, send)
+
+
+class EmulatorTransport(httpx.ASGITransport):
+    """httpx's in-process transport to the emulator, turning a dropped connection (the "reset"
+    and "lost" faults raise `ConnectionDropped` in-process) into the error a real socket gives."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await super().handle_async_request(request)
+        except ConnectionDropped as error:
+            raise httpx.RemoteProtocolError(
+                "Server disconnected without sending a response.", request=request
+            ) from error

@@ -19,14 +19,27 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconcile.errors import ProviderError
-from reconcile.providers import fabric
+from reconcile.model import LiveModel, LiveVersion
+from reconcile.providers import fabric, qianfan
 from reconcile.providers.http import MAX_BODY_BYTES, Http, RetryPolicy, parse_json
 
 CASES = Path(__file__).parent / "bad_inputs" / "responses"
+#: What the Qianfan model set listing said `am-abc` holds, for the `/modelDetail` cases.
+LISTED_SET = LiveModel(
+    id="am-abc",
+    name="chat",
+    versions=(
+        LiveVersion(id="amv-abc1", name="V1", model_id="am-abc"),
+        LiveVersion(id="amv-abc2", name="V2", model_id="am-abc"),
+    ),
+)
 PARSERS: dict[str, Callable[[Any], object]] = {
     "fabric.models": fabric.parse_models_page,
     "fabric.versions": lambda payload: fabric.parse_versions_page(payload, "m1"),
     "fabric.services": fabric.parse_services_page,
+    "qianfan.model_sets": qianfan.parse_model_sets_page,
+    "qianfan.model_detail": lambda payload: qianfan.parse_model_detail(payload, LISTED_SET),
+    "qianfan.services": qianfan.parse_services_page,
 }
 
 
@@ -44,6 +57,13 @@ def test_each_malformed_response_gives_its_exact_error(case: Path) -> None:
 
 def test_the_corpus_is_large_enough() -> None:
     assert len(_cases()) >= 20
+    by_platform = {name: [c for c in _cases() if c.stem.startswith(name)] for name in PLATFORMS}
+    assert all(len(cases) >= 10 for cases in by_platform.values()), by_platform
+    used = {json.loads(case.read_text(encoding="utf-8"))["parser"] for case in _cases()}
+    assert used == set(PARSERS)
+
+
+PLATFORMS = ("fabric-", "qianfan-")
 
 
 JSON = st.recursive(
@@ -76,11 +96,99 @@ SHAPED = st.recursive(
     lambda children: st.lists(children, max_size=4) | st.dictionaries(KEYS, children, max_size=6),
     max_leaves=40,
 )
+QIANFAN_KEYS = st.sampled_from(
+    [
+        "requestId",
+        "result",
+        "code",
+        "message",
+        "log_id",
+        "error_code",
+        "error_msg",
+        "pageInfo",
+        "isTruncated",
+        "nextMarker",
+        "modelSetId",
+        "modelSetName",
+        "modelIds",
+        "modelNames",
+        "createTime",
+        "modelIdStr",
+        "source",
+        "description",
+        "modelVersionList",
+        "modelVersionIdStr",
+        "version",
+        "sourceType",
+        "serviceId",
+        "name",
+        "runStatus",
+        "modelId",
+    ]
+)
+#: Leaves that pass the checks on the way (ids of the right shape, times, the listed versions),
+#: so that examples get past the first check and reach the deeper ones.
+QIANFAN_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 300)
+    | st.text(max_size=20)
+    | st.sampled_from(["am-abc", "amv-abc1", "amv-abc2", "V1", "System", "2024-06-04T18:38:59"])
+)
+QIANFAN_VALUES = st.recursive(
+    QIANFAN_LEAVES,
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(QIANFAN_KEYS, children, max_size=6)
+    ),
+    max_leaves=20,
+)
+#: Any of the fields of a listed item, each present or not, with plausible or odd values.
+QIANFAN_ITEM = st.fixed_dictionaries(
+    {},
+    optional=dict.fromkeys(
+        [
+            *("modelSetId", "modelSetName", "createTime", "serviceId", "runStatus", "modelId"),
+            *("modelVersionIdStr", "version", "sourceType", "description", "name"),
+        ],
+        QIANFAN_VALUES,
+    )
+    | {
+        "modelIds": st.lists(st.sampled_from(["amv-abc1", "amv-abc2"]) | QIANFAN_LEAVES),
+        "modelNames": st.lists(st.sampled_from(["V1", "V2"]) | QIANFAN_LEAVES),
+    },
+)
+QIANFAN_PAGE_INFO = st.one_of(
+    st.fixed_dictionaries({"isTruncated": st.booleans()}, optional={"nextMarker": QIANFAN_LEAVES}),
+    st.dictionaries(QIANFAN_KEYS, QIANFAN_VALUES, max_size=4),
+)
+QIANFAN_SHAPED = st.builds(
+    lambda items, page, extra, list_key: {
+        "requestId": "r",
+        "log_id": "1",
+        "result": {**extra, list_key: items, "pageInfo": page},
+    },
+    st.lists(QIANFAN_ITEM, max_size=3),
+    QIANFAN_PAGE_INFO,
+    st.fixed_dictionaries({}, optional={"modelIdStr": QIANFAN_VALUES, "source": QIANFAN_VALUES}),
+    st.sampled_from(["customModelSetList", "serviceList", "modelVersionList"]),
+)
 
 
 @settings(max_examples=400, deadline=None)
 @given(payload=st.one_of(JSON, SHAPED), parser=st.sampled_from(sorted(PARSERS)))
 def test_parsers_raise_only_provider_errors_on_any_json(payload: Any, parser: str) -> None:
+    with contextlib.suppress(ProviderError):
+        PARSERS[parser](payload)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    payload=st.one_of(QIANFAN_SHAPED, st.dictionaries(QIANFAN_KEYS, QIANFAN_VALUES)),
+    parser=st.sampled_from([name for name in sorted(PARSERS) if name.startswith("qianfan.")]),
+)
+def test_qianfan_parsers_raise_only_provider_errors_on_near_valid_answers(
+    payload: Any, parser: str
+) -> None:
     with contextlib.suppress(ProviderError):
         PARSERS[parser](payload)
 

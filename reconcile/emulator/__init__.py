@@ -4,5 +4,6 @@ An independent copy of the platforms' contract: nothing here imports the rest of
 """
 
 from reconcile.emulator.app import Emulator, RequestRecord, create_app, serve
+from reconcile.emulator.faults import ConnectionDropped, Fault
 
-__all__ = ["Emulator", "RequestRecord", "create_app", "serve"]
+__all__ = ["ConnectionDropped", "Emulator", "Fault", "RequestRecord", "create_app", "serve"]

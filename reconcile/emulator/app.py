@@ -5,9 +5,10 @@ Qianfan (``qianfan.py``, ``/v2/`` and ``/wenxinworkshop/``); ``signatures.py`` h
 schemes.
 
 Per request, in this order: a fresh ``X-Request-Id`` (also in ``request.state.request_id``); a
-record in the request log; for platform API paths only, the configured latency and then, with
-probability ``fail_rate``, a fault (500, 408 or 429 in the owning platform's own words) instead
-of the real handler. Admin routes under ``/_emulator/`` are never delayed, faulted or logged.
+record in the request log; for platform API paths only, a draw of the faults (with probability
+``fail_rate`` a 500, 408 or 429 in the owning platform's own words; else the first of the
+configured ``faults`` that fires, see ``faults.py``), the configured latency, and then the fault
+or the real handler. Admin routes under ``/_emulator/`` are never delayed, faulted or logged.
 
 This package is an independent copy of the platforms' contract: it must not import anything of
 ``reconcile`` outside ``reconcile.emulator`` (shared code would hide shared bugs).
@@ -16,11 +17,13 @@ This package is an independent copy of the platforms' contract: it must not impo
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import random
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, TypedDict
 
 from starlette.applications import Starlette
@@ -33,6 +36,14 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reconcile.emulator.fabric import FabricApi
+from reconcile.emulator.faults import (
+    ConnectionDropped,
+    Drawn,
+    Fault,
+    FaultInjector,
+    FaultSpec,
+    client_of,
+)
 from reconcile.emulator.qianfan import QianfanApi
 from reconcile.emulator.store import load_state, save_state
 
@@ -40,8 +51,13 @@ ADMIN_PREFIX = "/_emulator/"
 # Where a request's X-Request-Id is kept in the ASGI scope's state: platforms whose bodies echo
 # it (Qianfan's requestId) read ``request.state.request_id``.
 REQUEST_ID_STATE_KEY = "request_id"
-# The faults an API request can be answered with instead of being handled, drawn uniformly.
+# The faults `fail_rate` answers an API request with instead of handling it, drawn uniformly.
 FAULT_STATUSES = (500, 408, 429)
+# Where the server's own `send` is kept in the ASGI scope: over a real socket, a "reset" fault
+# reaches the connection through it (see `_drop_connection`).
+SERVER_SEND_KEY = "emulator.server_send"
+# How long a dropped connection may take to be noticed by the server before the app returns.
+DROP_WAIT_SECONDS = 5.0
 
 StateSource = Mapping[str, Any] | str | os.PathLike[str]
 # Seconds since the epoch, like time.time: what signed requests' timestamps are checked against.
@@ -58,7 +74,8 @@ class RequestRecord(TypedDict):
     host: str
     auth: str | None  # the scheme only ("X-Auth-Token", "SDK-HMAC-SHA256", ...), never a value
     request_id: str  # the X-Request-Id the response carried
-    status: int | None  # the response status; None until the response has started
+    status: int | None  # the response status; None until the response has started (or never)
+    fault: str | None  # the kind of the injected fault that answered it, if one did
 
 
 class Platform(Protocol):
@@ -75,18 +92,29 @@ class Platform(Protocol):
     def routes(self) -> list[BaseRoute]: ...
 
     def fault_response(self, status: int, request_id: str) -> Response:
-        """The platform's own answer for an injected fault with this status."""
+        """The platform's own answer for an injected fault with this status (any of
+        ``faults.STATUSES``)."""
         ...
 
     def internal_error_response(self, request_id: str) -> Response: ...
+
+    def changes_state(self, method: str, path: str, query: QueryParams) -> bool:
+        """Whether this request would change the state if handled (a delete)."""
+        ...
+
+    def inconsistent(self, path: str, query: QueryParams, body: Any, delta: int) -> Any:
+        """``body`` (a successful answer's JSON) made to disagree with the rest of its listing,
+        or None when this answer has nothing to make inconsistent."""
+        ...
 
 
 class Emulator:
     """The emulator's live state, request log and fault settings (``app.state.emulator``).
 
     ``state`` is the live dict, shaped like the state file: tests may change it between requests.
-    The fault and latency settings may be changed between requests too. ``clock`` is what signed
-    requests' timestamps are checked against (the request log keeps real time).
+    The fault and latency settings may be changed between requests too (``faults`` takes
+    `Fault` objects, spec strings or mappings). ``clock`` is what signed requests' timestamps are
+    checked against (the request log keeps real time).
     """
 
     def __init__(
@@ -98,6 +126,7 @@ class Emulator:
         latency_jitter_ms: float = 0,
         fail_rate: float = 0,
         seed: int | None = None,
+        faults: Iterable[FaultSpec] = (),
         clock: Clock = time.time,
     ) -> None:
         if latency_ms < 0 or latency_jitter_ms < 0:
@@ -114,9 +143,28 @@ class Emulator:
         # Two generators, so that turning jitter on does not change which requests fault.
         self._fault_rng = random.Random(seed)
         self._jitter_rng = random.Random(None if seed is None else f"jitter-{seed}")
+        self.injector = FaultInjector(faults, seed=seed)
         self.platforms: list[Platform] = [FabricApi(self), QianfanApi(self)]
         for platform in self.platforms:
             platform.normalize(self.state)
+
+    @property
+    def faults(self) -> tuple[Fault, ...]:
+        return self.injector.faults
+
+    @faults.setter
+    def faults(self, specs: Iterable[FaultSpec]) -> None:
+        self.injector.faults = specs
+
+    def faults_injected(self) -> dict[str, int]:
+        """How many requests of the log each kind of fault answered (``fail_rate``'s count as
+        ``status``)."""
+        counts: dict[str, int] = {}
+        for record in self.requests:
+            kind = record.get("fault")
+            if kind:
+                counts[kind] = counts.get(kind, 0) + 1
+        return counts
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the live state to ``path`` (atomically)."""
@@ -165,53 +213,202 @@ class _Plumbing:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        emulator = self.emulator
-        request_id = uuid.uuid4().hex
         path: str = scope["path"]
-        admin = path.startswith(ADMIN_PREFIX)
-        record: RequestRecord | None = None
-        if not admin:
-            scope.setdefault("state", {})[REQUEST_ID_STATE_KEY] = request_id
-            headers = Headers(scope=scope)
-            record = RequestRecord(
-                time=time.time(),
-                method=scope["method"],
-                path=path,
-                query=dict(QueryParams(scope["query_string"])),
-                host=headers.get("host", ""),
-                auth=_auth_scheme(headers),
-                request_id=request_id,
-                status=None,
-            )
-            emulator.requests.append(record)
-        started = False
+        if path.startswith(ADMIN_PREFIX):
+            request_id = uuid.uuid4().hex
 
-        async def send_with_id(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                MutableHeaders(scope=message)["X-Request-Id"] = request_id
-                if record is not None:
-                    record["status"] = message["status"]
-            await send(message)
+            async def send_with_id(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    MutableHeaders(scope=message)["X-Request-Id"] = request_id
+                await send(message)
 
-        platform = None if admin else emulator.platform_for(path)
-        if platform is not None:
-            # Drawn on arrival, before the (jittered) sleep: which requests fault follows the
-            # order of the request log, however the delays interleave concurrent requests.
-            fault = emulator.draw_fault()
-            await emulator.delay()
-            if fault is not None:
-                await platform.fault_response(fault, request_id)(scope, receive, send_with_id)
-                return
-        try:
             await self.app(scope, receive, send_with_id)
+            return
+        await _Exchange(self.app, self.emulator, scope, receive, send).run()
+
+
+class _Exchange:
+    """One API request: logged, given its request id, delayed, faulted or handled."""
+
+    def __init__(
+        self, app: ASGIApp, emulator: Emulator, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        self.app = app
+        self.emulator = emulator
+        self.scope = scope
+        self.receive = receive
+        self.server_send = send
+        self.request_id = uuid.uuid4().hex
+        scope.setdefault("state", {})[REQUEST_ID_STATE_KEY] = self.request_id
+        self.headers = Headers(scope=scope)
+        self.query = QueryParams(scope["query_string"])
+        self.record = RequestRecord(
+            time=time.time(),
+            method=scope["method"],
+            path=scope["path"],
+            query=dict(self.query),
+            host=self.headers.get("host", ""),
+            auth=_auth_scheme(self.headers),
+            request_id=self.request_id,
+            status=None,
+            fault=None,
+        )
+        emulator.requests.append(self.record)
+        self.started = False
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+            MutableHeaders(scope=message)["X-Request-Id"] = self.request_id
+            self.record["status"] = message["status"]
+        await self.server_send(message)
+
+    async def run(self) -> None:
+        emulator, scope = self.emulator, self.scope
+        platform = emulator.platform_for(scope["path"])
+        if platform is None:
+            await self.handle(None, self.send)
+            return
+        # Drawn on arrival, before the (jittered) sleep: which requests fault follows the
+        # order of the request log, however the delays interleave concurrent requests.
+        status = emulator.draw_fault()
+        drawn = None
+        if status is None:
+            method, path = scope["method"], scope["path"]
+            client = scope.get("client")
+            drawn = emulator.injector.draw(
+                method,
+                path,
+                self.query.get("Action"),
+                platform.changes_state(method, path, self.query),
+                client_of(self.headers, client[0] if client else None),
+            )
+        await emulator.delay()
+        if status is not None:
+            self.record["fault"] = "status"
+            await platform.fault_response(status, self.request_id)(scope, self.receive, self.send)
+        elif drawn is None:
+            await self.handle(platform, self.send)
+        else:
+            await self.inject(platform, drawn)
+
+    async def handle(self, platform: Platform | None, send: Send) -> None:
+        try:
+            await self.app(self.scope, self.receive, send)
         except Exception:
             # Answer in the platform's words (with a request id), then let the error surface:
             # an emulator bug must fail loudly in tests, not hide behind a 500.
-            if platform is not None and not started:
-                await platform.internal_error_response(request_id)(scope, receive, send_with_id)
+            if platform is not None and not self.started:
+                response = platform.internal_error_response(self.request_id)
+                await response(self.scope, self.receive, self.send)
             raise
+
+    async def inject(self, platform: Platform, drawn: Drawn) -> None:
+        fault = drawn.fault
+        self.record["fault"] = fault.kind
+        if fault.kind in ("status", "throttle"):
+            await self.fault_response(
+                platform, 429 if fault.kind == "throttle" else fault.status, drawn.retry_after
+            )
+        elif fault.kind == "reset":
+            await self.drop_connection()
+        elif fault.kind == "slow":
+            await asyncio.sleep(fault.delay_ms / 1000)
+            await self.handle(platform, self.send)
+        else:  # truncate, inconsistent, lost: the real answer first
+            answer = _Captured()
+            await self.handle(platform, answer.send)
+            if fault.kind == "lost":
+                if fault.reply == "reset":
+                    await self.drop_connection()
+                else:
+                    await self.fault_response(platform, fault.status, drawn.retry_after)
+                return
+            body = self.distorted(platform, fault, answer)
+            if body is None:
+                self.record["fault"] = None  # nothing to distort: the answer goes out as it was
+                body = bytes(answer.body)
+            await answer.replay(self.send, body)
+
+    def distorted(self, platform: Platform, fault: Fault, answer: _Captured) -> bytes | None:
+        if answer.status is None or not 200 <= answer.status < 300 or not answer.body:
+            return None  # only a successful answer with a body is worth distorting
+        if fault.kind == "truncate":
+            return bytes(answer.body[: len(answer.body) // 2])
+        try:
+            payload = json.loads(answer.body)
+        except ValueError:
+            return None
+        changed = platform.inconsistent(self.scope["path"], self.query, payload, fault.delta)
+        if changed is None:
+            return None
+        return json.dumps(changed, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+    async def fault_response(
+        self, platform: Platform, status: int, retry_after: str | None
+    ) -> None:
+        response = platform.fault_response(status, self.request_id)
+        if retry_after is not None and status == 429:
+            response.headers["Retry-After"] = retry_after
+        await response(self.scope, self.receive, self.send)
+
+    async def drop_connection(self) -> None:
+        """Close the connection without a response.
+
+        Over a real socket (uvicorn, which `serve` and the tests use) the server's `send` is a
+        method of the request's cycle, which holds the connection's transport: it is aborted, and
+        the app waits for the server to see the disconnect (else it would answer 500 for us). With
+        no such transport (in-process), `ConnectionDropped` is raised: a transport that maps it
+        turns it into its own connection error.
+        """
+        owner = getattr(self.scope.get(SERVER_SEND_KEY), "__self__", None)
+        abort = getattr(getattr(owner, "transport", None), "abort", None)
+        if abort is None:
+            raise ConnectionDropped("the emulator dropped the connection without a response")
+        abort()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(DROP_WAIT_SECONDS):
+                while (await self.receive())["type"] != "http.disconnect":
+                    pass
+
+
+class _Captured:
+    """A response sent to it instead of the client: kept, to be distorted and replayed."""
+
+    def __init__(self) -> None:
+        self.start: Message | None = None
+        self.body = bytearray()
+
+    @property
+    def status(self) -> int | None:
+        return None if self.start is None else int(self.start["status"])
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.start = message
+        elif message["type"] == "http.response.body":
+            self.body += message.get("body", b"")
+
+    async def replay(self, send: Send, body: bytes) -> None:
+        assert self.start is not None, "the handler always answers (or raises)"
+        headers = [
+            (name, value)
+            for name, value in self.start.get("headers", [])
+            if name.lower() != b"content-length"
+        ]
+        headers.append((b"content-length", str(len(body)).encode("ascii")))
+        await send({**self.start, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _EmulatorApp(Starlette):
+    """The app, keeping the server's own `send` in the scope for `_Exchange.drop_connection`
+    (the middleware below it only sees Starlette's wrapper of it)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope[SERVER_SEND_KEY] = send
+        await super().__call__(scope, receive, send)
 
 
 async def _admin_state(request: Request) -> Response:
@@ -234,6 +431,28 @@ async def _admin_reset_requests(request: Request) -> Response:
     return JSONResponse({"cleared": cleared})
 
 
+async def _admin_faults(request: Request) -> Response:
+    """GET: the faults in force and how many requests each kind answered. PUT: a JSON list of
+    faults (spec strings or objects) replaces them."""
+    emulator = _emulator(request)
+    if request.method == "PUT":
+        try:
+            specs = await request.json()
+            if not isinstance(specs, list):
+                raise ValueError("expected a JSON list of faults")
+            emulator.faults = specs
+        except ValueError as error:
+            return JSONResponse({"detail": str(error)}, status_code=400)
+        except TypeError as error:
+            return JSONResponse({"detail": f"not a fault: {error}"}, status_code=400)
+    return JSONResponse(
+        {
+            "faults": [fault.to_dict() for fault in emulator.faults],
+            "injected": emulator.faults_injected(),
+        }
+    )
+
+
 async def _http_exception(request: Request, exc: Exception) -> Response:
     # Paths no platform owns (platform paths answer unknown routes in their own words).
     assert isinstance(exc, HTTPException)
@@ -254,11 +473,15 @@ def create_app(
     latency_jitter_ms: float = 0,
     fail_rate: float = 0,
     seed: int | None = None,
+    faults: Iterable[FaultSpec] = (),
     clock: Clock = time.time,
 ) -> Starlette:
     """The emulator as an ASGI app, seeded from ``state`` (a mapping or a JSON file path).
 
     With ``persist_path``, the state is written there after every successful mutation.
+    ``faults`` (`Fault` objects, spec strings such as ``"reset,method=DELETE,rate=0.1"``, or
+    mappings) are injected as ``faults.py`` describes, drawn from ``seed``; change them later on
+    ``app.state.emulator.faults`` or with ``PUT /_emulator/faults``.
     ``clock`` (seconds since the epoch) is what signed requests' timestamps are checked against.
     Works in-process (``httpx.ASGITransport``: no lifespan needed) and over a real socket.
     """
@@ -269,6 +492,7 @@ def create_app(
         latency_jitter_ms=latency_jitter_ms,
         fail_rate=fail_rate,
         seed=seed,
+        faults=faults,
         clock=clock,
     )
     routes: list[BaseRoute] = [
@@ -276,10 +500,11 @@ def create_app(
         Route(ADMIN_PREFIX + "requests", _admin_requests, methods=["GET"]),
         Route(ADMIN_PREFIX + "request-count", _admin_request_count, methods=["GET"]),
         Route(ADMIN_PREFIX + "reset-requests", _admin_reset_requests, methods=["POST"]),
+        Route(ADMIN_PREFIX + "faults", _admin_faults, methods=["GET", "PUT"]),
     ]
     for platform in emulator.platforms:
         routes.extend(platform.routes())
-    app = Starlette(
+    app = _EmulatorApp(
         routes=routes,
         middleware=[Middleware(_Plumbing, emulator=emulator)],
         exception_handlers={HTTPException: _http_exception},
@@ -298,6 +523,7 @@ def serve(
     latency_jitter_ms: float = 0,
     fail_rate: float = 0,
     seed: int | None = None,
+    faults: Iterable[FaultSpec] = (),
 ) -> None:
     """Serve the emulator over HTTP with uvicorn until interrupted (blocking)."""
     import uvicorn  # only a server needs it; the in-process app does not
@@ -309,5 +535,6 @@ def serve(
         latency_jitter_ms=latency_jitter_ms,
         fail_rate=fail_rate,
         seed=seed,
+        faults=faults,
     )
     uvicorn.run(app, host=host, port=port)

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -75,6 +76,25 @@ ERROR_THROTTLED: Json = {
     ),
 }
 THROTTLED_RETRY_AFTER = "1"
+# The API gateway's answers when the service behind it fails (inferred from APIG's error-code
+# table: APIG.0202 backend unavailable, APIG.0203 backend timeout; 503 as unavailable).
+ERROR_BAD_GATEWAY: Json = {"error_code": "APIG.0202", "error_msg": "Backend unavailable."}
+ERROR_UNAVAILABLE: Json = {"error_code": "APIG.0202", "error_msg": "Backend unavailable."}
+ERROR_GATEWAY_TIMEOUT: Json = {"error_code": "APIG.0203", "error_msg": "Backend timeout."}
+
+# The body of an injected fault with each status (faults.STATUSES; 429 is ERROR_THROTTLED, with
+# its Retry-After). 400 is seed 000's example.
+FAULT_BODIES: dict[int, Json] = {
+    400: ERROR_TYPE_MISMATCH,
+    403: ERROR_FORBIDDEN,
+    404: ERROR_NOT_FOUND,
+    408: ERROR_TIMEOUT,
+    429: ERROR_THROTTLED,
+    500: ERROR_INTERNAL,
+    502: ERROR_BAD_GATEWAY,
+    503: ERROR_UNAVAILABLE,
+    504: ERROR_GATEWAY_TIMEOUT,
+}
 
 # AK/SK (SDK-HMAC-SHA256) refusals: the API gateway's 401 with APIGW.0301. The unknown-AK wording
 # is Huawei's published one; the reasons after "verify aksk signature fail, " are inferred.
@@ -527,12 +547,20 @@ class FabricApi:
             return JSONResponse(
                 ERROR_THROTTLED, status_code=429, headers={"Retry-After": THROTTLED_RETRY_AFTER}
             )
-        if status == 408:
-            return JSONResponse(ERROR_TIMEOUT, status_code=408)
-        return JSONResponse(ERROR_INTERNAL, status_code=500)
+        return JSONResponse(FAULT_BODIES[status], status_code=status)
 
     def internal_error_response(self, request_id: str) -> Response:
         return JSONResponse(ERROR_INTERNAL, status_code=500)
+
+    def changes_state(self, method: str, path: str, query: QueryParams) -> bool:
+        return method not in ("GET", "HEAD")
+
+    def inconsistent(self, path: str, query: QueryParams, body: Any, delta: int) -> Any:
+        """Every Fabric listing says its ``total``: off by ``delta``, it disagrees with the
+        pages (a workspace changing under the listing, or a platform bug)."""
+        if not isinstance(body, dict) or type(body.get("total")) is not int:
+            return None
+        return {**body, "total": body["total"] + delta}
 
     # -- plumbing --------------------------------------------------------------------------
 

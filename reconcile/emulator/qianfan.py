@@ -59,6 +59,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -127,7 +128,37 @@ THROTTLED = BceError(
     429, "RequestRateLimitExceeded", "The request rate limit was exceeded. Please try again later."
 )
 THROTTLED_RETRY_AFTER = "1"
-FAULTS = {500: INTERNAL_ERROR, 408: REQUEST_TIMEOUT, 429: THROTTLED}
+INVALID_HTTP_REQUEST = BceError(
+    400, "InvalidHTTPRequest", "There was an error in the body of your HTTP request."
+)
+# (inferred) The gateway's answers when the service behind it fails, and a 404 naming nothing.
+RESOURCE_NOT_FOUND = BceError(404, "ResourceNotFound", "The resource you requested does not exist.")
+BAD_GATEWAY = BceError(
+    502, "BadGateway", "The gateway received an invalid response. Please try again."
+)
+SERVICE_UNAVAILABLE = BceError(
+    503, "ServiceUnavailable", "Service is temporarily unavailable. Please try again later."
+)
+GATEWAY_TIMEOUT = BceError(
+    504, "GatewayTimeout", "The gateway timed out waiting for the service. Please try again."
+)
+# The gateway's answer for an injected fault with each status (faults.STATUSES).
+FAULTS = {
+    400: INVALID_HTTP_REQUEST,
+    403: ACCESS_DENIED,
+    404: RESOURCE_NOT_FOUND,
+    408: REQUEST_TIMEOUT,
+    429: THROTTLED,
+    500: INTERNAL_ERROR,
+    502: BAD_GATEWAY,
+    503: SERVICE_UNAVAILABLE,
+    504: GATEWAY_TIMEOUT,
+}
+# The V2 listings' item lists and the id a marker names in each.
+MARKER_KEYS = {"customModelSetList": "modelSetId", "serviceList": "serviceId"}
+# Requests that change the state (a fault that needs the real answer never touches them).
+STATE_CHANGING_ACTIONS = frozenset({"DeleteModel", "DeleteModelSet"})
+STATE_CHANGING_V1 = frozenset({"/model/batchDelete", "/model/version/batchDelete"})
 
 # V1 answers HTTP 200 with these bodies. Seed 001 gives the first (used for every malformed
 # request, and, inferred, for unknown ids); the other two are inferred.
@@ -679,6 +710,41 @@ class QianfanApi:
 
     def internal_error_response(self, request_id: str) -> Response:
         return _bce_error_response(INTERNAL_ERROR, INTERNAL_ERROR.message, request_id)
+
+    def changes_state(self, method: str, path: str, query: QueryParams) -> bool:
+        if path.startswith(V2_PREFIX):
+            return query.get("Action", "") in STATE_CHANGING_ACTIONS
+        return path.removeprefix(V1_REPO) in STATE_CHANGING_V1
+
+    def inconsistent(self, path: str, query: QueryParams, body: Any, delta: int) -> Any:
+        """A V2 page that points back at itself (``nextMarker`` is its own marker, or on the
+        first page its first item: a client that follows it loops); a V1 ``/modelDetail``
+        without its last version (it disagrees with the set's listing); a V1 ``total`` off by
+        ``delta``. None for any other answer."""
+        result = body.get("result") if isinstance(body, dict) else None
+        if not isinstance(result, dict):
+            return None
+        if path.startswith(V2_PREFIX):
+            page_info = result.get("pageInfo")
+            if not isinstance(page_info, dict):
+                return None
+            marker = page_info.get("marker")
+            for list_key, id_key in MARKER_KEYS.items():
+                items = result.get(list_key)
+                if not marker and isinstance(items, list) and items:
+                    marker = items[0].get(id_key)
+            if not marker:
+                return None
+            looped = {**page_info, "isTruncated": True, "nextMarker": marker}
+            return {**body, "result": {**result, "pageInfo": looped}}
+        if path == V1_REPO + "/modelDetail":
+            versions = result.get("modelVersionList")
+            if not isinstance(versions, list) or not versions:
+                return None
+            return {**body, "result": {**result, "modelVersionList": versions[:-1]}}
+        if type(result.get("total")) is int:
+            return {**body, "result": {**result, "total": result["total"] + delta}}
+        return None
 
     # -- plumbing --------------------------------------------------------------------------
 

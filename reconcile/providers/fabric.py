@@ -44,7 +44,8 @@ _OLDEST_FIRST = {"sort_by": "CREATE_TIME", "order_by": "ASC"}
 
 def check_model_id(value: str, where: str = "") -> str:
     """A model or workspace id, checked before it goes into a URL path."""
-    if not _MODEL_ID.match(value):
+    # fullmatch: `$` would also match before a trailing newline ("m1\n").
+    if not _MODEL_ID.fullmatch(value):
         raise ProviderError(
             f"{where}{': ' if where else ''}refusing to use model id {value!r}: Fabric ids are "
             "1-36 letters, digits and '-'"
@@ -53,7 +54,7 @@ def check_model_id(value: str, where: str = "") -> str:
 
 
 def check_version_id(value: str, where: str = "") -> str:
-    if not _VERSION_ID.match(value):
+    if not _VERSION_ID.fullmatch(value):
         raise ProviderError(
             f"{where}{': ' if where else ''}refusing to use version id {value!r}: Fabric version "
             "ids are 32-36 letters, digits and '-'"

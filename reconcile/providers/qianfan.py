@@ -80,20 +80,21 @@ T = TypeVar("T")
 
 
 def check_set_id(value: str, where: str = "") -> str:
-    if not _SET_ID.match(value):
+    # fullmatch: `$` would also match before a trailing newline ("am-x\n").
+    if not _SET_ID.fullmatch(value):
         raise ProviderError(f"{where}{': ' if where else ''}refusing to use model set id {value!r}")
     return value
 
 
 def check_version_id(value: str, where: str = "") -> str:
-    if not _VERSION_ID.match(value):
+    if not _VERSION_ID.fullmatch(value):
         raise ProviderError(f"{where}{': ' if where else ''}refusing to use model id {value!r}")
     return value
 
 
 def v1_model_key(value: str) -> str | int:
     """A model id as V1 `/model/batchDelete` takes it: an `am-` string, or a V1 integer id."""
-    if _V1_INT_ID.match(value):
+    if _V1_INT_ID.fullmatch(value):
         return int(value)
     return check_set_id(value)
 
@@ -460,9 +461,18 @@ class QianfanProvider:
         return pages
 
     async def _list_services(self) -> list[ServiceUse]:
-        return await self._pages(
-            "describe services", "service", "DescribeServices", parse_services_page
-        )
+        what = "describe services"
+        services = await self._pages(what, "service", "DescribeServices", parse_services_page)
+        seen: set[str] = set()
+        for service in services:
+            if service.id in seen:
+                raise ListingIncompleteError(
+                    f"{self.name}: {what}: service {service.id} appeared on two pages: the "
+                    "account changed during the listing",
+                    hint="run again; nothing was planned from the inconsistent listing",
+                )
+            seen.add(service.id)
+        return services
 
     async def _pages(
         self,
