@@ -282,7 +282,7 @@ def test_a_v2_success_is_its_result() -> None:
 @pytest.mark.parametrize(
     ("parse", "payload", "message"),
     [
-        (parse_model_sets_page, [], "describe custom model sets: expected an object, got list"),
+        (parse_model_sets_page, [], "describe custom model sets: expected an object, got an array"),
         (
             parse_model_sets_page,
             {"requestId": "r"},
@@ -291,17 +291,17 @@ def test_a_v2_success_is_its_result() -> None:
         (
             parse_model_sets_page,
             {"result": {"customModelSetList": {}, "pageInfo": {"isTruncated": False}}},
-            "describe custom model sets: field 'customModelSetList' should be list, got dict",
+            "describe custom model sets: field 'customModelSetList' should be an array, got an object",
         ),
         (
             parse_model_sets_page,
             {"result": {"customModelSetList": []}},
-            "describe custom model sets: field 'pageInfo' should be dict, got nothing",
+            "describe custom model sets: field 'pageInfo' should be an object, got nothing",
         ),
         (
             parse_model_sets_page,
             {"result": {"customModelSetList": [], "pageInfo": {"isTruncated": "no"}}},
-            "field 'isTruncated' should be bool, got str",
+            "field 'isTruncated' should be a boolean, got a string",
         ),
         (
             parse_model_sets_page,
@@ -345,7 +345,7 @@ def test_a_v2_success_is_its_result() -> None:
                     "pageInfo": {"isTruncated": False},
                 }
             },
-            "modelIds[0] should be str, got int",
+            "modelIds[0] should be a string, got an integer",
         ),
         (
             parse_model_sets_page,
@@ -362,9 +362,9 @@ def test_a_v2_success_is_its_result() -> None:
         (
             parse_services_page,
             {"result": {"serviceList": [{"name": "x"}], "pageInfo": {"isTruncated": False}}},
-            "describe services: serviceList[0]: field 'serviceId' should be str, got nothing",
+            "describe services: serviceList[0]: field 'serviceId' should be a string, got nothing",
         ),
-        (parse_services_page, {"result": []}, "describe services: expected an object, got list"),
+        (parse_services_page, {"result": []}, "describe services: expected an object, got an array"),
     ],
 )
 def test_a_response_of_the_wrong_shape_is_an_error_naming_the_call(
@@ -383,14 +383,14 @@ def test_a_response_of_the_wrong_shape_is_an_error_naming_the_call(
 @pytest.mark.parametrize(
     ("result", "message"),
     [
-        ({}, "model detail of am-g73j3faikzpz: field 'modelVersionList' should be list"),
+        ({}, "model detail of am-g73j3faikzpz: field 'modelVersionList' should be an array"),
         (
             {"modelVersionList": [{"modelVersionIdStr": "amv-k1a2b3c4d5e6"}]},
-            "modelVersionList[0]: field 'version' should be str, got nothing",
+            "modelVersionList[0]: field 'version' should be a string, got nothing",
         ),
         (
             {"modelVersionList": [{"modelVersionIdStr": 7001, "version": "V1"}]},
-            "modelVersionList[0]: field 'modelVersionIdStr' should be str, got int",
+            "modelVersionList[0]: field 'modelVersionIdStr' should be a string, got an integer",
         ),
     ],
 )
@@ -704,7 +704,7 @@ def _answers(pages: dict[str, dict[str, Any]], detail: Any = None) -> Any:
             {"": _page([_set(1)])},
             {"modelIdStr": "am-s1"},
             ProviderError,
-            "qf: model detail of am-s1: field 'modelVersionList' should be list, got nothing",
+            "qf: model detail of am-s1: field 'modelVersionList' should be an array, got nothing",
         ),
     ],
 )

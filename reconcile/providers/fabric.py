@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -25,6 +25,7 @@ from reconcile.errors import (
 from reconcile.model import LiveModel, LiveVersion, ServiceUse, Snapshot
 from reconcile.providers.base import Progress
 from reconcile.providers.http import Http, parse_json
+from reconcile.providers.shapes import ShapeError, field, required, timestamp
 from reconcile.providers.signing import SDK_SIGNED_HEADERS, sdk_authorization, sdk_date
 
 PAGE_LIMIT = 100
@@ -65,69 +66,29 @@ def check_version_id(value: str, where: str = "") -> str:
 # -- pure parsing of recorded responses ---------------------------------------------------------
 
 
-class ShapeError(ProviderError):
-    """A response that does not have the documented shape."""
-
-
-def _field(item: Any, key: str, kind: type[T], where: str, *, optional: bool = False) -> T | None:
-    if not isinstance(item, dict):
-        raise ShapeError(f"{where}: expected an object, got {_json_type(type(item))}")
-    value = item.get(key)
-    if value is None and optional:
-        return None
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        got = "nothing" if value is None else _json_type(type(value))
-        raise ShapeError(f"{where}: field {key!r} should be {_json_type(kind)}, got {got}")
-    return value
-
-
-def _json_type(kind: type) -> str:
-    """Python type -> the JSON word a reader of the platform's docs knows."""
-    names = {dict: "an object", list: "an array", str: "a string", int: "an integer"}
-    return names.get(kind, "a boolean" if kind is bool else kind.__name__)
-
-
-def _required(item: Any, key: str, kind: type[T], where: str) -> T:
-    value = _field(item, key, kind, where)
-    assert value is not None  # _field raised otherwise
-    return value
-
-
-def _time(item: dict[str, Any], key: str, where: str) -> datetime | None:
-    text = _field(item, key, str, where, optional=True)
-    if not text:
-        return None
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise ShapeError(f"{where}: field {key!r} is not an ISO 8601 time: {text!r}") from None
-    # A time without an offset is taken as UTC, so that every time compares with every other.
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
 def _page(payload: Any, key: str, where: str) -> tuple[int, list[Any]]:
-    total = _required(payload, "total", int, where)
-    items = _required(payload, key, list, where)
+    total = required(payload, "total", int, where)
+    items = required(payload, key, list, where)
     if total < 0:
         raise ShapeError(f"{where}: field 'total' is negative ({total})")
     return total, items
 
 
 def parse_version(item: Any, model_id: str, where: str) -> LiveVersion:
-    version_id = check_version_id(_required(item, "id", str, where), where)
-    config = _field(item, "config", dict, where, optional=True) or {}
-    llm = _field(config, "llm_model_config", dict, f"{where}.config", optional=True) or {}
+    version_id = check_version_id(required(item, "id", str, where), where)
+    config = field(item, "config", dict, where, optional=True) or {}
+    llm = field(config, "llm_model_config", dict, f"{where}.config", optional=True) or {}
     llm_where = f"{where}.config.llm_model_config"
     attributes: dict[str, str | None] = {
-        "description": _field(item, "description", str, where, optional=True),
-        "base_model_type": _field(llm, "base_model_type", str, llm_where, optional=True),
-        "model_path": _field(llm, "model_path", str, llm_where, optional=True),
+        "description": field(item, "description", str, where, optional=True),
+        "base_model_type": field(llm, "base_model_type", str, llm_where, optional=True),
+        "model_path": field(llm, "model_path", str, llm_where, optional=True),
     }
     return LiveVersion(
         id=version_id,
-        name=_required(item, "name", str, where),
+        name=required(item, "name", str, where),
         model_id=model_id,
-        created=_time(item, "create_time", where),
+        created=timestamp(item, "create_time", where),
         attributes=attributes,
         raw=item,
     )
@@ -141,14 +102,14 @@ def parse_models_page(payload: Any) -> tuple[int, list[LiveModel]]:
         where = f"list models: models[{index}]"
         models.append(
             LiveModel(
-                id=check_model_id(_required(item, "id", str, where), where),
-                name=_required(item, "name", str, where),
-                created=_time(item, "create_time", where),
-                attributes={"description": _field(item, "description", str, where, optional=True)},
+                id=check_model_id(required(item, "id", str, where), where),
+                name=required(item, "name", str, where),
+                created=timestamp(item, "create_time", where),
+                attributes={"description": field(item, "description", str, where, optional=True)},
                 # PUBLIC models are presets shared by the platform: never the caller's to delete.
                 # Only PRIVATE models are the caller's own: PUBLIC ones are platform presets, and
                 # a model whose visibility is missing or unknown is not assumed deletable.
-                preset=_field(item, "visibility", str, where, optional=True) != "PRIVATE",
+                preset=field(item, "visibility", str, where, optional=True) != "PRIVATE",
                 raw=item,
             )
         )
@@ -170,16 +131,16 @@ def parse_services_page(payload: Any) -> tuple[int, list[ServiceUse]]:
     services = []
     for index, item in enumerate(items):
         where = f"list service instances: service_instances[{index}]"
-        status = _required(item, "status", str, where)
-        source = _field(item, "source", dict, where, optional=True) or {}
-        model_id = _field(source, "id", str, where + ".source", optional=True)
-        version_id = _field(source, "version_id", str, where + ".source", optional=True)
+        status = required(item, "status", str, where)
+        source = field(item, "source", dict, where, optional=True) or {}
+        model_id = field(source, "id", str, where + ".source", optional=True)
+        version_id = field(source, "version_id", str, where + ".source", optional=True)
         if status in _GONE_STATUSES or not (model_id or version_id):
             continue
         services.append(
             ServiceUse(
-                id=_required(item, "id", str, where),
-                name=_field(item, "name", str, where, optional=True) or "",
+                id=required(item, "id", str, where),
+                name=field(item, "name", str, where, optional=True) or "",
                 status=status,
                 # A source naming only a version still holds that version.
                 model_id=model_id or "",

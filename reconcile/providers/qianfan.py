@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -43,6 +43,7 @@ from reconcile.errors import (
 from reconcile.model import LiveModel, LiveVersion, ServiceUse, Snapshot
 from reconcile.providers.base import Progress
 from reconcile.providers.http import Http, parse_json
+from reconcile.providers.shapes import ShapeError, field, json_type, required, strings, timestamp
 from reconcile.providers.signing import BCE_DATE_FORMAT, bce_authorization
 
 #: `maxKeys` of the V2 listings: the documented maximum.
@@ -102,46 +103,10 @@ def v1_model_key(value: str) -> str | int:
 # -- pure parsing of recorded responses ---------------------------------------------------------
 
 
-class ShapeError(ProviderError):
-    """A response that does not have the documented shape."""
-
-
-def _get(item: Any, key: str, kind: type, where: str, *, optional: bool = False) -> Any:
-    if not isinstance(item, dict):
-        raise ShapeError(f"{where}: expected an object, got {type(item).__name__}")
-    value = item.get(key)
-    if value is None and optional:
-        return None
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        got = "nothing" if value is None else type(value).__name__
-        raise ShapeError(f"{where}: field {key!r} should be {kind.__name__}, got {got}")
-    return value
-
-
-def _strings(item: dict[str, Any], key: str, where: str) -> list[str]:
-    values = _get(item, key, list, where, optional=True) or []
-    for index, value in enumerate(values):
-        if not isinstance(value, str):
-            raise ShapeError(f"{where}: {key}[{index}] should be str, got {type(value).__name__}")
-    return list(values)
-
-
-def _time(item: dict[str, Any], key: str, where: str) -> datetime | None:
-    text = _get(item, key, str, where, optional=True)
-    if not text:
-        return None
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise ShapeError(f"{where}: field {key!r} is not an ISO 8601 time: {text!r}") from None
-    # A time without an offset is taken as UTC, so that every time compares with every other.
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
 def v2_result(payload: Any, what: str) -> Any:
     """The `result` of a V2 answer; an error body (even with HTTP 200) raises."""
     if not isinstance(payload, dict):
-        raise ShapeError(f"{what}: expected an object, got {type(payload).__name__}")
+        raise ShapeError(f"{what}: expected an object, got {json_type(type(payload))}")
     if "result" not in payload:
         code, message = payload.get("code"), payload.get("message")
         if code or message:
@@ -155,7 +120,7 @@ def v2_result(payload: Any, what: str) -> Any:
 def v1_result(payload: Any, what: str) -> Any:
     """The `result` of a V1 answer: V1 reports errors with HTTP 200 and `error_code` (seed 001)."""
     if not isinstance(payload, dict):
-        raise ShapeError(f"{what}: expected an object, got {type(payload).__name__}")
+        raise ShapeError(f"{what}: expected an object, got {json_type(type(payload))}")
     if payload.get("error_code") not in (None, 0, ""):
         raise _platform_error(
             what,
@@ -180,9 +145,9 @@ def _platform_error(what: str, code: str, message: str, request_id: Any) -> Prov
 
 def _page_marker(result: Any, where: str) -> str | None:
     """The marker of the next page, None on the last one."""
-    page = _get(result, "pageInfo", dict, where)
-    truncated = _get(page, "isTruncated", bool, where + ".pageInfo")
-    marker = _get(page, "nextMarker", str, where + ".pageInfo", optional=True)
+    page = required(result, "pageInfo", dict, where)
+    truncated = required(page, "isTruncated", bool, where + ".pageInfo")
+    marker = field(page, "nextMarker", str, where + ".pageInfo", optional=True)
     if truncated and not marker:
         raise ShapeError(f"{where}: isTruncated is true but there is no nextMarker")
     return marker if truncated else None
@@ -192,21 +157,21 @@ def parse_model_sets_page(payload: Any) -> tuple[list[LiveModel], str | None]:
     """A `DescribeCustomModelSets` answer: (model sets without version details, next marker)."""
     where = "describe custom model sets"
     result = v2_result(payload, where)
-    items = _get(result, "customModelSetList", list, where)
+    items = required(result, "customModelSetList", list, where)
     marker = _page_marker(result, where)
     models = []
     for index, item in enumerate(items):
         at = f"{where}: customModelSetList[{index}]"
-        set_id = check_set_id(_get(item, "modelSetId", str, at), at)
-        version_ids = _strings(item, "modelIds", at)
-        version_names = _strings(item, "modelNames", at)
+        set_id = check_set_id(required(item, "modelSetId", str, at), at)
+        version_ids = strings(item, "modelIds", at)
+        version_names = strings(item, "modelNames", at)
         if len(version_ids) != len(version_names):
             raise ShapeError(f"{at}: modelIds and modelNames differ in length")
         models.append(
             LiveModel(
                 id=set_id,
-                name=_get(item, "modelSetName", str, at),
-                created=_time(item, "createTime", at),
+                name=required(item, "modelSetName", str, at),
+                created=timestamp(item, "createTime", at),
                 versions=tuple(
                     LiveVersion(id=check_version_id(vid, at), name=name, model_id=set_id)
                     for vid, name in zip(version_ids, version_names, strict=True)
@@ -221,22 +186,22 @@ def parse_model_detail(payload: Any, listed: LiveModel) -> LiveModel:
     """A V1 `/modelDetail` answer for one set, checked against what the V2 listing said it holds."""
     where = f"model detail of {listed.id}"
     result = v1_result(payload, where)
-    id_str = _get(result, "modelIdStr", str, where, optional=True)
+    id_str = field(result, "modelIdStr", str, where, optional=True)
     if id_str is not None and id_str != listed.id:
         raise ShapeError(f"{where}: the answer is about model set {id_str!r}")
-    source = _get(result, "source", str, where, optional=True)
-    description = _get(result, "description", str, where, optional=True)
+    source = field(result, "source", str, where, optional=True)
+    description = field(result, "description", str, where, optional=True)
     versions = []
-    for index, item in enumerate(_get(result, "modelVersionList", list, where)):
+    for index, item in enumerate(required(result, "modelVersionList", list, where)):
         at = f"{where}: modelVersionList[{index}]"
-        source_type = _get(item, "sourceType", str, at, optional=True)
+        source_type = field(item, "sourceType", str, at, optional=True)
         versions.append(
             LiveVersion(
-                id=check_version_id(_get(item, "modelVersionIdStr", str, at), at),
-                name=_get(item, "version", str, at),
+                id=check_version_id(required(item, "modelVersionIdStr", str, at), at),
+                name=required(item, "version", str, at),
                 model_id=listed.id,
-                created=_time(item, "createTime", at),
-                attributes={"description": _get(item, "description", str, at, optional=True)},
+                created=timestamp(item, "createTime", at),
+                attributes={"description": field(item, "description", str, at, optional=True)},
                 preset=source_type in _PRESET_SOURCES,
                 raw=item,
             )
@@ -268,18 +233,18 @@ def parse_services_page(payload: Any) -> tuple[list[ServiceUse], str | None]:
     """
     where = "describe services"
     result = v2_result(payload, where)
-    items = _get(result, "serviceList", list, where)
+    items = required(result, "serviceList", list, where)
     marker = _page_marker(result, where)
     services = []
     for index, item in enumerate(items):
         at = f"{where}: serviceList[{index}]"
         services.append(
             ServiceUse(
-                id=_get(item, "serviceId", str, at),
-                name=_get(item, "name", str, at, optional=True) or "",
-                status=_get(item, "runStatus", str, at, optional=True) or "unknown",
-                model_id=_get(item, "modelSetId", str, at, optional=True) or "",
-                version_id=_get(item, "modelId", str, at, optional=True) or None,
+                id=required(item, "serviceId", str, at),
+                name=field(item, "name", str, at, optional=True) or "",
+                status=field(item, "runStatus", str, at, optional=True) or "unknown",
+                model_id=field(item, "modelSetId", str, at, optional=True) or "",
+                version_id=field(item, "modelId", str, at, optional=True) or None,
             )
         )
     return services, marker
