@@ -45,8 +45,13 @@ def build_plan(
     *,
     tool_version: str,
     targets: Sequence[str] = (),
+    refuse_empty: bool = True,
 ) -> Plan:
-    """Decide, for every live object in scope of every provider in `snapshots`, what to do."""
+    """Decide, for every live object in scope of every provider in `snapshots`, what to do.
+
+    `refuse_empty`: a "workspace" scope with no declared model (and no allow_empty) raises
+    GuardError. A read-only report passes False to show what such a plan would delete.
+    """
     changes: list[Change] = []
     drift: list[Drift] = []
     scopes: list[ProviderScope] = []
@@ -54,7 +59,7 @@ def build_plan(
         snapshot = snapshots.get(provider)
         if snapshot is None:
             continue
-        planner = _ProviderPlanner(manifest, provider, snapshot)
+        planner = _ProviderPlanner(manifest, provider, snapshot, refuse_empty=refuse_empty)
         planner.run()
         changes.extend(planner.changes)
         drift.extend(planner.drift)
@@ -122,6 +127,7 @@ class _ProviderPlanner:
     manifest: Manifest
     provider: str
     snapshot: Snapshot
+    refuse_empty: bool = True
     changes: list[Change] = field(default_factory=list)
     drift: list[Drift] = field(default_factory=list)
 
@@ -245,7 +251,8 @@ class _ProviderPlanner:
     def run(self) -> None:
         matched, ambiguous = self._match_models()
         declared = [spec for spec in self.specs if not spec.absent]
-        if self.config.scope == "workspace" and not declared and not self.config.allow_empty:
+        empty = self.config.scope == "workspace" and not declared and not self.config.allow_empty
+        if empty and self.refuse_empty:
             raise GuardError(
                 f'provider "{self.provider}" has scope = "workspace" and no declared model: '
                 f"the plan would delete everything in {self.snapshot.location}",

@@ -482,3 +482,22 @@ def test_drift_on_a_broken_manifest_exits_1(
     code, _, err = run(capsys, "drift", str(tmp_path / "m.toml"))
     assert code == 1
     assert "unknown provider type" in err
+
+
+def test_an_empty_workspace_scope_is_reported_by_drift_but_refused_by_plan(
+    capsys: pytest.CaptureFixture[str], demo: Path
+) -> None:
+    """Without allow_empty, a "workspace" scope with nothing declared refuses to plan deletes;
+    the read-only drift report still shows everything it holds, as unmanaged."""
+    manifest = demo / "reconcile.toml"
+    text = manifest.read_text()
+    manifest.write_text(text[: text.index("[[models]]")])
+    code, _, err = run(capsys, "plan", str(demo))
+    assert code == 1
+    assert 'has scope = "workspace" and no declared model' in err
+    code, out, _ = run(capsys, "drift", str(demo), "--format", "json")
+    assert code == 2
+    report = json.loads(out)
+    fabric = next(p for p in report["providers"] if p["provider"] == "fabric-demo")
+    assert fabric["counts"]["unmanaged"] > 0
+    assert fabric["counts"]["in_sync"] == 0
