@@ -19,7 +19,7 @@ from reconcile.errors import GuardError, NotFoundError, ReconcileError, StalePla
 from reconcile.journal import Journal
 from reconcile.model import LiveModel, LiveVersion, Snapshot, digest, model_state, version_state
 from reconcile.plan import Change, Kind, Plan
-from reconcile.providers.base import Provider
+from reconcile.providers.base import Progress, Provider
 
 Status = Literal["deleted", "already_gone", "failed", "unknown"]
 
@@ -138,6 +138,7 @@ class Applier:
         on_event: EventHook | None = None,
         stop: asyncio.Event | None = None,
         replan: Callable[[Mapping[str, Snapshot]], Plan] | None = None,
+        progress: Progress | None = None,
     ) -> None:
         self.providers = providers
         self.journal = journal
@@ -147,7 +148,11 @@ class Applier:
         #: Plans again from fresh listings (the same manifests and targets): only deletes that
         #: plan confirms are sent.
         self.replan = replan
+        #: Told how the re-listing goes (it takes as long as the plan's listing did).
+        self.progress = progress
         self._running: set[asyncio.Task[list[Outcome]]] = set()
+        #: The journal fsync in progress in a worker thread, if any.
+        self._syncing: asyncio.Future[None] | None = None
 
     def interrupt(self) -> None:
         """First call: send no new delete, let those in flight finish. Second call: stop waiting
@@ -165,7 +170,9 @@ class Applier:
             raise ReconcileError(
                 f"the plan deletes in providers that are not configured: {missing}"
             )
-        snapshots = await asyncio.gather(*(self.providers[name].snapshot() for name in names))
+        snapshots = await asyncio.gather(
+            *(self.providers[name].snapshot(self.progress) for name in names)
+        )
         self.on_event("relisted", None, None)
         return dict(zip(names, snapshots, strict=True))
 
@@ -200,6 +207,9 @@ class Applier:
             for kind in (Kind.VERSION, Kind.MODEL):
                 await self._run_phase(result, self._units(deletes, kind))
         finally:
+            if self._syncing is not None and not self._syncing.done():
+                # Never two syncs at once: the journal's file is not shared between threads.
+                await asyncio.wait({self._syncing})
             result.interrupted = self.stop.is_set()
             done = {id(outcome.change) for outcome in result.outcomes}
             result.not_attempted = [change for change in deletes if id(change) not in done]
@@ -237,7 +247,7 @@ class Applier:
                         model_id=change.model_id,
                         record=change.before,
                     )
-                self.journal.sync()
+                await self._sync_journal()
                 for unit in batch:
                     for change in unit:
                         self.on_event("deleting", change, None)
@@ -258,6 +268,17 @@ class Applier:
                     )
                     result.outcomes.append(outcome)
                     self.on_event("done", outcome.change, outcome)
+
+    async def _sync_journal(self) -> None:
+        """Make the intents written so far durable before their requests go out.
+
+        The fsync runs in a worker thread, so answers to the deletes in flight keep arriving
+        meanwhile (blocking the loop on it stalled every answer in flight); the batch waits
+        for it all the same. Nothing else writes the journal while this is awaited: only
+        `_run_phase` writes it, and it is waiting here.
+        """
+        self._syncing = asyncio.ensure_future(asyncio.to_thread(self.journal.sync))
+        await asyncio.shield(self._syncing)
 
     def _units(self, deletes: Sequence[Change], kind: Kind) -> list[list[Change]]:
         """Versions one per call; whole models in the largest batches their provider takes."""

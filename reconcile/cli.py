@@ -6,7 +6,6 @@ Exit codes: 0 success or no changes; 1 error (nothing deleted); 2 changes presen
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import gc
@@ -155,29 +154,42 @@ def _use_color(no_color: bool) -> bool:
 
 
 class _Progress:
-    """One self-rewriting line on stderr, only on a terminal and not with --quiet."""
+    """One self-rewriting line on stderr while a long step runs (listing, deleting): objects done,
+    of how many, and the rate. Only on a terminal, not with --quiet, and only for steps of more
+    than a few hundred objects (a short step is over before a line would help)."""
+
+    #: Steps of fewer objects than this show no line.
+    MIN_TOTAL = 300
+    #: Seconds between redraws.
+    INTERVAL = 0.1
 
     def __init__(self, quiet: bool) -> None:
-        self.enabled = not quiet and sys.stderr.isatty()
-        self.started = time.monotonic()
+        self.stream = sys.stderr
+        self.enabled = not quiet and self.stream.isatty()
+        #: When each step (by its words) reported first: its rate counts from there.
+        self.started: dict[str, float] = {}
         self.last = 0.0
         self.dirty = False
 
     def __call__(self, what: str, done: int, total: int | None) -> None:
+        if not self.enabled or (total is not None and total < self.MIN_TOTAL):
+            return
         now = time.monotonic()
-        if not self.enabled or (now - self.last < 0.1 and done != total):
+        started = self.started.setdefault(what, now)
+        if now - self.last < self.INTERVAL and done != total:
             return
         self.last = now
-        rate = done / max(now - self.started, 1e-6)
         of = f"/{total}" if total is not None else ""
-        sys.stderr.write(f"\r\x1b[K{what}: {done}{of} ({rate:.0f}/s)")
-        sys.stderr.flush()
+        elapsed = now - started
+        rate = f" ({done / elapsed:.0f}/s)" if elapsed >= 0.5 else ""
+        self.stream.write(f"\r\x1b[K{what}: {done}{of}{rate}")
+        self.stream.flush()
         self.dirty = True
 
     def clear(self) -> None:
         if self.dirty:
-            sys.stderr.write("\r\x1b[K")
-            sys.stderr.flush()
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
             self.dirty = False
 
 
@@ -207,6 +219,8 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
 
     # Listing builds a record per live object too: paused, the collector's passes over the
     # growing heap cost nothing (they were 7 of 15 CPU seconds of a 100k-version plan).
+    import asyncio  # here, not at the top: it is a third of `reconcile --help`'s start-up
+
     with _collector_paused():
         asyncio.run(main())
     return result[0]
@@ -215,6 +229,8 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
 async def _listed(
     manifest: Manifest, options: Options, progress: _Progress
 ) -> tuple[dict[str, Provider], dict[str, Snapshot]]:
+    import asyncio
+
     from reconcile.providers import open_providers
 
     providers = open_providers(manifest, None, options)
@@ -236,11 +252,18 @@ async def _close(providers: dict[str, Provider]) -> None:
 
 
 def _make_plan(
-    manifest: Manifest, snapshots: dict[str, Snapshot], targets: Sequence[str], path: Path
+    manifest: Manifest,
+    snapshots: dict[str, Snapshot],
+    targets: Sequence[str],
+    path: Path,
+    *,
+    refuse_empty: bool = True,
 ) -> Plan:
     from reconcile.planner import build_plan
 
-    plan = build_plan(manifest, snapshots, tool_version=__version__, targets=targets)
+    plan = build_plan(
+        manifest, snapshots, tool_version=__version__, targets=targets, refuse_empty=refuse_empty
+    )
     return plan.model_copy(
         update={
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -601,6 +624,7 @@ async def _apply(
                 parallelism=options.parallelism,
                 on_event=on_event,
                 replan=lambda live: _replan(manifest, live, the_plan),
+                progress=progress,
             )
             with _on_signals(applier.interrupt):
                 result = await applier.apply(the_plan)
@@ -630,6 +654,8 @@ def _replan(manifest: Manifest, live: Mapping[str, Snapshot], saved: Plan) -> Pl
 def _on_signals(handler: Callable[[], None]) -> Iterator[None]:
     """SIGINT/SIGTERM during deletes: no new delete is sent, those in flight finish and are
     journaled (a second signal stops waiting for them)."""
+    import asyncio
+
     loop = asyncio.get_running_loop()
     installed = []
 
@@ -756,7 +782,9 @@ def drift(path: Path, fmt: str, output: Path | None, run: _Run) -> int:
     from reconcile.drift import build_drift_report
 
     with _collector_paused():
-        report = build_drift_report(_make_plan(manifest, snapshots, (), path), manifest, snapshots)
+        # Read-only: an empty "workspace" scope is reported (all unmanaged), not refused.
+        plan = _make_plan(manifest, snapshots, (), path, refuse_empty=False)
+        report = build_drift_report(plan, manifest, snapshots)
     rendered = _render_drift_as(report, fmt, run.color and output is None)
     if output is None:
         click.echo(rendered, nl=False)

@@ -291,7 +291,8 @@ def test_a_v2_success_is_its_result() -> None:
         (
             parse_model_sets_page,
             {"result": {"customModelSetList": {}, "pageInfo": {"isTruncated": False}}},
-            "describe custom model sets: field 'customModelSetList' should be an array, got an object",
+            "describe custom model sets: field 'customModelSetList' should be an array, "
+            "got an object",
         ),
         (
             parse_model_sets_page,
@@ -364,7 +365,11 @@ def test_a_v2_success_is_its_result() -> None:
             {"result": {"serviceList": [{"name": "x"}], "pageInfo": {"isTruncated": False}}},
             "describe services: serviceList[0]: field 'serviceId' should be a string, got nothing",
         ),
-        (parse_services_page, {"result": []}, "describe services: expected an object, got an array"),
+        (
+            parse_services_page,
+            {"result": []},
+            "describe services: expected an object, got an array",
+        ),
     ],
 )
 def test_a_response_of_the_wrong_shape_is_an_error_naming_the_call(

@@ -19,7 +19,10 @@ Json = dict[str, Any]
 
 
 class ListIndex:
-    """Finds the first record of a list whose `key` equals a value, in O(1).
+    """Finds the record of a list whose `key` equals a value, in O(1).
+
+    Keys are unique in a loaded state (the loader checks ids); should an edit make one twice,
+    `find` returns one of the records that have it, not necessarily the first.
 
     An entry is trusted only if the record it names is still at its place in the same list with
     the same key (a record deleted through `without` shifts the places after it, which is
@@ -54,7 +57,7 @@ class ListIndex:
         return isinstance(record, dict) and record.get(self.key) == value
 
     def find(self, items: list[Json], value: Any) -> int | None:
-        """The place in `items` of the first record with `key` == `value`, or None."""
+        """The place in `items` of a record with `key` == `value`, or None if none has it."""
         if not isinstance(value, Hashable):
             return _scan(items, self.key, value)
         fresh = items is self._items and len(items) == self._size - len(self._removed)
@@ -101,7 +104,9 @@ class SortMemo:
 
     def __init__(self, size: int = 8) -> None:
         self.size = size
-        self._memo: dict[Hashable, tuple[list[int], list[Any], list[Json], dict[Any, int]]] = {}
+        self._memo: dict[
+            Hashable, tuple[list[int], list[list[Any]], list[Json], dict[Any, int]]
+        ] = {}
 
     def sort(
         self,
@@ -114,7 +119,8 @@ class SortMemo:
         """`order(items)`, and (with `place_of`) each record's place in it by that field."""
         try:
             identities = list(map(id, items))
-            values = list(map(itemgetter(*fields), items))
+            # One list per field: no tuple per record, and equal lists compare by identity.
+            values = [list(map(itemgetter(name), items)) for name in fields]
         except (KeyError, TypeError, AttributeError):
             ordered = order(items)  # a record the fast path cannot read: no memo
             return ordered, _places(ordered, place_of)

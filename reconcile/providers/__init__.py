@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -18,7 +19,14 @@ from reconcile.manifest import Manifest, Policy
 from reconcile.manifest import QianfanProvider as QianfanSpec
 from reconcile.providers import fabric, qianfan
 from reconcile.providers.base import Provider
-from reconcile.providers.http import Http, RateLimiter, Redactor, RetryPolicy, check_endpoint
+from reconcile.providers.http import (
+    AiohttpTransport,
+    Http,
+    RateLimiter,
+    Redactor,
+    RetryPolicy,
+    check_endpoint,
+)
 
 EMULATOR_SCHEME = "emulator:"
 #: The built-in emulator's fixed demo credentials (its state files list them as valid).
@@ -86,6 +94,7 @@ def _open_fabric(
     timeout = httpx.Timeout(retry.timeout)
     if spec.endpoint.startswith(EMULATOR_SCHEME):
         transport = emulator_transport(spec.endpoint, name, manifest, options.state_dir, emulators)
+        direct: AiohttpTransport | None = None
         endpoint = services_endpoint = "http://fabric.emulator"
         client = httpx.AsyncClient(transport=transport, timeout=timeout)
         services_client = client
@@ -97,8 +106,7 @@ def _open_fabric(
             spec.services_endpoint or spec.endpoint, insecure=options.insecure
         )
         token, sign = _fabric_auth(name, spec, env, redact)
-        limits = httpx.Limits(max_connections=options.parallelism)
-        client = httpx.AsyncClient(timeout=timeout, limits=limits)
+        client, direct = platform_client(options, retry)
         services_client = client
     if token is not None:
         headers["X-Auth-Token"] = token
@@ -115,6 +123,7 @@ def _open_fabric(
             limiter=RateLimiter.per_second(options.max_rps),
             redact=redact,
             sign=sign,
+            transport=direct if on is client else None,
         )
 
     main = http(client)
@@ -143,12 +152,12 @@ def _open_qianfan(
     if spec.endpoint.startswith(EMULATOR_SCHEME):
         transport = emulator_transport(spec.endpoint, name, manifest, options.state_dir, emulators)
         client = httpx.AsyncClient(transport=transport, timeout=timeout)
+        direct: AiohttpTransport | None = None
         endpoint = "http://qianfan.emulator"
         access_key, secret_key = EMULATOR_QIANFAN_KEYS
     else:
         endpoint = check_endpoint(spec.endpoint, insecure=options.insecure)
-        limits = httpx.Limits(max_connections=options.parallelism)
-        client = httpx.AsyncClient(timeout=timeout, limits=limits)
+        client, direct = platform_client(options, retry)
         credentials = spec.credentials
         ak_env = credentials.ak_env if credentials else "QIANFAN_ACCESS_KEY"
         sk_env = credentials.sk_env if credentials else "QIANFAN_SECRET_KEY"
@@ -170,10 +179,20 @@ def _open_qianfan(
         limiter=RateLimiter.per_second(options.max_rps),
         redact=redact,
         sign=qianfan.bce_signer(access_key, secret_key, clock=lambda: datetime.now(UTC)),
+        transport=direct,
     )
     return qianfan.QianfanProvider(
         name, http=http, endpoint=endpoint, model_delete=spec.model_delete
     )
+
+
+def platform_client(
+    options: Options, retry: RetryPolicy
+) -> tuple[httpx.AsyncClient, AiohttpTransport]:
+    """The client for a real endpoint, and its transport: httpx's interface over aiohttp's
+    connection pool, which stays O(1) per request at any parallelism (see `AiohttpTransport`)."""
+    transport = AiohttpTransport(max_connections=options.parallelism, timeout=retry.timeout)
+    return httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(retry.timeout)), transport
 
 
 def _fabric_auth(
@@ -216,7 +235,20 @@ def _credential(env: Mapping[str, str], provider: str, key: str, var: str) -> st
             f"providers.{provider}.credentials.{key}) is not set",
             hint=f"export {var}=... before running reconcile",
         )
+    if not _PRINTABLE_SECRET.fullmatch(value):
+        # A value read from a file with Windows line endings, or pasted with a space: it
+        # would be refused by the platform, and an HTTP library's error would quote it.
+        raise ReconcileError(
+            f'provider "{provider}": environment variable {var} (named by '
+            f"providers.{provider}.credentials.{key}) holds whitespace, control or non-ASCII "
+            "characters (the value is not shown)",
+            hint=f"set {var} to the bare credential, e.g. without a trailing newline or \\r",
+        )
     return value
+
+
+#: Credentials are printable ASCII with no whitespace (tokens, access keys, secret keys).
+_PRINTABLE_SECRET = re.compile(r"[\x21-\x7e]+")
 
 
 def emulator_state_copy(seed: Path, state_dir: Path) -> Path:
@@ -252,7 +284,14 @@ def emulator_transport(
         if not copy.exists():
             copy.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(seed, copy)
-        emulators[copy] = httpx.ASGITransport(app=create_app(copy, persist_path=copy))
+        try:
+            app = create_app(copy, persist_path=copy)
+        except (ValueError, OSError) as error:
+            raise ReconcileError(
+                f'provider "{provider}": the emulator state {copy} cannot be loaded: {error}',
+                hint=f"fix {seed.name}, then `reconcile emulator reset` to copy it again",
+            ) from None
+        emulators[copy] = httpx.ASGITransport(app=app)
     return emulators[copy]
 
 

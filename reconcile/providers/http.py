@@ -44,7 +44,12 @@ class Redactor:
     secrets: set[str] = field(default_factory=set)
 
     def add(self, *values: str | None) -> None:
-        self.secrets.update(value for value in values if value and len(value) >= 4)
+        for value in values:
+            if value and len(value) >= 4:
+                # Also the escaped forms an exception message may show (str and bytes reprs).
+                self.secrets.update(
+                    {value, value.encode("unicode_escape").decode(), repr(value.encode())[2:-1]}
+                )
 
     def __call__(self, text: str) -> str:
         for secret in sorted(self.secrets, key=len, reverse=True):
@@ -101,8 +106,13 @@ class Http:
         sign: Callable[[httpx.Request], None] | None = None,
         sleep: Callable[[float], Any] = asyncio.sleep,
         limiter: RateLimiter | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.client = client
+        #: When given (the client's own transport), requests go straight to it: the client's
+        #: machinery (auth flows, redirects, cookies, hooks) is not used by platform calls, and
+        #: costs more per request than aiohttp's whole round trip.
+        self.transport = transport
         self.provider = provider
         self.map_error = map_error
         self.semaphore = semaphore
@@ -129,32 +139,33 @@ class Http:
         attempt = 0
         while True:
             attempt += 1
-            request = self.client.build_request(method, url, params=params, json=json)
+            # One URL parse (the client's build_request would parse twice and merge defaults
+            # nobody sets); the client's headers are the only defaults platform calls use.
+            full_url = f"{url}?{httpx.QueryParams(params)}" if params else url
+            request = httpx.Request(method, full_url, headers=self.client.headers, json=json)
             if self.sign is not None:
                 self.sign(request)
-            described = f"{operation} ({method} {self._safe_url(request.url)})"
+            described = f"{operation} ({method} {self.redact(full_url)})"
             try:
                 if self.limiter is not None:
                     await self.limiter.wait()
                 async with self.semaphore:
                     self.sent += 1
-                    streamed = await self.client.send(request, stream=True)
+                    if self.transport is not None:
+                        streamed = await self.transport.handle_async_request(request)
+                    else:
+                        streamed = await self.client.send(request, stream=True)
                     response = await self._read_bounded(streamed, described)
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
+            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                # Transient: nothing (or not all) came back. Worth another try.
                 if attempt < self.retry.attempts:
                     await self.sleep(self._backoff(attempt, None))
                     continue
-                raise ProviderError(
-                    self.redact(
-                        f"{self.provider}: {described} failed after {attempt} attempt(s): "
-                        f"{type(exc).__name__}: {exc or 'no response'}"
-                    ),
-                    provider=self.provider,
-                    operation=operation,
-                    method=method,
-                    url=self._safe_url(request.url),
-                    hint="check the endpoint and the network, then run again",
-                ) from None
+                raise self._transport_error(exc, described, attempt, operation, request) from None
+            except httpx.HTTPError as exc:
+                # Not transient: a request we could not send as built (an invalid header value),
+                # an undecodable body, too many redirects.
+                raise self._transport_error(exc, described, attempt, operation, request) from None
             if response.status_code in accepted:
                 return response
             if response.status_code in RETRY_STATUSES and attempt < self.retry.attempts:
@@ -170,6 +181,29 @@ class Http:
                 error.hint = self.redact(error.hint)
             raise error
 
+    def _transport_error(
+        self,
+        exc: httpx.HTTPError,
+        described: str,
+        attempt: int,
+        operation: str,
+        request: httpx.Request,
+    ) -> ProviderError:
+        # Protocol errors quote the offending bytes (header values, so possibly a secret): only
+        # their kind is shown. Timeouts and network errors name hosts and ports, never headers.
+        shown = isinstance(exc, httpx.TimeoutException | httpx.NetworkError)
+        detail = f"{type(exc).__name__}: {exc or 'no response'}" if shown else type(exc).__name__
+        return ProviderError(
+            self.redact(
+                f"{self.provider}: {described} failed after {attempt} attempt(s): {detail}"
+            ),
+            provider=self.provider,
+            operation=operation,
+            method=request.method,
+            url=self._safe_url(request.url),
+            hint="check the endpoint, the network and the credentials' values, then run again",
+        )
+
     async def _read_bounded(self, response: httpx.Response, described: str) -> httpx.Response:
         """Read the body, but never more than MAX_BODY_BYTES: a huge or endless answer is an
         error naming the call, not an out-of-memory crash."""
@@ -177,6 +211,11 @@ class Http:
             length = response.headers.get("Content-Length")
             if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
                 raise self._too_large(described, f"announced {length} bytes")
+            if response.is_stream_consumed:
+                # Read whole by the transport (AiohttpTransport reads at most MAX_BODY_BYTES).
+                if len(response.content) > MAX_BODY_BYTES:
+                    raise self._too_large(described, f"sent more than {MAX_BODY_BYTES} bytes")
+                return response
             chunks: list[bytes] = []
             size = 0
             async for chunk in response.aiter_bytes():
@@ -216,6 +255,114 @@ class Http:
 
     def _safe_url(self, url: httpx.URL) -> str:
         return self.redact(str(url))
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """An httpx transport that sends over one aiohttp connection pool.
+
+    httpx's own pool (httpcore) checks every pooled connection on every request, so its cost per
+    request grows with the pool: at 64 connections a request costs several times what it does at
+    16, and more parallelism makes a listing slower. aiohttp's pool hands out an idle connection
+    in O(1) and parses responses in C. Requests are built, signed and answered as httpx objects,
+    so nothing above this class changes; bodies are read whole (a page is small), at most
+    `max_body` bytes.
+    """
+
+    def __init__(
+        self, *, max_connections: int, timeout: float, max_body: int = MAX_BODY_BYTES
+    ) -> None:
+        self.max_connections = max_connections
+        self.timeout = timeout
+        self.max_body = max_body
+        self._session: Any = None
+        self._proxies: dict[tuple[str, str], str | None] = {}
+
+    def _open(self) -> Any:
+        import ssl
+
+        import aiohttp
+        import certifi
+
+        connector = aiohttp.TCPConnector(
+            limit=self.max_connections,
+            ssl=ssl.create_default_context(cafile=certifi.where()),
+            keepalive_timeout=5.0,
+        )
+        # httpx decodes bodies (Content-Encoding) and sets every header itself.
+        return aiohttp.ClientSession(
+            connector=connector,
+            auto_decompress=False,
+            # Not trust_env: aiohttp would then read ~/.netrc in a thread on every request.
+            # Proxies from the environment are honoured per host (`_env_proxy`), as in httpx.
+            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+            timeout=aiohttp.ClientTimeout(total=self.timeout),
+        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        import aiohttp
+        import yarl
+
+        if self._session is None:
+            self._session = self._open()
+        url = request.url
+        proxy_key = (url.scheme, url.host)
+        if proxy_key not in self._proxies:
+            self._proxies[proxy_key] = _env_proxy(url.scheme, url.host)
+        content = request.content
+        try:
+            async with self._session.request(
+                request.method,
+                yarl.URL(str(request.url), encoded=True),
+                headers=request.headers.multi_items(),
+                data=content if content else None,
+                allow_redirects=False,
+                compress=None,
+                proxy=self._proxies[proxy_key],
+            ) as answer:
+                length = answer.headers.get("Content-Length")
+                if length is not None and length.isdigit():
+                    # Over the bound: refused by Http on the announced length, never read.
+                    body = await answer.read() if int(length) <= self.max_body else b""
+                else:
+                    body = await self._read_bounded(answer, request)
+                return httpx.Response(
+                    answer.status,
+                    headers=list(answer.raw_headers),
+                    content=body,
+                    request=request,
+                )
+        except TimeoutError as error:
+            raise httpx.ReadTimeout(str(error) or "timed out", request=request) from error
+        except aiohttp.ClientConnectionError as error:
+            raise httpx.ConnectError(str(error), request=request) from error
+        except aiohttp.ClientError as error:
+            raise httpx.ReadError(str(error), request=request) from error
+
+    async def _read_bounded(self, answer: Any, request: httpx.Request) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in answer.content.iter_any():
+            size += len(chunk)
+            if size > self.max_body:
+                raise httpx.ReadError(
+                    f"response body larger than {self.max_body} bytes", request=request
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def _env_proxy(scheme: str, host: str) -> str | None:
+    """The proxy the environment names for this scheme and host (HTTPS_PROXY, NO_PROXY...)."""
+    import urllib.request
+
+    if urllib.request.proxy_bypass(host):
+        return None
+    return urllib.request.getproxies().get(scheme)
 
 
 def _json_or_none(response: httpx.Response) -> Any:

@@ -1,0 +1,189 @@
+"""The transport under real endpoints (aiohttp's pool behind httpx's interface), over loopback:
+same answers as the in-process emulator, bounded bodies, transport failures that Http retries."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from reconcile.emulator import create_app
+from reconcile.errors import ProviderError
+from reconcile.manifest import load_manifest
+from reconcile.model import Snapshot
+from reconcile.providers import Options, open_providers
+from reconcile.providers.fabric import map_error
+from reconcile.providers.http import MAX_BODY_BYTES, AiohttpTransport, Http, RetryPolicy
+from tests.conftest import demo_state, serve_over_loopback
+
+pytestmark = pytest.mark.loopback
+TOKEN = "transport-test-token"
+
+
+def _manifest(tmp_path: Path, endpoint: str) -> Path:
+    path = tmp_path / "m.toml"
+    path.write_text(
+        f"""
+[providers.fab]
+type = "fabric"
+endpoint = "{endpoint}"
+workspace_id = "ws-demo"
+credentials = {{ token_env = "TRANSPORT_TEST_TOKEN" }}
+scope = "workspace"
+"""
+    )
+    return path
+
+
+def _snapshot(manifest: Path, state_dir: Path, parallelism: int) -> Snapshot:
+    options = Options(state_dir=state_dir, parallelism=parallelism)
+    (provider,) = open_providers(load_manifest(manifest), None, options).values()
+
+    async def listing() -> Snapshot:
+        try:
+            return await provider.snapshot()
+        finally:
+            await provider.aclose()
+
+    return asyncio.run(listing())
+
+
+@pytest.mark.parametrize("parallelism", [1, 64])
+def test_a_listing_over_loopback_equals_the_in_process_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallelism: int
+) -> None:
+    state = demo_state()
+    state["fabric"]["tokens"] = [TOKEN]
+    monkeypatch.setenv("TRANSPORT_TEST_TOKEN", TOKEN)
+    app = create_app(state)
+    with serve_over_loopback(app) as url:
+        over_socket = _snapshot(_manifest(tmp_path, url), tmp_path, parallelism)
+    requests = app.state.emulator.requests
+    assert requests and all(r["auth"] == "X-Auth-Token" for r in requests)
+    # The same workspace through the in-process emulator (httpx's ASGI transport).
+    (tmp_path / "seed.json").write_text(__import__("json").dumps(demo_state()))
+    in_process = _snapshot(_manifest(tmp_path, "emulator:seed.json"), tmp_path / "s", 4)
+    assert over_socket.models == in_process.models
+    assert over_socket.services == in_process.services
+
+
+def _http(transport: AiohttpTransport, attempts: int = 1) -> Http:
+    client = httpx.AsyncClient(transport=transport)
+    return Http(
+        client,
+        provider="fab",
+        map_error=map_error,
+        semaphore=asyncio.Semaphore(4),
+        retry=RetryPolicy(attempts=attempts, timeout=5),
+        transport=transport,
+        sleep=_no_sleep,
+    )
+
+
+async def _no_sleep(_: float) -> None:
+    return None
+
+
+def _get(url: str, *, attempts: int = 1, timeout: float = 5) -> httpx.Response:
+    async def go() -> httpx.Response:
+        transport = AiohttpTransport(max_connections=4, timeout=timeout)
+        http = _http(transport, attempts)
+        try:
+            return await http.request("get it", "GET", url, params={"a": 1, "b": "x y"})
+        finally:
+            await http.client.aclose()
+
+    return asyncio.run(go())
+
+
+async def _echo(request: Request) -> Response:
+    body = (await request.body()).decode()
+    text = f"{request.method} {request.url.path}?{request.url.query} {body}"
+    return Response(text, headers={"X-Seen-Host": request.headers["host"]})
+
+
+async def _huge(request: Request) -> Response:
+    return Response(b"{}", headers={"Content-Length": str(MAX_BODY_BYTES + 1)})
+
+
+async def _endless(request: Request) -> Response:
+    chunk = b" " * (1024 * 1024)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(MAX_BODY_BYTES // len(chunk) + 2):
+            yield chunk
+
+    return StreamingResponse(chunks())
+
+
+async def _slow(request: Request) -> Response:
+    await asyncio.sleep(2)
+    return Response(b"late")
+
+
+_APP = Starlette(
+    routes=[
+        Route("/echo", _echo, methods=["GET", "POST"]),
+        Route("/huge", _huge),
+        Route("/endless", _endless),
+        Route("/slow", _slow),
+    ]
+)
+
+
+def test_requests_go_out_as_httpx_built_them() -> None:
+    with serve_over_loopback(_APP) as url:
+        response = _get(f"{url}/echo")
+    assert response.status_code == 200
+    assert response.text == "GET /echo?a=1&b=x+y "
+    assert response.headers["X-Seen-Host"] == url.removeprefix("http://")
+    assert response.request.url == f"{url}/echo?a=1&b=x+y"
+
+
+def test_an_announced_huge_body_is_refused_unread() -> None:
+    with serve_over_loopback(_APP) as url, pytest.raises(ProviderError, match="announced"):
+        _get(f"{url}/huge")
+
+
+def test_an_endless_body_is_cut_off() -> None:
+    with serve_over_loopback(_APP) as url, pytest.raises(ProviderError, match="ReadError"):
+        _get(f"{url}/endless")
+
+
+def test_a_slow_answer_is_a_timeout_and_retried() -> None:
+    with serve_over_loopback(_APP) as url, pytest.raises(ProviderError) as caught:
+        _get(f"{url}/slow", attempts=2, timeout=0.3)
+    assert "after 2 attempt(s): ReadTimeout" in str(caught.value)
+
+
+def test_a_refused_connection_is_a_connect_error_and_retried() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    # Nothing listens on the port now.
+    with pytest.raises(ProviderError) as caught:
+        _get(f"http://127.0.0.1:{port}/x", attempts=3)
+    assert "after 3 attempt(s): ConnectError" in str(caught.value)
+
+
+def test_the_transport_closes_its_pool() -> None:
+    async def go() -> tuple[Any, Any]:
+        transport = AiohttpTransport(max_connections=2, timeout=5)
+        async with httpx.AsyncClient(transport=transport) as client:
+            with pytest.raises(httpx.ConnectError):
+                await client.get("http://127.0.0.1:9/")  # discard port: nothing there
+            opened = transport._session
+        return opened, transport._session
+
+    opened, after = asyncio.run(go())
+    assert opened.closed
+    assert after is None
