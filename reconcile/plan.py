@@ -162,8 +162,18 @@ class Plan(Record):
         return [change for change in self.resource_changes if change.is_delete]
 
     def compute_digest(self) -> str:
+        """A digest of digests: each change is hashed on its own, so the whole document (every
+        `before` record) is never built in memory at once."""
+        head = self.model_dump(
+            mode="json",
+            exclude={"plan_digest", "created_at", "manifest_path", "resource_changes", "drift"},
+        )
         return digest(
-            self.model_dump(mode="json", exclude={"plan_digest", "created_at", "manifest_path"})
+            [
+                digest(head),
+                [digest(change.model_dump(mode="json")) for change in self.resource_changes],
+                [digest(item.model_dump(mode="json")) for item in self.drift],
+            ]
         )
 
     def sealed(self) -> Plan:

@@ -98,3 +98,19 @@ def test_plain_http_to_a_remote_host_needs_insecure(tmp_path: Path) -> None:
         load_manifest(manifest)
     loaded = load_manifest(manifest, insecure=True)
     assert loaded.providers["fab"].endpoint == "http://models.internal.example:8080"
+
+
+def test_a_credential_with_a_control_character_is_refused_without_showing_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A secret read from a file with Windows line endings: an HTTP library would quote the bad
+    header value in its error; reconcile refuses it first, naming only the variable."""
+    from reconcile.cli import main
+
+    monkeypatch.setenv("RECONCILE_TEST_TOKEN", "SECRETTOKEN-value\r")
+    manifest = _flaky_manifest(tmp_path, "http://127.0.0.1:9")
+    assert main(["plan", str(manifest)]) == 1
+    err = capsys.readouterr().err
+    assert "environment variable RECONCILE_TEST_TOKEN" in err
+    assert "whitespace, control or non-ASCII characters" in err
+    assert "SECRETTOKEN" not in err
