@@ -78,6 +78,8 @@ _HINTS = {
 }
 
 T = TypeVar("T")
+#: What a marker listing yields: records with an id.
+_Listed = TypeVar("_Listed", LiveModel, ServiceUse)
 
 
 def check_set_id(value: str, where: str = "") -> str:
@@ -412,42 +414,32 @@ class QianfanProvider:
         )
 
     async def _list_sets(self) -> list[LiveModel]:
-        what = "describe custom model sets"
-        pages = await self._pages(what, "model", "DescribeCustomModelSets", parse_model_sets_page)
-        seen: set[str] = set()
-        for model in pages:
-            if model.id in seen:
-                raise ListingIncompleteError(
-                    f"{self.name}: {what}: model set {model.id} appeared on two pages: the "
-                    "account changed during the listing",
-                    hint="run again; nothing was planned from the inconsistent listing",
-                )
-            seen.add(model.id)
-        return pages
+        return await self._pages(
+            "describe custom model sets",
+            "model",
+            "DescribeCustomModelSets",
+            parse_model_sets_page,
+            noun="model set",
+        )
 
     async def _list_services(self) -> list[ServiceUse]:
-        what = "describe services"
-        services = await self._pages(what, "service", "DescribeServices", parse_services_page)
-        seen: set[str] = set()
-        for service in services:
-            if service.id in seen:
-                raise ListingIncompleteError(
-                    f"{self.name}: {what}: service {service.id} appeared on two pages: the "
-                    "account changed during the listing",
-                    hint="run again; nothing was planned from the inconsistent listing",
-                )
-            seen.add(service.id)
-        return services
+        return await self._pages(
+            "describe services", "service", "DescribeServices", parse_services_page, noun="service"
+        )
 
     async def _pages(
         self,
         what: str,
         route: str,
         action: str,
-        parse: Callable[[Any], tuple[list[T], str | None]],
-    ) -> list[T]:
-        """Every page of a V2 marker listing, in order."""
-        items: list[T] = []
+        parse: Callable[[Any], tuple[list[_Listed], str | None]],
+        *,
+        noun: str,
+    ) -> list[_Listed]:
+        """Every page of a V2 marker listing, in order; an item seen twice, or a marker sent
+        twice, fails the listing (the account changed under it)."""
+        items: list[_Listed] = []
+        seen: set[str] = set()
         marker: str | None = None
         markers: set[str] = set()
         while True:
@@ -459,6 +451,14 @@ class QianfanProvider:
             )
             payload = parse_json(response, f"{self.name}: {what}")
             page, marker = self._checked(what, parse, payload)
+            for item in page:
+                if item.id in seen:
+                    raise ListingIncompleteError(
+                        f"{self.name}: {what}: {noun} {item.id} appeared on two pages: the "
+                        "account changed during the listing",
+                        hint="run again; nothing was planned from the inconsistent listing",
+                    )
+                seen.add(item.id)
             items.extend(page)
             if marker is None:
                 return items
