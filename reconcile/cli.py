@@ -501,12 +501,12 @@ def apply(
                 return EXIT_OK
             return _run(_apply(the_plan, manifest, providers_needed, options, progress))
 
-        async def make() -> tuple[Plan, dict[str, Snapshot]]:
+        async def make() -> Plan:
             providers, snapshots = await _listed(manifest, options, progress)
             await _close(providers)
-            return _make_plan(manifest, snapshots, targets, manifest_path), snapshots
+            return _make_plan(manifest, snapshots, targets, manifest_path)
 
-        the_plan, _ = _run(make())
+        the_plan = _run(make())
         click.echo(_render(the_plan, color), nl=False)
         _check_digest(the_plan, expect_digest)
         if not the_plan.deletes():
