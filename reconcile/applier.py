@@ -323,6 +323,13 @@ class Applier:
                 Outcome(change, "unknown", f"unexpected {type(error).__name__}: report this bug")
                 for change in unit
             ]
+        if len(errors) != len(unit):
+            # A provider that answers for more or fewer objects than it was given: a bug; what
+            # happened to each object is unknown.
+            return [
+                Outcome(change, "unknown", "the provider's answer did not match the request")
+                for change in unit
+            ]
         return [_outcome(change, error) for change, error in zip(unit, errors, strict=True)]
 
 

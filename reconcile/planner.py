@@ -298,24 +298,27 @@ class _ProviderPlanner:
         for spec in self.specs:
             if spec.id is not None:
                 candidates = [by_id[spec.id]] if spec.id in by_id else []
-                namesakes = [] if candidates else by_name.get(spec.name, [])
+                # The id picks one of several namesakes: the others are undeclared. But when the
+                # id is gone (a re-registered model?) or names a model of another name, the live
+                # models that carry the declared name are what the author may have meant: never
+                # guess, hold them all (and the id's model too).
+                picked = bool(candidates) and candidates[0].name == spec.name
+                namesakes = [] if picked else by_name.get(spec.name, [])
                 if namesakes:
-                    # The declared id is gone but its name is live: a re-registered model, or a
-                    # wrong id. Never guess: hold every namesake and say so.
                     ids = ", ".join(model.id for model in namesakes)
-                    for model in namesakes:
+                    where = "is not live" if not candidates else "names another model"
+                    for model in (*namesakes, *candidates):
                         ambiguous[model.id] = (
-                            f"declared{self._origin(spec)} with id {spec.id}, which is not live, "
+                            f"declared{self._origin(spec)} with id {spec.id}, which {where}, "
                             f'while live model(s) named "{spec.name}" have id(s) {ids}: none of '
-                            "them is deleted. Fix the id in the declaration"
+                            "them is deleted. Fix the id or the name in the declaration"
                         )
                     self._drift(
                         address=f"{self.provider}/{spec.name}",
                         kind=Kind.MODEL,
                         drift=DriftKind.AMBIGUOUS,
                         id=spec.id,
-                        detail=f"declared id {spec.id} is not live; live id(s) of that name: "
-                        + ids,
+                        detail=f"declared id {spec.id} {where}; live id(s) of that name: " + ids,
                         hint=f"correct the id in the declaration{self._origin(spec)}",
                     )
                     continue
@@ -422,22 +425,25 @@ class _ProviderPlanner:
             namesakes = [version for version in live if version.name == vspec.name]
             if vspec.id is not None:
                 candidates = [by_id[vspec.id]] if vspec.id in by_id else []
-                if not candidates and namesakes:
-                    # The declared id is gone but its name is live: hold the namesakes.
-                    ids = ", ".join(version.id for version in namesakes)
-                    for version in namesakes:
+                picked = bool(candidates) and candidates[0].name == vspec.name
+                others = [] if picked else namesakes
+                if others:
+                    # The id is gone or names a version of another name: the versions that carry
+                    # the declared name may be the one meant. Hold them all, and the id's too.
+                    ids = ", ".join(version.id for version in others)
+                    where = "is not live" if not candidates else "names another version"
+                    for version in (*others, *candidates):
                         ambiguous[version.id] = (
-                            f"declared{self._origin(spec)} with id {vspec.id}, which is not live, "
+                            f"declared{self._origin(spec)} with id {vspec.id}, which {where}, "
                             f'while live version(s) named "{vspec.name}" have id(s) {ids}: none '
-                            "of them is deleted. Fix the id in the declaration"
+                            "of them is deleted. Fix the id or the name in the declaration"
                         )
                     self._drift(
                         address=address,
                         kind=Kind.VERSION,
                         drift=DriftKind.AMBIGUOUS,
                         id=vspec.id,
-                        detail=f"declared id {vspec.id} is not live; live id(s) of that "
-                        f"name: {ids}",
+                        detail=f"declared id {vspec.id} {where}; live id(s) of that name: {ids}",
                         hint=f"correct the id in the declaration{self._origin(spec)}",
                     )
                     continue

@@ -5,6 +5,7 @@ plan/apply round trip over a loopback socket that counts every call the emulator
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import math
 from datetime import UTC, datetime
@@ -1050,3 +1051,18 @@ def test_credentials_default_to_the_sdk_variables_and_a_token_is_refused(tmp_pat
     opened = _open(tmp_path, 'model_delete = "v2"', env)
     assert opened.model_delete_batch == 1
     asyncio.run(opened.aclose())
+
+
+@pytest.mark.parametrize("source_type", [None, "", "Marketplace", "PlatformPreset"])
+def test_a_version_whose_source_is_not_documented_as_the_callers_is_a_preset(
+    source_type: str | None,
+) -> None:
+    """Fail closed: only Train, Acceleration and Import versions (and UserCreate sets) are ours."""
+    payload = copy.deepcopy(RECORDED_DETAIL)
+    version = payload["result"]["modelVersionList"][0]
+    if source_type is None:
+        version.pop("sourceType", None)
+    else:
+        version["sourceType"] = source_type
+    model = parse_model_detail(payload, _listed_support_bot())
+    assert model.versions[0].preset

@@ -4,6 +4,7 @@ same answers as the in-process emulator, bounded bodies, transport failures that
 from __future__ import annotations
 
 import asyncio
+import gzip
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -125,6 +126,13 @@ async def _endless(request: Request) -> Response:
     return StreamingResponse(chunks())
 
 
+async def _gzipped(request: Request) -> Response:
+    # A small body that would expand a thousandfold: never decoded, since it was not asked for.
+    bomb = gzip.compress(b"0" * 1_000_000)
+    seen = request.headers.get("accept-encoding", "")
+    return Response(bomb, headers={"Content-Encoding": "gzip", "X-Seen-Accept": seen})
+
+
 async def _slow(request: Request) -> Response:
     await asyncio.sleep(2)
     return Response(b"late")
@@ -136,6 +144,7 @@ _APP = Starlette(
         Route("/huge", _huge),
         Route("/endless", _endless),
         Route("/slow", _slow),
+        Route("/gzipped", _gzipped),
     ]
 )
 
@@ -154,9 +163,43 @@ def test_an_announced_huge_body_is_refused_unread() -> None:
         _get(f"{url}/huge")
 
 
-def test_an_endless_body_is_cut_off() -> None:
-    with serve_over_loopback(_APP) as url, pytest.raises(ProviderError, match="ReadError"):
-        _get(f"{url}/endless")
+def test_an_endless_body_is_cut_off_and_not_retried() -> None:
+    with serve_over_loopback(_APP) as url, pytest.raises(ProviderError) as caught:
+        _get(f"{url}/endless", attempts=3)
+    assert "after 1 attempt(s): RefusedResponse: response body larger than" in str(caught.value)
+
+
+def test_only_uncompressed_bodies_are_asked_for_and_accepted() -> None:
+    with serve_over_loopback(_APP) as url:
+        seen = _get(f"{url}/echo")
+        with pytest.raises(ProviderError) as caught:
+            _get(f"{url}/gzipped", attempts=3)
+    assert "after 1 attempt(s): RefusedResponse: the platform sent a gzip-encoded body" in str(
+        caught.value
+    )
+    assert seen.status_code == 200
+
+
+def test_a_proxy_password_never_reaches_a_message() -> None:
+    from reconcile.providers.http import _without_userinfo
+
+    text = "407, message='Proxy Authentication Required', url='http://puser:PASSW0RD@proxy:3128'"
+    assert "PASSW0RD" not in _without_userinfo(text)
+    assert "http://***@proxy:3128" in _without_userinfo(text)
+
+
+def test_loopback_requests_never_go_through_a_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconcile.providers.http import _env_proxy
+
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("ALL_PROXY", "http://all.example:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    assert _env_proxy("http", "127.0.0.1") is None
+    assert _env_proxy("http", "localhost") is None
+    assert _env_proxy("http", "fabric.example") == "http://proxy.example:3128"
+    monkeypatch.delenv("HTTP_PROXY")
+    assert _env_proxy("https", "fabric.example") == "http://all.example:3128"
 
 
 def test_a_slow_answer_is_a_timeout_and_retried() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -191,7 +192,7 @@ class Http:
     ) -> ProviderError:
         # Protocol errors quote the offending bytes (header values, so possibly a secret): only
         # their kind is shown. Timeouts and network errors name hosts and ports, never headers.
-        shown = isinstance(exc, httpx.TimeoutException | httpx.NetworkError)
+        shown = isinstance(exc, httpx.TimeoutException | httpx.NetworkError | RefusedResponse)
         detail = f"{type(exc).__name__}: {exc or 'no response'}" if shown else type(exc).__name__
         return ProviderError(
             self.redact(
@@ -257,6 +258,16 @@ class Http:
         return self.redact(str(url))
 
 
+class RefusedResponse(httpx.RequestError):
+    """An answer refused for what it is (too large, compressed unasked, a refused certificate):
+    never retried, and its message is safe to show."""
+
+
+def _without_userinfo(text: str) -> str:
+    """Masks `user:password@` in any URL quoted by a library's message (proxy URLs carry them)."""
+    return re.sub(r"//[^/@\s]+@", "//***@", text)
+
+
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """An httpx transport that sends over one aiohttp connection pool.
 
@@ -309,16 +320,29 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if proxy_key not in self._proxies:
             self._proxies[proxy_key] = _env_proxy(url.scheme, url.host)
         content = request.content
+        # Uncompressed only: a compressed body could expand far past `max_body` once decoded.
+        headers = [
+            (name, value)
+            for name, value in request.headers.multi_items()
+            if name.lower() != "accept-encoding"
+        ]
+        headers.append(("Accept-Encoding", "identity"))
         try:
             async with self._session.request(
                 request.method,
                 yarl.URL(str(request.url), encoded=True),
-                headers=request.headers.multi_items(),
+                headers=headers,
                 data=content if content else None,
                 allow_redirects=False,
                 compress=None,
                 proxy=self._proxies[proxy_key],
             ) as answer:
+                encoding = answer.headers.get("Content-Encoding", "identity").strip().lower()
+                if encoding not in ("", "identity"):
+                    raise RefusedResponse(
+                        f"the platform sent a {encoding}-encoded body, which was not asked for",
+                        request=request,
+                    )
                 length = answer.headers.get("Content-Length")
                 if length is not None and length.isdigit():
                     # Over the bound: refused by Http on the announced length, never read.
@@ -332,11 +356,21 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                     request=request,
                 )
         except TimeoutError as error:
-            raise httpx.ReadTimeout(str(error) or "timed out", request=request) from error
+            raise httpx.ReadTimeout("timed out", request=request) from error
+        except (aiohttp.ClientSSLError, aiohttp.ServerFingerprintMismatch) as error:
+            # Not transient: retrying a refused certificate only repeats the refusal.
+            raise RefusedResponse(
+                f"TLS verification failed: {_without_userinfo(str(error))}", request=request
+            ) from error
+        except aiohttp.ClientResponseError as error:
+            # Its text quotes the URL, which for a proxy may carry a password: status only.
+            raise httpx.ReadError(
+                f"HTTP {error.status} from the connection (proxy?)", request=request
+            ) from error
         except aiohttp.ClientConnectionError as error:
-            raise httpx.ConnectError(str(error), request=request) from error
+            raise httpx.ConnectError(_without_userinfo(str(error)), request=request) from error
         except aiohttp.ClientError as error:
-            raise httpx.ReadError(str(error), request=request) from error
+            raise httpx.ReadError(type(error).__name__, request=request) from error
 
     async def _read_bounded(self, answer: Any, request: httpx.Request) -> bytes:
         chunks: list[bytes] = []
@@ -344,7 +378,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         async for chunk in answer.content.iter_any():
             size += len(chunk)
             if size > self.max_body:
-                raise httpx.ReadError(
+                raise RefusedResponse(
                     f"response body larger than {self.max_body} bytes", request=request
                 )
             chunks.append(chunk)
@@ -360,9 +394,10 @@ def _env_proxy(scheme: str, host: str) -> str | None:
     """The proxy the environment names for this scheme and host (HTTPS_PROXY, NO_PROXY...)."""
     import urllib.request
 
-    if urllib.request.proxy_bypass(host):
-        return None
-    return urllib.request.getproxies().get(scheme)
+    if host in LOOPBACK_HOSTS or urllib.request.proxy_bypass(host):
+        return None  # never send a loopback request (and its credentials) through a proxy
+    proxies = urllib.request.getproxies()
+    return proxies.get(scheme) or proxies.get("all")
 
 
 def _json_or_none(response: httpx.Response) -> Any:

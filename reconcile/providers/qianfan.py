@@ -63,8 +63,11 @@ _SET_ID = re.compile(r"^am-[A-Za-z0-9-]{1,64}$")
 _VERSION_ID = re.compile(r"^amv-[A-Za-z0-9-]{1,64}$")
 #: A V1 integer model id (seed 001: `modelIDs: [585]`), as a plan would carry it.
 _V1_INT_ID = re.compile(r"^[1-9][0-9]{0,17}$")
-#: Model sets of this source are the platform's presets; versions of this source type too.
-_PRESET_SOURCES = frozenset({"System", "PlatformPreset"})
+#: The sources of the caller's own model sets and versions (API.md section 2). Anything else
+#: (System, PlatformPreset, missing, or a value not documented) is treated as a platform preset
+#: and never planned: fail closed.
+_OWN_SET_SOURCES = frozenset({"UserCreate"})
+_OWN_VERSION_SOURCES = frozenset({"Train", "Acceleration", "Import"})
 #: "ModelInUse" (V2) and 500002 (V1, the emulator's code; inferred) refuse a delete in use.
 _IN_USE_CODES = frozenset({"ModelInUse", "500002"})
 _NOT_FOUND_CODES = frozenset({"ResourceNotFound", "ModelNotFound", "NotFound"})
@@ -204,7 +207,7 @@ def parse_model_detail(payload: Any, listed: LiveModel) -> LiveModel:
                 model_id=listed.id,
                 created=timestamp(item, "createTime", at),
                 attributes={"description": field(item, "description", str, at, optional=True)},
-                preset=source_type in _PRESET_SOURCES,
+                preset=source_type not in _OWN_VERSION_SOURCES,
                 raw=item,
             )
         )
@@ -218,7 +221,7 @@ def parse_model_detail(payload: Any, listed: LiveModel) -> LiveModel:
     return listed.model_copy(
         update={
             "attributes": {"description": description},
-            "preset": source in _PRESET_SOURCES,
+            "preset": source not in _OWN_SET_SOURCES,
             "versions": tuple(versions),
             "raw": {**listed.raw, **{k: v for k, v in result.items() if k != "modelVersionList"}},
         }
