@@ -289,34 +289,28 @@ class _ProviderReport:
             else:
                 self._line(change, category, along if along_category is category else 0)
         for item in self.drift:
-            if item.drift is DriftKind.MISSING:
+            # Ambiguous drift is reported through the held objects' own lines, not here.
+            line_category = {
+                DriftKind.MISSING: Category.MISSING,
+                DriftKind.CHANGED: Category.CHANGED,
+            }.get(item.drift)
+            if line_category is None:
+                continue
+            if line_category is Category.MISSING:
                 self.tally[Category.MISSING] += 1
-                self.lines.append(
-                    Item(
-                        category=Category.MISSING,
-                        address=item.address,
-                        provider=item.provider,
-                        kind=item.kind,
-                        id=item.id,
-                        reason=DriftKind.MISSING.value,
-                        detail=item.detail,
-                        hint=item.hint,
-                    )
+            self.lines.append(
+                Item(
+                    category=line_category,
+                    address=item.address,
+                    provider=item.provider,
+                    kind=item.kind,
+                    id=item.id,
+                    reason=item.drift.value,
+                    detail=item.detail,
+                    hint=item.hint,
+                    fields=item.fields,
                 )
-            elif item.drift is DriftKind.CHANGED:
-                self.lines.append(
-                    Item(
-                        category=Category.CHANGED,
-                        address=item.address,
-                        provider=item.provider,
-                        kind=item.kind,
-                        id=item.id,
-                        reason=DriftKind.CHANGED.value,
-                        detail=item.detail,
-                        hint=item.hint,
-                        fields=item.fields,
-                    )
-                )
+            )
 
     def _line(self, change: Change, category: Category, along: int = 0) -> None:
         if category in (Category.IN_SYNC, Category.CHANGED):
