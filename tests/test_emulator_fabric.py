@@ -12,10 +12,7 @@ import copy
 import hashlib
 import hmac
 import json
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,10 +20,10 @@ from urllib.parse import parse_qsl, quote, unquote
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 
 from reconcile.emulator import Emulator, create_app, signatures
+from tests.conftest import serve_over_loopback
 
 TOKEN = "test-fabric-token"
 AUTH = {"X-Auth-Token": TOKEN}
@@ -1095,28 +1092,13 @@ def test_save_writes_the_live_state(tmp_path: Path) -> None:
 # -- over a real socket --------------------------------------------------------------------
 
 
-@contextmanager
-def serving(app: Starlette) -> Iterator[str]:
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 5
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "emulator did not start"
-        time.sleep(0.005)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=5)
-
-
 @pytest.mark.loopback
 def test_emulator_over_a_loopback_socket() -> None:
     app = create_app(small_state())
-    with serving(app) as base_url, httpx.Client(base_url=base_url, trust_env=False) as client:
+    with (
+        serve_over_loopback(app) as base_url,
+        httpx.Client(base_url=base_url, trust_env=False) as client,
+    ):
         listing = client.get(MODELS, headers=AUTH, params={"limit": 100})
         assert listing.status_code == 200
         assert listing.json()["total"] == 4

@@ -13,11 +13,8 @@ import copy
 import hashlib
 import hmac
 import json
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,10 +22,10 @@ from urllib.parse import parse_qsl, quote, unquote
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 
 from reconcile.emulator import Emulator, create_app, signatures
+from tests.conftest import serve_over_loopback
 
 AK = "test-qianfan-access-key"
 SK = "test-qianfan-secret-key"
@@ -1099,29 +1096,14 @@ def test_malformed_state_is_refused_on_load(qianfan: dict[str, Any]) -> None:
 # -- over a real socket ------------------------------------------------------------------------
 
 
-@contextmanager
-def serving(app: Starlette) -> Iterator[str]:
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 5
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "emulator did not start"
-        time.sleep(0.005)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=5)
-
-
 @pytest.mark.loopback
 def test_signed_requests_over_a_loopback_socket() -> None:
     """Host carries the real port here: the signature must cover exactly what was sent."""
     app = create_app(small_state())  # the real clock: sign with the current time
-    with serving(app) as base_url, httpx.Client(base_url=base_url, trust_env=False) as client:
+    with (
+        serve_over_loopback(app) as base_url,
+        httpx.Client(base_url=base_url, trust_env=False) as client,
+    ):
         for path, action, body in [
             ("/v2/model", "DeleteModel", {"modelId": V7}),
             (f"{REPO}/model/batchDelete", None, {"modelIDs": [EMPTY]}),
