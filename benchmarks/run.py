@@ -214,7 +214,7 @@ def admin(url: str, path: str, method: str = "GET") -> Any:
 def emulator(state: Path, port: int, latency_ms: float, log: Path) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "reconcile", "emulator", "serve", "--state", str(state)]
-    command += ["--port", str(port), "--latency-ms", str(latency_ms)]
+    command += ["--port", str(port), "--latency-ms", str(latency_ms), "--no-access-log"]
     with log.open("wb") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, cwd=ROOT)
     try:

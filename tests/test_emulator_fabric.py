@@ -223,6 +223,20 @@ def test_paging_at_limit_100_returns_every_model_exactly_once() -> None:
     assert keys == sorted(keys, reverse=True)
 
 
+def test_pages_keep_what_orjson_cannot_write() -> None:
+    """Answers are rendered by orjson; a value it refuses (an integer beyond 64 bits, which a
+    hand-written state may hold) is still served exactly, by the standard encoder."""
+    state = small_state()
+    state["fabric"]["workspaces"][WS]["models"][0]["versions"][0]["size"] = 2**70
+    path = f"{MODELS}/{SUPPORT}/versions"
+    response = send(create_app(state), "GET", path, params={"limit": 100})
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    by_id = {v["id"]: v for v in response.json()["versions"]}
+    assert by_id[V7]["size"] == 2**70
+    assert b"1180591620717411303424" in response.content
+
+
 def test_default_page_is_ten_models() -> None:
     body = send(create_app(big_state(25)), "GET", MODELS).json()
     assert body["total"] == 25

@@ -182,6 +182,9 @@ def test_the_cli_passes_faults_to_the_server_and_refuses_a_bad_one(
     assert main([*argv, *(arg for spec in faults for arg in ("--fault", spec))]) == 0
     assert served["faults"] == [Fault.parse(spec) for spec in faults]
     assert served["seed"] == 7
+    assert served["access_log"] is True
+    assert main([*argv, "--no-access-log"]) == 0
+    assert served["access_log"] is False
     assert main([*argv, "--fault", "status,status=999"]) == 1
     assert "Invalid value for --fault: fault status must be one of" in capsys.readouterr().err
 

@@ -31,7 +31,7 @@ from starlette.datastructures import Headers, MutableHeaders, QueryParams
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -45,6 +45,7 @@ from reconcile.emulator.faults import (
     client_of,
 )
 from reconcile.emulator.qianfan import QianfanApi
+from reconcile.emulator.responses import JSONResponse
 from reconcile.emulator.store import load_state, save_state
 
 ADMIN_PREFIX = "/_emulator/"
@@ -524,6 +525,7 @@ def serve(
     fail_rate: float = 0,
     seed: int | None = None,
     faults: Iterable[FaultSpec] = (),
+    access_log: bool = True,
 ) -> None:
     """Serve the emulator over HTTP with uvicorn until interrupted (blocking)."""
     import uvicorn  # only a server needs it; the in-process app does not
@@ -537,4 +539,4 @@ def serve(
         seed=seed,
         faults=faults,
     )
-    uvicorn.run(app, host=host, port=port)
+    uvicorn.run(app, host=host, port=port, access_log=access_log)

@@ -18,11 +18,12 @@ from urllib.parse import parse_qsl
 
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from reconcile.emulator import signatures
 from reconcile.emulator.index import ListIndex, SortMemo
+from reconcile.emulator.responses import JSONResponse
 
 if TYPE_CHECKING:
     from reconcile.emulator.app import Emulator
