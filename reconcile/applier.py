@@ -245,7 +245,7 @@ class Applier:
                         kind=change.kind.value,
                         id=change.id,
                         model_id=change.model_id,
-                        record=change.before,
+                        record=change.before.value() if change.before else None,
                     )
                 await self._sync_journal()
                 for unit in batch:

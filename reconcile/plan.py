@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 from enum import StrEnum
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from reconcile.errors import PlanFileError
-from reconcile.model import FieldChange, ServiceUse, digest
+from reconcile.model import FieldChange, RawRecord, ServiceUse, digest
 
 FORMAT_VERSION = 1
 
@@ -91,7 +90,7 @@ class Change(Record):
     #: Digest of the object's live state at plan time; apply refuses if it changed.
     state_digest: str = ""
     #: The full live record (for deletes and blocked objects), as the platform returned it.
-    before: dict[str, Any] | None = None
+    before: RawRecord | None = None
 
     @property
     def is_delete(self) -> bool:
@@ -171,7 +170,14 @@ class Plan(Record):
         return digest(
             [
                 digest(head),
-                [digest(change.model_dump(mode="json")) for change in self.resource_changes],
+                [
+                    # `before` by its own digest: parsed by orjson, not by its serializer.
+                    [
+                        digest(change.model_dump(mode="json", exclude={"before"})),
+                        change.before.digest() if change.before is not None else None,
+                    ]
+                    for change in self.resource_changes
+                ],
                 [digest(item.model_dump(mode="json")) for item in self.drift],
             ]
         )

@@ -212,7 +212,7 @@ class _ProviderPlanner:
             version_ids=tuple(version_ids),
             state_digest=digest(model_state(model, self.uses)) if recorded else "",
             before=(
-                {**model.raw, "versions": [version.raw for version in _by_name(model.versions)]}
+                model.raw.with_list("versions", (v.raw for v in _by_name(model.versions)))
                 if recorded
                 else None
             ),

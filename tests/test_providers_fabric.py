@@ -82,7 +82,7 @@ def test_parse_models_marks_public_models_as_presets_and_keeps_the_raw_record() 
     ]
     assert models[0].attributes == {"description": "assistant"}
     assert models[0].created == datetime(2023, 5, 30, 12, 24, 30, 401000, tzinfo=UTC)
-    assert models[0].raw == RECORDED_MODELS["models"][0]
+    assert models[0].raw.value() == RECORDED_MODELS["models"][0]
 
 
 def test_parse_versions_reads_the_llm_config() -> None:

@@ -170,7 +170,7 @@ def test_parse_model_sets_page_reads_version_ids_names_and_the_next_marker() -> 
         ("am-empty0000001", "scratch", []),
     ]
     assert models[0].created is not None and models[0].created.utcoffset() is not None
-    assert models[0].raw == RECORDED_SETS_PAGE["result"]["customModelSetList"][0]  # type: ignore[index]
+    assert models[0].raw.value() == RECORDED_SETS_PAGE["result"]["customModelSetList"][0]  # type: ignore[index]
 
 
 def test_the_last_page_has_no_next_marker() -> None:
@@ -187,8 +187,9 @@ def test_parse_model_detail_gives_each_version_its_time_description_and_preset_f
     assert (first.name, first.attributes, first.preset) == ("V1", {"description": "first"}, False)
     assert first.created == datetime(2024, 6, 4, 10, 38, 59, tzinfo=UTC)
     assert second.preset  # sourceType PlatformPreset: never in scope
-    assert model.raw["modelId"] == 585 and model.raw["modelSetName"] == "support-bot"
-    assert second.raw == RECORDED_DETAIL["result"]["modelVersionList"][1]  # type: ignore[index]
+    assert model.raw.value()["modelId"] == 585
+    assert model.raw.value()["modelSetName"] == "support-bot"
+    assert second.raw.value() == RECORDED_DETAIL["result"]["modelVersionList"][1]  # type: ignore[index]
 
 
 def test_a_detail_that_disagrees_with_the_listing_fails_closed() -> None:

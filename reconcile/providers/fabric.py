@@ -22,7 +22,15 @@ from reconcile.errors import (
     ProviderError,
     ReconcileError,
 )
-from reconcile.model import LiveModel, LiveVersion, ServiceUse, Snapshot
+from reconcile.model import (
+    MODEL_FIELDS,
+    VERSION_FIELDS,
+    LiveModel,
+    LiveVersion,
+    RawRecord,
+    ServiceUse,
+    Snapshot,
+)
 from reconcile.providers.base import Progress
 from reconcile.providers.http import Http, parse_json
 from reconcile.providers.shapes import ShapeError, field, required, timestamp
@@ -84,13 +92,15 @@ def parse_version(item: Any, model_id: str, where: str) -> LiveVersion:
         "base_model_type": field(llm, "base_model_type", str, llm_where, optional=True),
         "model_path": field(llm, "model_path", str, llm_where, optional=True),
     }
-    return LiveVersion(
+    return LiveVersion.model_construct(
+        VERSION_FIELDS,
         id=version_id,
         name=required(item, "name", str, where),
         model_id=model_id,
         created=timestamp(item, "create_time", where),
         attributes=attributes,
-        raw=item,
+        preset=False,
+        raw=RawRecord.of(item),
     )
 
 
@@ -101,7 +111,8 @@ def parse_models_page(payload: Any) -> tuple[int, list[LiveModel]]:
     for index, item in enumerate(items):
         where = f"list models: models[{index}]"
         models.append(
-            LiveModel(
+            LiveModel.model_construct(
+                MODEL_FIELDS,
                 id=check_model_id(required(item, "id", str, where), where),
                 name=required(item, "name", str, where),
                 created=timestamp(item, "create_time", where),
@@ -110,7 +121,8 @@ def parse_models_page(payload: Any) -> tuple[int, list[LiveModel]]:
                 # Only PRIVATE models are the caller's own: PUBLIC ones are platform presets, and
                 # a model whose visibility is missing or unknown is not assumed deletable.
                 preset=field(item, "visibility", str, where, optional=True) != "PRIVATE",
-                raw=item,
+                versions=(),
+                raw=RawRecord.of(item),
             )
         )
     return total, models

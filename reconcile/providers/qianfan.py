@@ -40,7 +40,14 @@ from reconcile.errors import (
     ProviderError,
     ReconcileError,
 )
-from reconcile.model import LiveModel, LiveVersion, ServiceUse, Snapshot
+from reconcile.model import (
+    VERSION_FIELDS,
+    LiveModel,
+    LiveVersion,
+    RawRecord,
+    ServiceUse,
+    Snapshot,
+)
 from reconcile.providers.base import Progress
 from reconcile.providers.http import Http, parse_json
 from reconcile.providers.shapes import ShapeError, field, json_type, required, strings, timestamp
@@ -181,7 +188,7 @@ def parse_model_sets_page(payload: Any) -> tuple[list[LiveModel], str | None]:
                     LiveVersion(id=check_version_id(vid, at), name=name, model_id=set_id)
                     for vid, name in zip(version_ids, version_names, strict=True)
                 ),
-                raw=item,
+                raw=RawRecord.of(item),
             )
         )
     return models, marker
@@ -201,14 +208,15 @@ def parse_model_detail(payload: Any, listed: LiveModel) -> LiveModel:
         at = f"{where}: modelVersionList[{index}]"
         source_type = field(item, "sourceType", str, at, optional=True)
         versions.append(
-            LiveVersion(
+            LiveVersion.model_construct(
+                VERSION_FIELDS,
                 id=check_version_id(required(item, "modelVersionIdStr", str, at), at),
                 name=required(item, "version", str, at),
                 model_id=listed.id,
                 created=timestamp(item, "createTime", at),
                 attributes={"description": field(item, "description", str, at, optional=True)},
                 preset=source_type not in _OWN_VERSION_SOURCES,
-                raw=item,
+                raw=RawRecord.of(item),
             )
         )
     detailed = sorted(version.id for version in versions)
@@ -223,7 +231,12 @@ def parse_model_detail(payload: Any, listed: LiveModel) -> LiveModel:
             "attributes": {"description": description},
             "preset": source not in _OWN_SET_SOURCES,
             "versions": tuple(versions),
-            "raw": {**listed.raw, **{k: v for k, v in result.items() if k != "modelVersionList"}},
+            "raw": RawRecord.of(
+                {
+                    **listed.raw.value(),
+                    **{k: v for k, v in result.items() if k != "modelVersionList"},
+                }
+            ),
         }
     )
 

@@ -1,0 +1,100 @@
+"""Live records: `RawRecord` keeps the platform's JSON exactly, as text; digests are canonical."""
+
+from __future__ import annotations
+
+import copy
+import json
+import pickle
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from reconcile.model import EMPTY_RECORD, LiveVersion, RawRecord, digest
+from reconcile.plan import Action, Change, Kind, Reason
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**80), 2**80)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
+    max_leaves=12,
+)
+json_objects = st.dictionaries(st.text(max_size=5), json_values, max_size=5)
+
+
+@given(json_objects)
+def test_a_raw_record_gives_back_exactly_what_it_was_given(value: dict[str, Any]) -> None:
+    record = RawRecord.of(value)
+    assert record.value() == value
+    # Integers beyond 64 bits survive too (orjson refuses them; the standard encoder takes them).
+    assert json.loads(record.text) == value
+
+
+@given(json_objects, st.lists(json_objects, max_size=3))
+def test_with_list_is_the_object_with_that_member_set(
+    value: dict[str, Any], items: list[dict[str, Any]]
+) -> None:
+    joined = RawRecord.of(value).with_list("versions", [RawRecord.of(item) for item in items])
+    assert joined.value() == {**value, "versions": items}
+
+
+def test_with_list_on_an_empty_object_and_over_an_existing_member() -> None:
+    one = RawRecord.of({"id": "v1"})
+    assert EMPTY_RECORD.with_list("versions", [one]).value() == {"versions": [{"id": "v1"}]}
+    assert EMPTY_RECORD.with_list("versions", []).value() == {"versions": []}
+    stale = RawRecord.of({"id": "m", "versions": ["old"]})
+    assert stale.with_list("versions", [one]).value() == {"id": "m", "versions": [{"id": "v1"}]}
+
+
+def test_digest_ignores_key_order_and_spacing_but_not_values() -> None:
+    a = RawRecord('{"id": "m1", "n": 1, "big": 123456789012345678901234567890}')
+    b = RawRecord('{"n":1,"big":123456789012345678901234567890,"id":"m1"}')
+    assert a.digest() == b.digest()
+    assert (
+        a.digest() != RawRecord('{"n":2,"big":123456789012345678901234567890,"id":"m1"}').digest()
+    )
+    assert RawRecord.of({"b": 1, "a": [1, 2]}).digest() == digest({"a": [1, 2], "b": 1})
+
+
+def test_a_raw_record_is_immutable_and_survives_copies_and_pickles() -> None:
+    record = RawRecord.of({"id": "m1"})
+    with pytest.raises(AttributeError):
+        record.text = "{}"  # type: ignore[misc]
+    for clone in (copy.deepcopy(record), pickle.loads(pickle.dumps(record))):
+        assert clone == record and clone.text == record.text
+
+
+def test_records_validate_raw_from_an_object_and_serialize_it_as_one() -> None:
+    version = LiveVersion.model_validate(
+        {"id": "v1", "name": "V1", "model_id": "m1", "raw": {"id": "v1", "x": [1]}}
+    )
+    assert isinstance(version.raw, RawRecord)
+    assert version.model_dump(mode="json")["raw"] == {"id": "v1", "x": [1]}
+    assert LiveVersion(id="v2", name="V2", model_id="m1").raw is EMPTY_RECORD
+    with pytest.raises(ValidationError, match="must be a JSON object"):
+        LiveVersion.model_validate({"id": "v1", "name": "V1", "model_id": "m1", "raw": "{}"})
+
+
+def test_a_change_round_trips_its_before_record_through_json() -> None:
+    change = Change(
+        address="fabric.p.model.m",
+        provider="p",
+        kind=Kind.MODEL,
+        id="m1",
+        name="m",
+        actions=(Action.DELETE,),
+        action_reason=Reason.NOT_IN_MANIFEST,
+        detail="not declared",
+        before=RawRecord.of({"id": "m1", "versions": [{"id": "v1"}]}),
+    )
+    dumped = json.loads(change.model_dump_json())
+    assert dumped["before"] == {"id": "m1", "versions": [{"id": "v1"}]}
+    again = Change.model_validate(dumped)
+    assert again.before is not None and again.before.digest() == change.before.digest()  # type: ignore[union-attr]
