@@ -94,12 +94,15 @@ async def _no_sleep(_: float) -> None:
     return None
 
 
-def _get(url: str, *, attempts: int = 1, timeout: float = 5) -> httpx.Response:
+def _get(
+    url: str, *, attempts: int = 1, timeout: float = 5, method: str = "GET", json: Any = None
+) -> httpx.Response:
     async def go() -> httpx.Response:
         transport = AiohttpTransport(max_connections=4, timeout=timeout)
         http = _http(transport, attempts)
+        http.client.headers["X-Token"] = "t0ken"
         try:
-            return await http.request("get it", "GET", url, params={"a": 1, "b": "x y"})
+            return await http.request("get it", method, url, params={"a": 1, "b": "x y"}, json=json)
         finally:
             await http.client.aclose()
 
@@ -109,7 +112,12 @@ def _get(url: str, *, attempts: int = 1, timeout: float = 5) -> httpx.Response:
 async def _echo(request: Request) -> Response:
     body = (await request.body()).decode()
     text = f"{request.method} {request.url.path}?{request.url.query} {body}"
-    return Response(text, headers={"X-Seen-Host": request.headers["host"]})
+    seen = {
+        "X-Seen-Host": request.headers["host"],
+        "X-Seen-Token": request.headers.get("x-token", ""),
+        "X-Seen-Type": request.headers.get("content-type", ""),
+    }
+    return Response(text, headers=seen)
 
 
 async def _huge(request: Request) -> Response:
@@ -149,13 +157,20 @@ _APP = Starlette(
 )
 
 
-def test_requests_go_out_as_httpx_built_them() -> None:
+def test_requests_go_out_as_built_plain_or_as_httpx_requests() -> None:
+    """A bodiless unsigned request is sent from plain values (no httpx.Request); one with a
+    body is built by httpx. Both reach the server with the same method, path, query, host and
+    client headers."""
     with serve_over_loopback(_APP) as url:
-        response = _get(f"{url}/echo")
-    assert response.status_code == 200
-    assert response.text == "GET /echo?a=1&b=x+y "
-    assert response.headers["X-Seen-Host"] == url.removeprefix("http://")
-    assert response.request.url == f"{url}/echo?a=1&b=x+y"
+        plain = _get(f"{url}/echo")
+        built = _get(f"{url}/echo", method="POST", json={"k": "v"})
+    assert plain.status_code == built.status_code == 200
+    assert plain.text == "GET /echo?a=1&b=x+y "
+    assert built.text == 'POST /echo?a=1&b=x+y {"k":"v"}'
+    for response in (plain, built):
+        assert response.headers["X-Seen-Host"] == url.removeprefix("http://")
+        assert response.headers["X-Seen-Token"] == "t0ken"
+    assert built.headers["X-Seen-Type"] == "application/json"
 
 
 def test_an_announced_huge_body_is_refused_unread() -> None:
