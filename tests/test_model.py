@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import pickle
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from reconcile.model import EMPTY_RECORD, LiveVersion, RawRecord, digest
+from reconcile.model import EMPTY_RECORD, LiveModel, LiveVersion, RawRecord, digest
 from reconcile.plan import Action, Change, Kind, Reason
 
 json_values = st.recursive(
@@ -98,3 +99,46 @@ def test_a_change_round_trips_its_before_record_through_json() -> None:
     assert dumped["before"] == {"id": "m1", "versions": [{"id": "v1"}]}
     again = Change.model_validate(dumped)
     assert again.before is not None and again.before.digest() == change.before.digest()  # type: ignore[union-attr]
+
+
+def test_trusted_records_are_the_validated_records() -> None:
+    """Providers build records with `trusted` (no validation, one shared fields set): each must
+    be indistinguishable from the validated record in every operation the code uses."""
+    when = datetime(2024, 5, 1, tzinfo=UTC)
+    raw = RawRecord.of({"id": "v1", "extra": [1, 2]})
+    values: dict[str, Any] = {
+        "id": "v1",
+        "name": "V1",
+        "model_id": "m1",
+        "created": when,
+        "attributes": {"description": "d", "model_path": None},
+        "preset": False,
+        "raw": raw,
+    }
+    trusted, validated = LiveVersion.trusted(**values), LiveVersion(**values)
+    assert trusted == validated
+    assert trusted.model_dump() == validated.model_dump()
+    assert trusted.model_dump(mode="json") == validated.model_dump(mode="json")
+    assert repr(trusted) == repr(validated)
+    assert hash(trusted.id) == hash(validated.id)
+    with pytest.raises(ValidationError, match="frozen"):
+        trusted.name = "V2"
+    renamed = trusted.model_copy(update={"name": "V2"})
+    assert renamed.name == "V2" and trusted.name == "V1"
+    # The shared fields set is never changed through a copy.
+    assert LiveVersion.trusted(**values).model_fields_set == set(LiveVersion.model_fields)
+
+    model_values: dict[str, Any] = {
+        "id": "m1",
+        "name": "M",
+        "created": None,
+        "attributes": {"description": None},
+        "preset": True,
+        "versions": (trusted,),
+        "raw": EMPTY_RECORD,
+    }
+    model, checked = LiveModel.trusted(**model_values), LiveModel(**model_values)
+    assert model == checked
+    assert model.model_dump(mode="json") == checked.model_dump(mode="json")
+    with_none = model.model_copy(update={"versions": ()})
+    assert with_none.versions == () and model.versions == (trusted,)

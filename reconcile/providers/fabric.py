@@ -23,8 +23,6 @@ from reconcile.errors import (
     ReconcileError,
 )
 from reconcile.model import (
-    MODEL_FIELDS,
-    VERSION_FIELDS,
     LiveModel,
     LiveVersion,
     RawRecord,
@@ -92,8 +90,7 @@ def parse_version(item: Any, model_id: str, where: str) -> LiveVersion:
         "base_model_type": field(llm, "base_model_type", str, llm_where, optional=True),
         "model_path": field(llm, "model_path", str, llm_where, optional=True),
     }
-    return LiveVersion.model_construct(
-        VERSION_FIELDS,
+    return LiveVersion.trusted(
         id=version_id,
         name=required(item, "name", str, where),
         model_id=model_id,
@@ -111,8 +108,7 @@ def parse_models_page(payload: Any) -> tuple[int, list[LiveModel]]:
     for index, item in enumerate(items):
         where = f"list models: models[{index}]"
         models.append(
-            LiveModel.model_construct(
-                MODEL_FIELDS,
+            LiveModel.trusted(
                 id=check_model_id(required(item, "id", str, where), where),
                 name=required(item, "name", str, where),
                 created=timestamp(item, "create_time", where),

@@ -41,7 +41,6 @@ from reconcile.errors import (
     ReconcileError,
 )
 from reconcile.model import (
-    VERSION_FIELDS,
     LiveModel,
     LiveVersion,
     RawRecord,
@@ -208,8 +207,7 @@ def parse_model_detail(payload: Any, listed: LiveModel) -> LiveModel:
         at = f"{where}: modelVersionList[{index}]"
         source_type = field(item, "sourceType", str, at, optional=True)
         versions.append(
-            LiveVersion.model_construct(
-                VERSION_FIELDS,
+            LiveVersion.trusted(
                 id=check_version_id(required(item, "modelVersionIdStr", str, at), at),
                 name=required(item, "version", str, at),
                 model_id=listed.id,
