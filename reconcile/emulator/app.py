@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import random
@@ -539,4 +540,7 @@ def serve(
         seed=seed,
         faults=faults,
     )
+    # The state loaded above lives as long as the server: frozen, the collector's full passes
+    # (which grow with the heap, 100k versions here) never walk it again.
+    gc.freeze()
     uvicorn.run(app, host=host, port=port, access_log=access_log)
