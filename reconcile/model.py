@@ -43,14 +43,17 @@ class RawRecord:
     quarter of the memory of parsed objects, a plan shares them with the listing, and only the
     few that reach a journal receipt or a plan file are parsed again (`value()`). In a pydantic
     record it validates from a JSON object (a plan file) or a `RawRecord`, and serializes as the
-    object.
+    object. Two records are equal when their texts are.
     """
 
-    __slots__ = ("text",)
-    text: str
+    __slots__ = ("_joined", "_text")
+    _text: str
+    #: A record made by `with_list`: (record, key, items), joined into text only when read.
+    _joined: tuple[RawRecord, str, tuple[RawRecord, ...]] | None
 
     def __init__(self, text: str) -> None:
-        object.__setattr__(self, "text", text)
+        object.__setattr__(self, "_text", text)
+        object.__setattr__(self, "_joined", None)
 
     @classmethod
     def of(cls, value: dict[str, Any]) -> RawRecord:
@@ -60,26 +63,39 @@ class RawRecord:
         except TypeError:  # orjson.JSONEncodeError: integers beyond 64 bits, lone surrogates
             return cls(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
 
+    @property
+    def text(self) -> str:
+        if self._joined is None:
+            return self._text
+        record, key, items = self._joined
+        member = f"{json.dumps(key)}:[{','.join(item.text for item in items)}]"
+        head = record.text[:-1].rstrip()
+        return f"{head}{',' if head != '{' else ''}{member}}}"
+
     def value(self) -> dict[str, Any]:
         # The standard parser: orjson would turn integers beyond 64 bits into floats.
         parsed: dict[str, Any] = json.loads(self.text)
         return parsed
 
     def with_list(self, key: str, items: Iterable[RawRecord]) -> RawRecord:
-        """This object with `key` set to the list of `items`, joined as text (nothing parsed).
+        """This object with `key` set to the list of `items`, nothing parsed.
 
-        Appending the member is exact: where the object had `key` already, JSON parsers keep
-        the last of duplicate names, as `{**value, key: items}` would."""
-        member = f"{json.dumps(key)}:[{','.join(item.text for item in items)}]"
-        head = self.text[:-1].rstrip()
-        return RawRecord(f"{head}{',' if head != '{' else ''}{member}}}")
+        The text is joined when read, not kept: a plan's 8,000 whole-model deletes would
+        otherwise hold a second copy of their versions' records. Appending the member is exact:
+        where the object had `key` already, JSON parsers keep the last of duplicate names, as
+        `{**value, key: items}` would."""
+        joined = RawRecord.__new__(RawRecord)
+        object.__setattr__(joined, "_text", "")
+        object.__setattr__(joined, "_joined", (self, key, tuple(items)))
+        return joined
 
     def digest(self) -> str:
         """The digest of the object (key order and spacing aside)."""
+        text = self.text
         try:
-            value = orjson.loads(self.text)  # lossy beyond 64 bits, but always the same way
+            value = orjson.loads(text)  # lossy beyond 64 bits, but always the same way
         except orjson.JSONDecodeError:
-            value = json.loads(self.text)
+            value = json.loads(text)
         return digest(value)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -89,13 +105,14 @@ class RawRecord:
         return RawRecord, (self.text,)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, RawRecord) and self.value() == other.value()
+        return isinstance(other, RawRecord) and self.text == other.text
 
     def __hash__(self) -> int:
         return hash(self.text)
 
     def __repr__(self) -> str:
-        return f"RawRecord({self.text[:60]!r}{'...' if len(self.text) > 60 else ''})"
+        text = self.text
+        return f"RawRecord({text[:60]!r}{'...' if len(text) > 60 else ''})"
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> Any:

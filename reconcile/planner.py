@@ -10,6 +10,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from reconcile.diff import field_changes
 from reconcile.errors import GuardError, ReconcileError
@@ -135,6 +136,8 @@ class _ProviderPlanner:
         self.config = self.manifest.providers[self.provider]
         self.policy: Policy = self.manifest.policy_for(self.provider)
         self.uses = self.snapshot.uses()
+        #: `_model_state` by the id() of the live record (held by the snapshot meanwhile).
+        self._states: dict[int, dict[str, Any]] = {}
         self.specs = [
             spec
             for spec in self.manifest.models
@@ -148,6 +151,14 @@ class _ProviderPlanner:
         self.shared_model_names = {name for name, count in names.items() if count > 1}
 
     # -- helpers ------------------------------------------------------------------------------
+
+    def _model_state(self, model: LiveModel) -> dict[str, Any]:
+        """`model_state`, made once per model: a deleted model's digest and the scope's
+        fingerprint both need it (10k models, 100k versions at scale)."""
+        state = self._states.get(id(model))
+        if state is None:
+            state = self._states[id(model)] = model_state(model, self.uses)
+        return state
 
     def _ignored(self, *names: str) -> bool:
         return is_glob_match(self.policy.ignore, *names) is not None
@@ -210,7 +221,7 @@ class _ProviderPlanner:
             detail=detail,
             blocked_by=tuple(blocked_by),
             version_ids=tuple(version_ids),
-            state_digest=digest(model_state(model, self.uses)) if recorded else "",
+            state_digest=digest(self._model_state(model)) if recorded else "",
             before=(
                 model.raw.with_list("versions", (v.raw for v in _by_name(model.versions)))
                 if recorded
@@ -674,10 +685,7 @@ class _ProviderPlanner:
             scope=self.config.scope,
             location=self.snapshot.location,
             fingerprint=digest(
-                [
-                    model_state(model, self.uses)
-                    for model in sorted(self.in_scope, key=lambda m: m.id)
-                ]
+                [self._model_state(model) for model in sorted(self.in_scope, key=lambda m: m.id)]
             ),
             models=len(self.in_scope),
             versions=sum(len(model.versions) for model in self.in_scope),
