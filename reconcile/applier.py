@@ -171,7 +171,8 @@ class Applier:
                 f"the plan deletes in providers that are not configured: {missing}"
             )
         snapshots = await asyncio.gather(
-            *(self.providers[name].snapshot(self.progress) for name in names)
+            # States only: receipts carry the approved plan's records, not these.
+            *(self.providers[name].snapshot(self.progress, records=False) for name in names)
         )
         self.on_event("relisted", None, None)
         return dict(zip(names, snapshots, strict=True))

@@ -163,7 +163,7 @@ class LiveVersion(Record):
         preset: bool,
         raw: RawRecord,
     ) -> LiveVersion:
-        """A version from values a provider's shape checks have validated (see `_trusted`)."""
+        """A version from values a provider's shape checks have validated (see `trusted`)."""
         values = {
             "id": id,
             "name": name,
@@ -173,7 +173,7 @@ class LiveVersion(Record):
             "preset": preset,
             "raw": raw,
         }
-        return _trusted(cls, _VERSION_FIELDS, values)
+        return trusted(cls, values)
 
 
 class LiveModel(Record):
@@ -198,7 +198,7 @@ class LiveModel(Record):
         versions: tuple[LiveVersion, ...],
         raw: RawRecord,
     ) -> LiveModel:
-        """A model from values a provider's shape checks have validated (see `_trusted`)."""
+        """A model from values a provider's shape checks have validated (see `trusted`)."""
         values = {
             "id": id,
             "name": name,
@@ -208,24 +208,28 @@ class LiveModel(Record):
             "versions": versions,
             "raw": raw,
         }
-        return _trusted(cls, _MODEL_FIELDS, values)
+        return trusted(cls, values)
 
 
-R = TypeVar("R", bound=Record)
-_VERSION_FIELDS = set(LiveVersion.model_fields)
-_MODEL_FIELDS = set(LiveModel.model_fields)
+R = TypeVar("R", bound=BaseModel)
+#: One fields set per record class, shared by every record `trusted` makes.
+_FIELD_SETS: dict[type[BaseModel], set[str]] = {}
 
 
-def _trusted(cls: type[R], fields_set: set[str], values: dict[str, Any]) -> R:
-    """`cls.model_construct(fields_set, **values)` for values of every field, already checked.
+def trusted(cls: type[R], values: dict[str, Any]) -> R:
+    """`cls.model_construct(**values)` for already-checked values of every field, in order.
 
-    A listing builds 100k records from values the provider's shape checks have validated:
-    pydantic's validation, then its per-field Python loop in `model_construct` (aliases,
-    defaults), were a tenth of a listing's CPU. This sets the same four attributes
-    `model_construct` sets, and all records of a kind share one fields set (0.7 KB each
-    otherwise; `model_copy` copies it before changing it). tests/test_model.py holds such
-    records equal to validated ones, field by field and in every pydantic operation we use.
+    A listing builds 100k records from values the provider's shape checks have validated, and a
+    plan 30k changes from the planner's own typed values: pydantic's validation, then its
+    per-field Python loop in `model_construct` (aliases, defaults), were a tenth of a listing's
+    CPU. This sets the same four attributes `model_construct` sets, and all records of a class
+    share one fields set (0.7 KB each otherwise; `model_copy` copies it before changing it).
+    Callers are typed constructors (`LiveVersion.trusted`...) that name every field; the tests
+    hold their records equal to validated ones in every pydantic operation the code uses.
     """
+    fields_set = _FIELD_SETS.get(cls)
+    if fields_set is None:
+        fields_set = _FIELD_SETS[cls] = set(cls.model_fields)
     record = cls.__new__(cls)
     object.__setattr__(record, "__dict__", values)
     object.__setattr__(record, "__pydantic_fields_set__", fields_set)

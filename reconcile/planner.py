@@ -210,12 +210,14 @@ class _ProviderPlanner:
         version_ids: Sequence[str] = (),
     ) -> Change:
         recorded = action is Action.DELETE or reason is Reason.IN_USE
-        return Change(
+        return Change.trusted(
             address=self._model_address(model),
             provider=self.provider,
             kind=Kind.MODEL,
             id=model.id,
             name=model.name,
+            model_id=None,
+            model_name=None,
             actions=(action,),
             action_reason=reason,
             detail=detail,
@@ -241,7 +243,7 @@ class _ProviderPlanner:
         blocked_by: Sequence[ServiceUse] = (),
     ) -> Change:
         recorded = action is Action.DELETE or reason is Reason.IN_USE
-        return Change(
+        return Change.trusted(
             address=self._version_address(model, version, shared),
             provider=self.provider,
             kind=Kind.VERSION,
@@ -253,6 +255,7 @@ class _ProviderPlanner:
             action_reason=reason,
             detail=detail,
             blocked_by=tuple(blocked_by),
+            version_ids=(),
             state_digest=digest(version_state(version, self.uses)) if recorded else "",
             before=version.raw if recorded else None,
         )

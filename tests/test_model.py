@@ -142,3 +142,27 @@ def test_trusted_records_are_the_validated_records() -> None:
     assert model.model_dump(mode="json") == checked.model_dump(mode="json")
     with_none = model.model_copy(update={"versions": ()})
     assert with_none.versions == () and model.versions == (trusted,)
+
+
+def test_trusted_changes_are_the_validated_changes() -> None:
+    values: dict[str, Any] = {
+        "address": "p/m/v1",
+        "provider": "p",
+        "kind": Kind.VERSION,
+        "id": "v1",
+        "name": "v1",
+        "model_id": "m1",
+        "model_name": "m",
+        "actions": (Action.DELETE,),
+        "action_reason": Reason.NOT_IN_MANIFEST,
+        "detail": "not declared",
+        "blocked_by": (),
+        "version_ids": (),
+        "state_digest": "sha256:0",
+        "before": RawRecord.of({"id": "v1"}),
+    }
+    trusted, validated = Change.trusted(**values), Change(**values)
+    assert trusted == validated
+    assert trusted.model_dump(mode="json") == validated.model_dump(mode="json")
+    assert trusted.model_dump_json() == validated.model_dump_json()
+    assert trusted.is_delete and trusted.identity == validated.identity

@@ -79,7 +79,7 @@ def test_the_applier_reports_its_relisting(tmp_path: Any) -> None:
         type = "fabric"
         model_delete_batch = 1
 
-        async def snapshot(self, progress: Any = None) -> Snapshot:
+        async def snapshot(self, progress: Any = None, *, records: bool = True) -> Snapshot:
             if progress is not None:
                 progress("models listed", 1, 1)
             return Snapshot(provider="p", provider_type="fabric", location="x", models=())

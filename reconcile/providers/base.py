@@ -20,11 +20,13 @@ class Provider(Protocol):
     #: How many whole models one `delete_models` call removes at most (1: one call per model).
     model_delete_batch: int
 
-    async def snapshot(self, progress: Progress | None = None) -> Snapshot:
+    async def snapshot(self, progress: Progress | None = None, *, records: bool = True) -> Snapshot:
         """List every live object in scope, completely, or raise `ProviderError`.
 
         A listing that is incomplete or inconsistent in any way raises
-        `ListingIncompleteError`: a plan is never made from part of a workspace.
+        `ListingIncompleteError`: a plan is never made from part of a workspace. With
+        `records=False` the objects' `raw` records are left empty: a re-check before deleting
+        compares states, and the receipts come from the approved plan.
         """
         ...
 

@@ -23,6 +23,7 @@ from reconcile.errors import (
     ReconcileError,
 )
 from reconcile.model import (
+    EMPTY_RECORD,
     LiveModel,
     LiveVersion,
     RawRecord,
@@ -80,7 +81,7 @@ def _page(payload: Any, key: str, where: str) -> tuple[int, list[Any]]:
     return total, items
 
 
-def parse_version(item: Any, model_id: str, where: str) -> LiveVersion:
+def parse_version(item: Any, model_id: str, where: str, records: bool = True) -> LiveVersion:
     version_id = check_version_id(required(item, "id", str, where), where)
     config = field(item, "config", dict, where, optional=True) or {}
     llm = field(config, "llm_model_config", dict, f"{where}.config", optional=True) or {}
@@ -97,12 +98,13 @@ def parse_version(item: Any, model_id: str, where: str) -> LiveVersion:
         created=timestamp(item, "create_time", where),
         attributes=attributes,
         preset=False,
-        raw=RawRecord.of(item),
+        raw=RawRecord.of(item) if records else EMPTY_RECORD,
     )
 
 
-def parse_models_page(payload: Any) -> tuple[int, list[LiveModel]]:
-    """A page of `GET /v1/workspaces/{ws}/models`: (total, models without their versions)."""
+def parse_models_page(payload: Any, records: bool = True) -> tuple[int, list[LiveModel]]:
+    """A page of `GET /v1/workspaces/{ws}/models`: (total, models without their versions);
+    `records=False` leaves their `raw` records empty."""
     total, items = _page(payload, "models", "list models")
     models = []
     for index, item in enumerate(items):
@@ -118,17 +120,21 @@ def parse_models_page(payload: Any) -> tuple[int, list[LiveModel]]:
                 # a model whose visibility is missing or unknown is not assumed deletable.
                 preset=field(item, "visibility", str, where, optional=True) != "PRIVATE",
                 versions=(),
-                raw=RawRecord.of(item),
+                raw=RawRecord.of(item) if records else EMPTY_RECORD,
             )
         )
     return total, models
 
 
-def parse_versions_page(payload: Any, model_id: str) -> tuple[int, list[LiveVersion]]:
+def parse_versions_page(
+    payload: Any, model_id: str, records: bool = True
+) -> tuple[int, list[LiveVersion]]:
     """A page of `GET .../models/{model_id}/versions`: (total, versions)."""
     total, items = _page(payload, "versions", f"list versions of model {model_id}")
     return total, [
-        parse_version(item, model_id, f"list versions of model {model_id}: versions[{index}]")
+        parse_version(
+            item, model_id, f"list versions of model {model_id}: versions[{index}]", records
+        )
         for index, item in enumerate(items)
     ]
 
@@ -262,13 +268,13 @@ class FabricProvider:
             self.services_http.sent if self.services_http is not self.http else 0
         )
 
-    async def snapshot(self, progress: Progress | None = None) -> Snapshot:
-        models, services = await asyncio.gather(self._list_models(), self._list_services())
+    async def snapshot(self, progress: Progress | None = None, *, records: bool = True) -> Snapshot:
+        models, services = await asyncio.gather(self._list_models(records), self._list_services())
         done = 0
 
         async def with_versions(model: LiveModel) -> LiveModel:
             nonlocal done
-            versions = await self._list_versions(model.id)
+            versions = await self._list_versions(model.id, records)
             done += 1
             if progress is not None:
                 progress("models listed", done, len(models))
@@ -283,22 +289,22 @@ class FabricProvider:
             services=tuple(services),
         )
 
-    async def _list_models(self) -> list[LiveModel]:
+    async def _list_models(self, records: bool = True) -> list[LiveModel]:
         return await self._all_pages(
             "list models",
             lambda params: self._get(
                 self.http, "list models", f"{self.base}/models", {**params, **_OLDEST_FIRST}
             ),
-            parse_models_page,
+            lambda payload: parse_models_page(payload, records),
         )
 
-    async def _list_versions(self, model_id: str) -> list[LiveVersion]:
+    async def _list_versions(self, model_id: str, records: bool = True) -> list[LiveVersion]:
         url = f"{self.base}/models/{quote(check_model_id(model_id), safe='')}/versions"
         what = f"list versions of model {model_id}"
         return await self._all_pages(
             what,
             lambda params: self._get(self.http, what, url, params),
-            lambda payload: parse_versions_page(payload, model_id),
+            lambda payload: parse_versions_page(payload, model_id, records),
         )
 
     async def _list_services(self) -> list[ServiceUse]:

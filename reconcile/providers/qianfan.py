@@ -41,6 +41,7 @@ from reconcile.errors import (
     ReconcileError,
 )
 from reconcile.model import (
+    EMPTY_RECORD,
     LiveModel,
     LiveVersion,
     RawRecord,
@@ -164,8 +165,9 @@ def _page_marker(result: Any, where: str) -> str | None:
     return marker if truncated else None
 
 
-def parse_model_sets_page(payload: Any) -> tuple[list[LiveModel], str | None]:
-    """A `DescribeCustomModelSets` answer: (model sets without version details, next marker)."""
+def parse_model_sets_page(payload: Any, records: bool = True) -> tuple[list[LiveModel], str | None]:
+    """A `DescribeCustomModelSets` answer: (model sets without version details, next marker);
+    `records=False` leaves their `raw` records empty."""
     where = "describe custom model sets"
     result = v2_result(payload, where)
     items = required(result, "customModelSetList", list, where)
@@ -187,13 +189,13 @@ def parse_model_sets_page(payload: Any) -> tuple[list[LiveModel], str | None]:
                     LiveVersion(id=check_version_id(vid, at), name=name, model_id=set_id)
                     for vid, name in zip(version_ids, version_names, strict=True)
                 ),
-                raw=RawRecord.of(item),
+                raw=RawRecord.of(item) if records else EMPTY_RECORD,
             )
         )
     return models, marker
 
 
-def parse_model_detail(payload: Any, listed: LiveModel) -> LiveModel:
+def parse_model_detail(payload: Any, listed: LiveModel, records: bool = True) -> LiveModel:
     """A V1 `/modelDetail` answer for one set, checked against what the V2 listing said it holds."""
     where = f"model detail of {listed.id}"
     result = v1_result(payload, where)
@@ -214,7 +216,7 @@ def parse_model_detail(payload: Any, listed: LiveModel) -> LiveModel:
                 created=timestamp(item, "createTime", at),
                 attributes={"description": field(item, "description", str, at, optional=True)},
                 preset=source_type not in _OWN_VERSION_SOURCES,
-                raw=RawRecord.of(item),
+                raw=RawRecord.of(item) if records else EMPTY_RECORD,
             )
         )
     detailed = sorted(version.id for version in versions)
@@ -229,11 +231,15 @@ def parse_model_detail(payload: Any, listed: LiveModel) -> LiveModel:
             "attributes": {"description": description},
             "preset": source not in _OWN_SET_SOURCES,
             "versions": tuple(versions),
-            "raw": RawRecord.of(
-                {
-                    **listed.raw.value(),
-                    **{k: v for k, v in result.items() if k != "modelVersionList"},
-                }
+            "raw": (
+                RawRecord.of(
+                    {
+                        **listed.raw.value(),
+                        **{k: v for k, v in result.items() if k != "modelVersionList"},
+                    }
+                )
+                if records
+                else EMPTY_RECORD
             ),
         }
     )
@@ -404,15 +410,15 @@ class QianfanProvider:
 
     # -- listing ------------------------------------------------------------------------------
 
-    async def snapshot(self, progress: Progress | None = None) -> Snapshot:
-        sets, services = await asyncio.gather(self._list_sets(), self._list_services())
+    async def snapshot(self, progress: Progress | None = None, *, records: bool = True) -> Snapshot:
+        sets, services = await asyncio.gather(self._list_sets(records), self._list_services())
         done = 0
 
         async def detailed(listed: LiveModel) -> LiveModel:
             nonlocal done
             what = f"model detail of {listed.id}"
             payload = await self._v1(what, "modelDetail", {"modelId": listed.id})
-            model = self._checked(what, parse_model_detail, payload, listed)
+            model = self._checked(what, parse_model_detail, payload, listed, records)
             done += 1
             if progress is not None:
                 progress("model sets listed", done, len(sets))
@@ -427,12 +433,12 @@ class QianfanProvider:
             services=tuple(attach_services(services, models)),
         )
 
-    async def _list_sets(self) -> list[LiveModel]:
+    async def _list_sets(self, records: bool = True) -> list[LiveModel]:
         return await self._pages(
             "describe custom model sets",
             "model",
             "DescribeCustomModelSets",
-            parse_model_sets_page,
+            lambda payload: parse_model_sets_page(payload, records),
             noun="model set",
         )
 
