@@ -626,6 +626,40 @@ def test_a_listing_of_250_sets_pages_by_marker_and_sees_each_set_once() -> None:
     assert len(recording.named(f"{REPO}/modelDetail")) == 251
 
 
+def test_details_are_asked_for_while_the_marker_pages_still_come() -> None:
+    """The marker pages come one after another; each page's sets are detailed as soon as it
+    arrives, not after the last page (that would add the pages' whole chain to a listing)."""
+    app = create_app(account(250), latency_ms=2)
+    recording = Recording(app)
+    snapshot = run(recording, lambda qf: qf.snapshot())
+    assert sorted(model.id for model in snapshot.models) == sorted(
+        set_id for set_id in set_ids(app) if set_id != "am-system"
+    )
+    order = [action or path for path, action, _ in recording.calls]
+    last_page = max(i for i, name in enumerate(order) if name == "DescribeCustomModelSets")
+    assert order.index(f"{REPO}/modelDetail") < last_page
+
+
+def test_a_bad_later_page_fails_the_listing_and_stops_its_details() -> None:
+    sent: list[str] = []
+    answers = _answers(
+        {
+            "": _page([_set(1), _set(2)], "am-s2"),
+            "am-s2": {"requestId": "r", "result": {"customModelSetList": "not a list"}},
+        }
+    )
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.url.path)
+        response: httpx.Response = answers(request)
+        return response
+
+    with pytest.raises(ProviderError, match="customModelSetList"):
+        run(_recorded(handler), lambda qf: qf.snapshot())
+    details = [path for path in sent if path.endswith("/modelDetail")]
+    assert len(details) <= 2  # the first page's, at most; nothing after the failure
+
+
 def test_a_stopped_service_marks_its_version_in_use() -> None:
     state = account(
         2,

@@ -182,7 +182,11 @@ def _open_qianfan(
         transport=direct,
     )
     return qianfan.QianfanProvider(
-        name, http=http, endpoint=endpoint, model_delete=spec.model_delete
+        name,
+        http=http,
+        endpoint=endpoint,
+        model_delete=spec.model_delete,
+        parallelism=options.parallelism,
     )
 
 

@@ -347,10 +347,15 @@ async def _all(calls: Iterable[Awaitable[T]]) -> list[T]:
     try:
         return list(await asyncio.gather(*tasks))
     except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await _cancelled(tasks)
         raise
+
+
+async def _cancelled(tasks: Sequence[asyncio.Future[Any]]) -> None:
+    """Cancel the tasks and wait until they are done."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
@@ -364,13 +369,22 @@ class QianfanProvider:
     type = "qianfan"
 
     def __init__(
-        self, name: str, *, http: Http, endpoint: str, model_delete: str = "v1_batch"
+        self,
+        name: str,
+        *,
+        http: Http,
+        endpoint: str,
+        model_delete: str = "v1_batch",
+        parallelism: int = 16,
     ) -> None:
         if model_delete not in ("v1_batch", "v2"):
             raise ValueError(f"model_delete must be 'v1_batch' or 'v2', not {model_delete!r}")
         self.name = name
         self.http = http
         self.endpoint = endpoint
+        #: Detail calls in flight at most while listing: one less than the requests allowed, so
+        #: that the next marker page, which the whole listing waits on, never queues behind them.
+        self.detail_parallelism = max(1, parallelism - 1)
         self.model_delete_batch = BATCH_SIZE if model_delete == "v1_batch" else 1
         self._model_delete = model_delete
 
@@ -411,20 +425,37 @@ class QianfanProvider:
     # -- listing ------------------------------------------------------------------------------
 
     async def snapshot(self, progress: Progress | None = None, *, records: bool = True) -> Snapshot:
-        sets, services = await asyncio.gather(self._list_sets(records), self._list_services())
+        # Each set's details are asked for as soon as its marker page arrives: the pages come
+        # one after another, so waiting for the last one first would add their whole chain.
+        details: list[asyncio.Future[LiveModel]] = []
+        slots = asyncio.Semaphore(self.detail_parallelism)
         done = 0
 
         async def detailed(listed: LiveModel) -> LiveModel:
             nonlocal done
             what = f"model detail of {listed.id}"
-            payload = await self._v1(what, "modelDetail", {"modelId": listed.id})
+            async with slots:
+                payload = await self._v1(what, "modelDetail", {"modelId": listed.id})
             model = self._checked(what, parse_model_detail, payload, listed, records)
             done += 1
             if progress is not None:
-                progress("model sets listed", done, len(sets))
+                progress("model sets listed", done, len(details))
             return model
 
-        models = await _all(detailed(listed) for listed in sets)
+        def on_page(page: Sequence[LiveModel]) -> None:
+            details.extend(asyncio.ensure_future(detailed(listed)) for listed in page)
+
+        listings = (
+            asyncio.ensure_future(self._list_sets(records, on_page)),
+            asyncio.ensure_future(self._list_services()),
+        )
+        try:
+            await asyncio.gather(*listings)
+            models = await _all(details)
+        except BaseException:
+            await _cancelled([*listings, *details])
+            raise
+        services = listings[1].result()
         return Snapshot(
             provider=self.name,
             provider_type=self.type,
@@ -433,13 +464,18 @@ class QianfanProvider:
             services=tuple(attach_services(services, models)),
         )
 
-    async def _list_sets(self, records: bool = True) -> list[LiveModel]:
+    async def _list_sets(
+        self,
+        records: bool = True,
+        on_page: Callable[[Sequence[LiveModel]], None] | None = None,
+    ) -> list[LiveModel]:
         return await self._pages(
             "describe custom model sets",
             "model",
             "DescribeCustomModelSets",
             lambda payload: parse_model_sets_page(payload, records),
             noun="model set",
+            on_page=on_page,
         )
 
     async def _list_services(self) -> list[ServiceUse]:
@@ -455,9 +491,11 @@ class QianfanProvider:
         parse: Callable[[Any], tuple[list[_Listed], str | None]],
         *,
         noun: str,
+        on_page: Callable[[Sequence[_Listed]], None] | None = None,
     ) -> list[_Listed]:
         """Every page of a V2 marker listing, in order; an item seen twice, or a marker sent
-        twice, fails the listing (the account changed under it)."""
+        twice, fails the listing (the account changed under it). `on_page` is given each page's
+        items, checked, as soon as it arrives."""
         items: list[_Listed] = []
         seen: set[str] = set()
         marker: str | None = None
@@ -480,6 +518,8 @@ class QianfanProvider:
                     )
                 seen.add(item.id)
             items.extend(page)
+            if on_page is not None:
+                on_page(page)
             if marker is None:
                 return items
             if marker in markers:
