@@ -15,7 +15,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from reconcile.errors import PlanFileError
 from reconcile.model import FieldChange, RawRecord, ServiceUse, digest, trusted
 
-FORMAT_VERSION = 1
+#: 2: digests are canonical JSON as orjson writes it (UTF-8, not \u escapes), and a change's
+#: `before` is digested on its own; a plan of format 1 would fail its digest check.
+FORMAT_VERSION = 2
 
 __all__ = ["FieldChange"]  # re-exported: drift records carry them
 

@@ -149,6 +149,7 @@ async def _slow(request: Request) -> Response:
 _APP = Starlette(
     routes=[
         Route("/echo", _echo, methods=["GET", "POST"]),
+        Route("/caf\u00e9 au lait", _echo),
         Route("/huge", _huge),
         Route("/endless", _endless),
         Route("/slow", _slow),
@@ -171,6 +172,13 @@ def test_requests_go_out_as_built_plain_or_as_httpx_requests() -> None:
         assert response.headers["X-Seen-Host"] == url.removeprefix("http://")
         assert response.headers["X-Seen-Token"] == "t0ken"
     assert built.headers["X-Seen-Type"] == "application/json"
+
+
+def test_a_url_that_needs_encoding_is_encoded_before_it_is_sent() -> None:
+    with serve_over_loopback(_APP) as url:
+        response = _get(f"{url}/caf\u00e9 au lait")
+    assert response.status_code == 200
+    assert response.text == "GET /caf\u00e9 au lait?a=1&b=x+y "
 
 
 def test_an_announced_huge_body_is_refused_unread() -> None:

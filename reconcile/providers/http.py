@@ -24,6 +24,8 @@ RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 #: Largest response body accepted; a listing page is far smaller.
 MAX_BODY_BYTES = 16 * 1024 * 1024
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+#: A URL that goes on the wire as it is: printable ASCII, no space (ids are quoted into paths).
+_SENDABLE_URL = re.compile(r"[!-~]+")
 
 #: Turns a failed response (and its parsed body, or None) into the platform's `ProviderError`.
 ErrorMapper = Callable[[httpx.Response, Any], ProviderError]
@@ -146,9 +148,15 @@ class Http:
             # nobody sets); the client's headers are the only defaults platform calls use.
             full_url = f"{url}?{httpx.QueryParams(params)}" if params else url
             # Unsigned and bodiless (a token's listings and deletes) over the direct transport,
-            # no httpx.Request is built: its URL parsing alone cost more than a tenth of a
-            # listing's CPU. Everything else is built, signed and sent as httpx objects.
-            plain = self.transport is not None and self.sign is None and json is None
+            # with a URL that needs no encoding, no httpx.Request is built: its URL parsing
+            # alone cost more than a tenth of a listing's CPU. Everything else is built, signed
+            # and sent as httpx objects.
+            plain = (
+                self.transport is not None
+                and self.sign is None
+                and json is None
+                and _SENDABLE_URL.fullmatch(full_url) is not None
+            )
             request = None
             if not plain:
                 request = httpx.Request(method, full_url, headers=self.client.headers, json=json)
