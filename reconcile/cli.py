@@ -813,8 +813,8 @@ def _collector_paused() -> Iterator[None]:
     gc.disable()
     try:
         yield
+        gc.freeze()  # `main` unfreezes on the way out, for callers that go on (tests)
     finally:
-        gc.freeze()
         if enabled:
             gc.enable()
 
@@ -1184,6 +1184,15 @@ def reset(path: Path, state_dir: Path | None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    finally:
+        # What a command froze (`_collector_paused`) is the collector's again: for a process
+        # that goes on after the command (tests, a library caller), not for one that exits.
+        gc.unfreeze()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         code = cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
     except click.exceptions.Abort:

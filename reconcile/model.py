@@ -7,8 +7,10 @@ every field the platform returned so that a delete's journal receipt could re-re
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -92,11 +94,13 @@ class RawRecord:
     def digest(self) -> str:
         """The digest of the object (key order and spacing aside)."""
         text = self.text
-        try:
-            value = orjson.loads(text)  # lossy beyond 64 bits, but always the same way
-        except orjson.JSONDecodeError:
-            value = json.loads(text)
-        return digest(value)
+        # orjson parses three times faster, and exactly, but for integers beyond 64 bits,
+        # which it turns into floats: a text with a run of 19 digits or more (at most one in
+        # thousands of platform records) is parsed by the standard library.
+        if _LONG_NUMBER.search(text) is None:
+            with contextlib.suppress(orjson.JSONDecodeError):
+                return digest(orjson.loads(text))
+        return digest(json.loads(text))
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("a RawRecord is immutable")
@@ -135,6 +139,8 @@ class RawRecord:
 
 #: The record of an object the platform said nothing more about.
 EMPTY_RECORD = RawRecord("{}")
+#: Digits enough that orjson may not parse the number exactly (beyond 64 bits).
+_LONG_NUMBER = re.compile(r"\d{19}")
 
 
 class LiveVersion(Record):
@@ -286,6 +292,16 @@ def _canonical(value: Any) -> bytes:
         return orjson.dumps(value, option=_ORJSON_CANONICAL, default=str)
     except TypeError:  # orjson.JSONEncodeError is a TypeError
         return _CANONICAL.encode(value).encode()
+
+
+def strict_json(data: str | bytes) -> Any:
+    """JSON as RFC 8259 has it: NaN and Infinity, which Python's parser takes, are refused (a
+    record holding them could not be written back as it was read)."""
+    return json.loads(data, parse_constant=_refuse_constant)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def digest(value: Any) -> str:

@@ -13,7 +13,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from reconcile.errors import PlanFileError
-from reconcile.model import FieldChange, RawRecord, ServiceUse, digest, trusted
+from reconcile.model import FieldChange, RawRecord, ServiceUse, digest, strict_json, trusted
 
 #: 2: digests are canonical JSON as orjson writes it (UTF-8, not \u escapes), and a change's
 #: `before` is digested on its own; a plan of format 1 would fail its digest check.
@@ -232,8 +232,8 @@ class Plan(Record):
     @classmethod
     def from_json(cls, text: str, *, source: str) -> Plan:
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
+            data = strict_json(text)
+        except ValueError as exc:
             raise PlanFileError(f"{source}: not a plan file (invalid JSON: {exc})") from None
         if not isinstance(data, dict) or "format_version" not in data:
             raise PlanFileError(f"{source}: not a plan file (no format_version)")

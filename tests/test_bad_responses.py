@@ -230,6 +230,13 @@ def test_truncated_json_is_an_error_naming_the_call() -> None:
         _get(lambda _: httpx.Response(200, content=b'{"total": 3, "models": [{"id"'))
 
 
+def test_nan_is_not_json_and_is_refused() -> None:
+    """Python's parser takes NaN and Infinity; a record holding them could not be written back
+    (journal receipts, plan files) as it was read."""
+    with pytest.raises(ProviderError, match=r"fab: list models: .* not JSON"):
+        _get(lambda _: httpx.Response(200, content=b'{"total": 1, "models": [{"x": NaN}]}'))
+
+
 def test_a_huge_announced_body_is_refused_before_it_is_read() -> None:
     headers = {"Content-Length": str(50 * 1024 * 1024)}
     with pytest.raises(ProviderError, match="announced 52428800 bytes"):

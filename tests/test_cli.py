@@ -3,6 +3,7 @@ and over a real loopback socket (a uvicorn server and an `http://127.0.0.1` endp
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,13 @@ def test_detailed_exitcode_is_2_when_something_would_be_deleted(
 ) -> None:
     code, _, _ = run(capsys, "plan", str(demo), "--detailed-exitcode")
     assert code == 2
+
+
+def test_a_command_leaves_nothing_frozen_out_of_the_collectors_reach(demo: Path) -> None:
+    """A plan freezes what it made (no collector pass over it while rendering); `main` gives
+    it back to the collector, for a process that goes on after the command."""
+    assert main(["plan", str(demo), "-q"]) == 0
+    assert gc.get_freeze_count() == 0
 
 
 def test_apply_deletes_exactly_the_planned_objects_then_plan_has_no_changes(

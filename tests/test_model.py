@@ -13,8 +13,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from reconcile.model import EMPTY_RECORD, LiveModel, LiveVersion, RawRecord, digest
-from reconcile.plan import Action, Change, Kind, Reason
+from reconcile.errors import PlanFileError
+from reconcile.model import (
+    EMPTY_RECORD,
+    LiveModel,
+    LiveVersion,
+    RawRecord,
+    digest,
+    strict_json,
+)
+from reconcile.plan import Action, Change, Kind, Plan, Reason
 
 json_values = st.recursive(
     st.none()
@@ -62,6 +70,17 @@ def test_digest_ignores_key_order_and_spacing_but_not_values() -> None:
         a.digest() != RawRecord('{"n":2,"big":123456789012345678901234567890,"id":"m1"}').digest()
     )
     assert RawRecord.of({"b": 1, "a": [1, 2]}).digest() == digest({"a": [1, 2], "b": 1})
+    # Beyond 64 bits orjson would parse a float: the digest must still see the exact integer.
+    exact = RawRecord('{"size":123456789012345678901234567890}')
+    assert exact.digest() != RawRecord('{"size":1.2345678901234568e+29}').digest()
+    assert exact.digest() != RawRecord('{"size":123456789012345678901234567891}').digest()
+
+
+def test_strict_json_refuses_what_json_does_not_have() -> None:
+    assert strict_json('{"a": [1.5, null]}') == {"a": [1.5, None]}
+    for text in ('{"a": NaN}', '{"a": Infinity}', '{"a": -Infinity}'):
+        with pytest.raises(ValueError, match="is not a JSON value"):
+            strict_json(text)
 
 
 def test_a_raw_record_is_immutable_and_survives_copies_and_pickles() -> None:
@@ -166,3 +185,9 @@ def test_trusted_changes_are_the_validated_changes() -> None:
     assert trusted.model_dump(mode="json") == validated.model_dump(mode="json")
     assert trusted.model_dump_json() == validated.model_dump_json()
     assert trusted.is_delete and trusted.identity == validated.identity
+
+
+def test_a_plan_file_with_nan_is_not_a_plan_file() -> None:
+    text = '{"format_version": 2, "before": NaN}'
+    with pytest.raises(PlanFileError, match="not a plan file \\(invalid JSON"):
+        Plan.from_json(text, source="p.json")

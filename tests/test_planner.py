@@ -19,7 +19,7 @@ from typing import NamedTuple, TypeVar
 import pytest
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from reconcile.errors import ReconcileError
+from reconcile.errors import PlanFileError, ReconcileError
 from reconcile.manifest import Manifest
 from reconcile.model import LiveModel, LiveVersion, ServiceUse, Snapshot
 from reconcile.plan import Action, Plan, Reason, Summary
@@ -271,6 +271,16 @@ def _check_invariants(plan: Plan, snapshots: Mapping[str, Snapshot]) -> None:
 
     assert plan.plan_digest == plan.compute_digest()
     assert Plan.from_json(plan.to_json(), source="test") == plan
+    for change in plan.deletes():
+        # An edited record is an edited plan, even where orjson alone could not tell.
+        assert change.before is not None
+        edited = json.loads(plan.to_json())
+        for saved in edited["resource_changes"]:
+            if saved["address"] == change.address:
+                saved["before"]["edited"] = 123456789012345678901234567890
+        with pytest.raises(PlanFileError, match="the file was edited"):
+            Plan.from_json(json.dumps(edited), source="edited.json")
+        break
 
 
 # -- determinism ----------------------------------------------------------------------------------

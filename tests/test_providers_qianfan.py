@@ -660,6 +660,30 @@ def test_a_bad_later_page_fails_the_listing_and_stops_its_details() -> None:
     assert len(details) <= 2  # the first page's, at most; nothing after the failure
 
 
+def test_a_failed_detail_stops_the_marker_pages_too() -> None:
+    """The first failure stops the whole listing: no more pages are asked for."""
+    pages = {
+        ("" if n == 0 else f"am-s{n}"): _page([_set(n + 1)], f"am-s{n + 1}" if n < 49 else "")
+        for n in range(50)
+    }
+    answers = _answers(pages)
+    sent: list[str] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.002)  # a network: the listing's tasks interleave
+        sent.append(request.url.params.get("Action") or request.url.path)
+        if request.url.path.endswith("/modelDetail"):
+            return httpx.Response(
+                200, json={"log_id": "9", "error_code": 500001, "error_msg": "param invalid"}
+            )
+        response: httpx.Response = answers(request)
+        return response
+
+    with pytest.raises(ProviderError, match="qf: model detail of am-s1: 500001: param invalid"):
+        run(httpx.MockTransport(handler), lambda qf: qf.snapshot())
+    assert sent.count("DescribeCustomModelSets") < 10  # of 50 pages
+
+
 def test_a_stopped_service_marks_its_version_in_use() -> None:
     state = account(
         2,

@@ -176,9 +176,11 @@ def test_requests_go_out_as_built_plain_or_as_httpx_requests() -> None:
 
 def test_a_url_that_needs_encoding_is_encoded_before_it_is_sent() -> None:
     with serve_over_loopback(_APP) as url:
-        response = _get(f"{url}/caf\u00e9 au lait")
-    assert response.status_code == 200
-    assert response.text == "GET /caf\u00e9 au lait?a=1&b=x+y "
+        encoded = _get(f"{url}/caf\u00e9 au lait")
+        normalized = _get(f"{url}/x/../echo")
+    assert encoded.status_code == normalized.status_code == 200
+    assert encoded.text == "GET /caf\u00e9 au lait?a=1&b=x+y "
+    assert normalized.text == "GET /echo?a=1&b=x+y "
 
 
 def test_an_announced_huge_body_is_refused_unread() -> None:

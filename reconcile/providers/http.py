@@ -18,14 +18,16 @@ from urllib.parse import urlsplit
 import httpx
 
 from reconcile.errors import ProviderError, ReconcileError
+from reconcile.model import strict_json
 
 #: Statuses worth another try: the request may well succeed a moment later.
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 #: Largest response body accepted; a listing page is far smaller.
 MAX_BODY_BYTES = 16 * 1024 * 1024
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-#: A URL that goes on the wire as it is: printable ASCII, no space (ids are quoted into paths).
-_SENDABLE_URL = re.compile(r"[!-~]+")
+#: A URL that goes on the wire as it is: RFC 3986 characters only, every `%` an escape, and no
+#: dot segment (httpx would encode or remove those). Ids are quoted into paths before.
+_SENDABLE_URL = re.compile(r"(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})+")
 
 #: Turns a failed response (and its parsed body, or None) into the platform's `ProviderError`.
 ErrorMapper = Callable[[httpx.Response, Any], ProviderError]
@@ -152,10 +154,11 @@ class Http:
             # alone cost more than a tenth of a listing's CPU. Everything else is built, signed
             # and sent as httpx objects.
             plain = (
-                self.transport is not None
+                isinstance(self.transport, AiohttpTransport)
                 and self.sign is None
                 and json is None
                 and _SENDABLE_URL.fullmatch(full_url) is not None
+                and "/." not in full_url
             )
             request = None
             if not plain:
@@ -169,7 +172,7 @@ class Http:
                 async with self.semaphore:
                     self.sent += 1
                     if request is None:
-                        assert isinstance(self.transport, AiohttpTransport)
+                        assert isinstance(self.transport, AiohttpTransport)  # as `plain` says
                         streamed = await self.transport.fetch(
                             method, full_url, self._headers_for_plain()
                         )
@@ -442,7 +445,7 @@ def _json_or_none(response: httpx.Response) -> Any:
 def parse_json(response: httpx.Response, what: str) -> Any:
     """The JSON body of a successful response, or a `ProviderError` that names the call."""
     try:
-        return response.json()
+        return strict_json(response.content)
     except ValueError:
         kind = response.headers.get("Content-Type", "no content type")
         raise ProviderError(

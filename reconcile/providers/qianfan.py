@@ -427,9 +427,12 @@ class QianfanProvider:
     async def snapshot(self, progress: Progress | None = None, *, records: bool = True) -> Snapshot:
         # Each set's details are asked for as soon as its marker page arrives: the pages come
         # one after another, so waiting for the last one first would add their whole chain.
+        # The first failure anywhere stops everything: no request is sent for a doomed listing.
         details: list[asyncio.Future[LiveModel]] = []
         slots = asyncio.Semaphore(self.detail_parallelism)
         done = 0
+        #: The first detail that failed, which stopped the listing.
+        failed: list[BaseException] = []
 
         async def detailed(listed: LiveModel) -> LiveModel:
             nonlocal done
@@ -439,21 +442,32 @@ class QianfanProvider:
             model = self._checked(what, parse_model_detail, payload, listed, records)
             done += 1
             if progress is not None:
-                progress("model sets listed", done, len(details))
+                # How many sets there are is known once the last page came.
+                progress("model sets listed", done, len(details) if paging.done() else None)
             return model
 
-        def on_page(page: Sequence[LiveModel]) -> None:
-            details.extend(asyncio.ensure_future(detailed(listed)) for listed in page)
+        def stop_listing(task: asyncio.Future[LiveModel]) -> None:
+            error = None if task.cancelled() else task.exception()
+            if error is not None and not failed:
+                failed.append(error)
+                for listing in listings:
+                    listing.cancel()
 
-        listings = (
-            asyncio.ensure_future(self._list_sets(records, on_page)),
-            asyncio.ensure_future(self._list_services()),
-        )
+        def on_page(page: Sequence[LiveModel]) -> None:
+            for listed in page:
+                task = asyncio.ensure_future(detailed(listed))
+                task.add_done_callback(stop_listing)
+                details.append(task)
+
+        paging = asyncio.ensure_future(self._list_sets(records, on_page))
+        listings = (paging, asyncio.ensure_future(self._list_services()))
         try:
             await asyncio.gather(*listings)
             models = await _all(details)
         except BaseException:
             await _cancelled([*listings, *details])
+            if failed:
+                raise failed[0] from None
             raise
         services = listings[1].result()
         return Snapshot(
