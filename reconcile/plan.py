@@ -212,7 +212,7 @@ class Plan(Record):
             [
                 digest(head),
                 [
-                    # `before` by its own digest: parsed by orjson, not by its serializer.
+                    # `before` by its own digest (`RawRecord.digest`): its text is not re-encoded.
                     [
                         digest(change.model_dump(mode="json", exclude={"before"})),
                         change.before.digest() if change.before is not None else None,
