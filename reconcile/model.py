@@ -89,12 +89,6 @@ class RawRecord:
         object.__setattr__(joined, "_joined", (self, key, tuple(items)))
         return joined
 
-    def digest(self) -> str:
-        """The digest of the object (key order and spacing aside), of its exact value: orjson
-        would parse faster, but turns integers beyond 64 bits into floats (and telling where
-        that may happen costs as much as the standard parser saves: Fabric's ids are digits)."""
-        return digest(self.value())
-
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("a RawRecord is immutable")
 

@@ -211,14 +211,7 @@ class Plan(Record):
         return digest(
             [
                 digest(head),
-                [
-                    # `before` by its own digest (`RawRecord.digest`): its text is not re-encoded.
-                    [
-                        digest(change.model_dump(mode="json", exclude={"before"})),
-                        change.before.digest() if change.before is not None else None,
-                    ]
-                    for change in self.resource_changes
-                ],
+                [digest(change.model_dump(mode="json")) for change in self.resource_changes],
                 [digest(item.model_dump(mode="json")) for item in self.drift],
             ]
         )
