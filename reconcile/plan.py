@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from reconcile.errors import PlanFileError
 from reconcile.model import FieldChange, RawRecord, ServiceUse, digest, strict_json, trusted
 
-#: 2: digests are canonical JSON as orjson writes it (UTF-8, not \u escapes), and a change's
-#: `before` is digested on its own; a plan of format 1 would fail its digest check.
+#: 2: digests are of canonical JSON as orjson writes it (UTF-8, not \u escapes): a plan file of
+#: format 1 would fail its digest check, so it is refused as a format this build does not read.
 FORMAT_VERSION = 2
 
 __all__ = ["FieldChange"]  # re-exported: drift records carry them
