@@ -15,8 +15,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from reconcile.errors import PlanFileError
 from reconcile.model import FieldChange, RawRecord, ServiceUse, digest, strict_json, trusted
 
-#: 2: digests are of canonical JSON as orjson writes it (UTF-8, not \u escapes): a plan file of
-#: format 1 would fail its digest check, so it is refused as a format this build does not read.
+#: 2: digests are of canonical JSON as orjson writes it (UTF-8, not \u escapes; its floats): a
+#: plan file of format 1 with such values would fail its digest check as if edited, so format 1
+#: is refused as a format this build does not read.
 FORMAT_VERSION = 2
 
 __all__ = ["FieldChange"]  # re-exported: drift records carry them
