@@ -25,9 +25,11 @@ ALLOWED: dict[str, set[str]] = {
     "schema": {"manifest"},
     "render": {"plan", "model", "drift"},
     "providers": {"errors", "model", "manifest", "providers", "emulator"},
+    "state": {"errors", "model", "plan"},
 }
 # third-party libraries and the one module (prefix) that owns each
 OWNERS = {"deepdiff": {"diff"}, "click": {"cli"}, "httpx": {"providers"}, "tomli_w": {"manifest"}}
+OWNERS |= {"aiobotocore": {"state"}, "botocore": {"state"}}
 
 
 def _modules() -> list[Path]:
