@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from reconcile.emulator import ConnectionDropped
+from tests.s3_fixtures import ignoring_proxy, make_store, moto_endpoint  # noqa: F401 - state tests
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "examples" / "demo"
