@@ -27,7 +27,12 @@ ALLOWED: dict[str, set[str]] = {
     "providers": {"errors", "model", "manifest", "providers", "emulator"},
 }
 # third-party libraries and the one module (prefix) that owns each
-OWNERS = {"deepdiff": {"diff"}, "click": {"cli"}, "httpx": {"providers"}, "tomli_w": {"manifest"}}
+OWNERS = {
+    "deepdiff": {"diff"},
+    "click": {"cli"},
+    "httpx": {"providers", "forge"},
+    "tomli_w": {"manifest"},
+}
 
 
 def _modules() -> list[Path]:
