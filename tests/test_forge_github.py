@@ -255,3 +255,18 @@ def test_the_step_runs_as_a_script_and_never_prints_a_traceback(hub: Hub) -> Non
     assert done.returncode == 1
     assert done.stderr.startswith("error: 'sha256:nothex' is not a plan digest")
     assert "Traceback" not in done.stderr
+
+
+def test_a_token_given_instead_of_a_variable_name_is_refused_and_never_echoed(
+    hub: Hub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = hub.run(capsys, "check", "--token-env", "ghp_abcdefghijklmnop0123456789")
+    assert code == 1 and "not a token: the value given is not shown" in err
+    assert "ghp_" not in err
+
+
+def test_a_token_is_never_sent_in_clear_text_off_this_machine(
+    hub: Hub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = hub.run(capsys, "check", env=hub.env(GITHUB_API_URL="http://api.example"))
+    assert code == 1 and "is not https: a token is never sent in clear text" in err

@@ -25,15 +25,16 @@ MAX_DOWNLOAD = 1 << 30
 #: twice is worse than a job run again).
 GET_ATTEMPTS = 3
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+#: Environment variable names as CI systems write them; a pasted token (ghp_..., glpat-...) is not.
+_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,63}")
 
 
 def token_from(env: Mapping[str, str], name: str) -> str:
     """The token in environment variable `name`; the name is checked, never the value shown."""
-    if not _ENV_NAME.fullmatch(name) or (name.upper() != name and not name.startswith("CI_")):
+    if not _ENV_NAME.fullmatch(name):
         raise ForgeError(
-            "--token-env takes the NAME of an environment variable (like GITHUB_TOKEN), not a "
-            "token: the value given is not shown",
+            "--token-env takes the NAME of an environment variable in capitals (like "
+            "GITHUB_TOKEN), not a token: the value given is not shown",
             hint="pass the token in an environment variable and give its name",
         )
     value = env.get(name, "")
@@ -51,8 +52,8 @@ def _origin(url: str) -> tuple[str, str]:
 
 
 def _check_base(base_url: str) -> str:
-    scheme, host = _origin(base_url)
-    loopback = host.split(":")[0] in ("127.0.0.1", "localhost", "[::1]")
+    scheme = urlsplit(base_url).scheme
+    loopback = urlsplit(base_url).hostname in ("127.0.0.1", "localhost", "::1")
     if scheme != "https" and not (scheme == "http" and loopback):
         raise ForgeError(
             f"forge API URL {base_url!r} is not https: a token is never sent in clear text",
