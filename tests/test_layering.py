@@ -28,8 +28,14 @@ ALLOWED: dict[str, set[str]] = {
     "state": {"errors", "model", "plan"},
 }
 # third-party libraries and the one module (prefix) that owns each
-OWNERS = {"deepdiff": {"diff"}, "click": {"cli"}, "httpx": {"providers"}, "tomli_w": {"manifest"}}
-OWNERS |= {"aiobotocore": {"state"}, "botocore": {"state"}}
+OWNERS = {
+    "deepdiff": {"diff"},
+    "click": {"cli"},
+    "httpx": {"providers", "forge"},
+    "tomli_w": {"manifest"},
+    "aiobotocore": {"state"},
+    "botocore": {"state"},
+}
 
 
 def _modules() -> list[Path]:
