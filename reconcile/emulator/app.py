@@ -24,8 +24,8 @@ import os
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol, TypedDict
+from collections.abc import Iterable, Mapping
+from typing import Any, TypedDict
 
 from starlette.applications import Starlette
 from starlette.datastructures import Headers, MutableHeaders, QueryParams
@@ -45,14 +45,12 @@ from reconcile.emulator.faults import (
     FaultSpec,
     client_of,
 )
+from reconcile.emulator.host import REQUEST_ID_STATE_KEY, Clock, Platform
 from reconcile.emulator.qianfan import QianfanApi
 from reconcile.emulator.responses import JSONResponse
 from reconcile.emulator.store import load_state, save_state
 
 ADMIN_PREFIX = "/_emulator/"
-# Where a request's X-Request-Id is kept in the ASGI scope's state: platforms whose bodies echo
-# it (Qianfan's requestId) read ``request.state.request_id``.
-REQUEST_ID_STATE_KEY = "request_id"
 # The faults `fail_rate` answers an API request with instead of handling it, drawn uniformly.
 FAULT_STATUSES = (500, 408, 429)
 # Where the server's own `send` is kept in the ASGI scope: over a real socket, a "reset" fault
@@ -62,8 +60,6 @@ SERVER_SEND_KEY = "emulator.server_send"
 DROP_WAIT_SECONDS = 5.0
 
 StateSource = Mapping[str, Any] | str | os.PathLike[str]
-# Seconds since the epoch, like time.time: what signed requests' timestamps are checked against.
-Clock = Callable[[], float]
 
 
 class RequestRecord(TypedDict):
@@ -78,36 +74,6 @@ class RequestRecord(TypedDict):
     request_id: str  # the X-Request-Id the response carried
     status: int | None  # the response status; None until the response has started (or never)
     fault: str | None  # the kind of the injected fault that answered it, if one did
-
-
-class Platform(Protocol):
-    """What the shared plumbing needs from one platform's module."""
-
-    def owns(self, path: str) -> bool:
-        """Whether a request path belongs to this platform's API."""
-        ...
-
-    def normalize(self, state: dict[str, Any]) -> None:
-        """Check this platform's section of a freshly loaded state and fill in defaults."""
-        ...
-
-    def routes(self) -> list[BaseRoute]: ...
-
-    def fault_response(self, status: int, request_id: str) -> Response:
-        """The platform's own answer for an injected fault with this status (any of
-        ``faults.STATUSES``)."""
-        ...
-
-    def internal_error_response(self, request_id: str) -> Response: ...
-
-    def changes_state(self, method: str, path: str, query: QueryParams) -> bool:
-        """Whether this request would change the state if handled (a delete)."""
-        ...
-
-    def inconsistent(self, path: str, query: QueryParams, body: Any, delta: int) -> Any:
-        """``body`` (a successful answer's JSON) made to disagree with the rest of its listing,
-        or None when this answer has nothing to make inconsistent."""
-        ...
 
 
 class Emulator:

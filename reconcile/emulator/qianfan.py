@@ -12,7 +12,7 @@ Errors: the gateway (auth, unknown paths and actions, injected faults) and V2 an
 4xx/5xx with ``{"requestId", "code", "message"}`` and the headers ``X-Bce-Error-Code`` /
 ``X-Bce-Error-Message``; V1 answers HTTP 200 with ``{"log_id", "error_code", "error_msg"}``.
 
-State: ``Emulator.state["qianfan"]``, read and changed on every request (nothing cached).
+State: ``Host.state["qianfan"]``, read and changed on every request (nothing cached).
 Records use the V2 wire names; every field not marked required may be left out::
 
     "qianfan": {
@@ -48,7 +48,6 @@ Choices the docs do not settle are marked (inferred) where they are made, in the
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import re
@@ -56,7 +55,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import QueryParams
@@ -65,13 +64,19 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from reconcile.emulator import signatures
+from reconcile.emulator.common import (
+    ALL_METHODS,
+    Json,
+    check_time,
+    check_unique,
+    newest_first,
+    require,
+    section,
+    time_key,
+)
+from reconcile.emulator.host import REQUEST_ID_STATE_KEY, Host
 from reconcile.emulator.index import ListIndex, SortMemo
 from reconcile.emulator.responses import JSONResponse
-
-if TYPE_CHECKING:
-    from reconcile.emulator.app import Emulator
-
-Json = dict[str, Any]
 
 # --------------------------------------------------------------------------------------------
 # Platform constants: every code, message and limit the emulator answers with, in one place.
@@ -80,7 +85,6 @@ Json = dict[str, Any]
 V2_PREFIX = "/v2/"
 V1_PREFIX = "/wenxinworkshop/"
 V1_REPO = "/wenxinworkshop/modelrepo"
-ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 @dataclass(frozen=True)
@@ -262,8 +266,8 @@ def _v1_log_id(request_id: str) -> str:
 
 
 def _request_id(request: Request) -> str:
-    # Set by the shared plumbing (app.REQUEST_ID_STATE_KEY) before any platform code runs.
-    return str(request.state.request_id)
+    # Set by the shared plumbing before any platform code runs.
+    return str(getattr(request.state, REQUEST_ID_STATE_KEY))
 
 
 def _v1_param_invalid() -> V1Error:
@@ -290,25 +294,8 @@ def _field(body: Json, key: str, kind: type | tuple[type, ...], default: Any = N
     return value
 
 
-def _time_key(value: Any) -> datetime:
-    return _parsed_time(value if isinstance(value, str) else str(value))
-
-
-@functools.lru_cache(maxsize=1 << 17)  # a sort of 10,000 model sets parses each time once
-def _parsed_time(text: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return datetime.min.replace(tzinfo=UTC)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def _newest_first(items: Iterable[Json], id_key: str) -> list[Json]:
-    return sorted(
-        items,
-        key=lambda item: (_time_key(item.get("createTime")), str(item.get(id_key, ""))),
-        reverse=True,
-    )
+    return newest_first(items, "createTime", id_key)
 
 
 def _marker_page(
@@ -357,31 +344,9 @@ def _derived_id(prefix: str, *parts: object) -> str:
     return prefix + digest[:12]
 
 
-def _require(condition: bool, where: str, problem: str) -> None:
-    if not condition:
-        raise ValueError(f"emulator state: {where}: {problem}")
-
-
-def _check_time(record: Json, key: str, where: str) -> None:
-    value = record[key]
-    try:
-        datetime.fromisoformat(value)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"emulator state: {where}.{key}: not an ISO 8601 time: {value!r}"
-        ) from None
-
-
 def _check_choice(record: Json, key: str, allowed: Iterable[str], where: str) -> None:
     allowed = tuple(allowed)
-    _require(record[key] in allowed, f"{where}.{key}", f"must be one of {', '.join(allowed)}")
-
-
-def _check_unique(values: Iterable[object], where: str, what: str) -> None:
-    seen: set[object] = set()
-    for value in values:
-        _require(value not in seen, where, f"{what} {value!r} appears twice")
-        seen.add(value)
+    require(record[key] in allowed, f"{where}.{key}", f"must be one of {', '.join(allowed)}")
 
 
 def _assign_v1_ids(records: list[Json], key: str, first: int, where: str) -> None:
@@ -389,7 +354,7 @@ def _assign_v1_ids(records: list[Json], key: str, first: int, where: str) -> Non
     for record in records:
         if key in record:
             value = record[key]
-            _require(
+            require(
                 isinstance(value, int) and not isinstance(value, bool) and value > 0,
                 f"{where}.{key}",
                 "must be a positive integer",
@@ -402,7 +367,7 @@ def _assign_v1_ids(records: list[Json], key: str, first: int, where: str) -> Non
                 next_id += 1
             record[key] = next_id
             used.add(next_id)
-    _check_unique((record[key] for record in records), where, key)
+    check_unique((record[key] for record in records), where, key)
 
 
 def normalize_qianfan(section: Json) -> None:
@@ -411,39 +376,39 @@ def normalize_qianfan(section: Json) -> None:
     Raises ValueError naming the offending place. Names may repeat (the reconciler must report
     that as ambiguous); ids may not, and version ids are unique across model sets.
     """
-    _require(isinstance(section, dict), "qianfan", "must be an object")
+    require(isinstance(section, dict), "qianfan", "must be an object")
     keys = section.setdefault("access_keys", {})
-    _require(
+    require(
         isinstance(keys, dict)
         and all(isinstance(k, str) and isinstance(v, str) for k, v in keys.items()),
         "qianfan.access_keys",
         "must be an object of strings",
     )
     model_sets = section.setdefault("model_sets", [])
-    _require(isinstance(model_sets, list), "qianfan.model_sets", "must be a list")
+    require(isinstance(model_sets, list), "qianfan.model_sets", "must be a list")
     for i, model_set in enumerate(model_sets):
         _normalize_model_set(i, model_set, f"qianfan.model_sets[{i}]")
-    _check_unique((s["modelSetId"] for s in model_sets), "qianfan.model_sets", "modelSetId")
+    check_unique((s["modelSetId"] for s in model_sets), "qianfan.model_sets", "modelSetId")
     _assign_v1_ids(model_sets, "v1ModelId", FIRST_V1_MODEL_ID, "qianfan.model_sets")
     versions = [v for s in model_sets for v in s["versions"]]
-    _check_unique((v["modelId"] for v in versions), "qianfan.model_sets[].versions", "modelId")
+    check_unique((v["modelId"] for v in versions), "qianfan.model_sets[].versions", "modelId")
     _assign_v1_ids(versions, "v1VersionId", FIRST_V1_VERSION_ID, "qianfan.model_sets[].versions")
     set_of_version = {v["modelId"]: s["modelSetId"] for s in model_sets for v in s["versions"]}
     services = section.setdefault("services", [])
-    _require(isinstance(services, list), "qianfan.services", "must be a list")
+    require(isinstance(services, list), "qianfan.services", "must be a list")
     for i, service in enumerate(services):
         _normalize_service(i, service, set_of_version, f"qianfan.services[{i}]")
-    _check_unique((s["serviceId"] for s in services), "qianfan.services", "serviceId")
+    check_unique((s["serviceId"] for s in services), "qianfan.services", "serviceId")
 
 
 def _normalize_model_set(index: int, model_set: Any, where: str) -> None:
-    _require(
+    require(
         isinstance(model_set, dict) and isinstance(model_set.get("modelSetName"), str),
         where,
         "needs a modelSetName",
     )
     model_set.setdefault("modelSetId", _derived_id("am-", "set", index, model_set["modelSetName"]))
-    _require(
+    require(
         isinstance(model_set["modelSetId"], str)
         and bool(MODEL_SET_ID_RE.fullmatch(model_set["modelSetId"])),
         f"{where}.modelSetId",
@@ -453,7 +418,7 @@ def _normalize_model_set(index: int, model_set: Any, where: str) -> None:
     model_set.setdefault("source", CUSTOM_SOURCE)
     _check_choice(model_set, "source", MODEL_SET_SOURCES, where)
     labels = model_set.setdefault("labels", [])
-    _require(
+    require(
         isinstance(labels, list) and all(isinstance(label, str) for label in labels),
         f"{where}.labels",
         "must be a list of strings",
@@ -462,16 +427,16 @@ def _normalize_model_set(index: int, model_set: Any, where: str) -> None:
     model_set.setdefault("createUser", DEFAULT_USER)
     model_set.setdefault("createTime", DEFAULT_TIME)
     model_set.setdefault("modifyTime", model_set["createTime"])
-    _check_time(model_set, "createTime", where)
-    _check_time(model_set, "modifyTime", where)
+    check_time(model_set, "createTime", where)
+    check_time(model_set, "modifyTime", where)
     versions = model_set.setdefault("versions", [])
-    _require(isinstance(versions, list), f"{where}.versions", "must be a list")
+    require(isinstance(versions, list), f"{where}.versions", "must be a list")
     for i, version in enumerate(versions):
         _normalize_version(model_set, i, version, f"{where}.versions[{i}]")
 
 
 def _normalize_version(model_set: Json, index: int, version: Any, where: str) -> None:
-    _require(
+    require(
         isinstance(version, dict) and isinstance(version.get("modelName"), str),
         where,
         "needs a modelName (the version's name)",
@@ -479,7 +444,7 @@ def _normalize_version(model_set: Json, index: int, version: Any, where: str) ->
     version.setdefault(
         "modelId", _derived_id("amv-", model_set["modelSetId"], index, version["modelName"])
     )
-    _require(
+    require(
         isinstance(version["modelId"], str) and bool(VERSION_ID_RE.fullmatch(version["modelId"])),
         f"{where}.modelId",
         "must be amv- and letters, digits or hyphens",
@@ -491,27 +456,27 @@ def _normalize_version(model_set: Json, index: int, version: Any, where: str) ->
     source_info = version.setdefault(
         "sourceInfo", {"sourceType": PRESET_SOURCE_TYPE if preset else SOURCE_TYPES[0]}
     )
-    _require(isinstance(source_info, dict), f"{where}.sourceInfo", "must be an object")
+    require(isinstance(source_info, dict), f"{where}.sourceInfo", "must be an object")
     source_info.setdefault("sourceType", SOURCE_TYPES[0])
     _check_choice(source_info, "sourceType", SOURCE_TYPES, f"{where}.sourceInfo")
     version.setdefault("description", "")
     version.setdefault("modelApplicationType", DEFAULT_APPLICATION_TYPE)
     version.setdefault("createTime", model_set["createTime"])
     version.setdefault("modifyTime", version["createTime"])
-    _check_time(version, "createTime", where)
-    _check_time(version, "modifyTime", where)
+    check_time(version, "createTime", where)
+    check_time(version, "modifyTime", where)
 
 
 def _normalize_service(
     index: int, service: Any, set_of_version: dict[str, str], where: str
 ) -> None:
-    _require(
+    require(
         isinstance(service, dict) and isinstance(service.get("modelId"), str),
         where,
         "needs the modelId (amv-) of the version it serves",
     )
     service.setdefault("serviceId", _derived_id("svco-", "service", index))
-    _require(
+    require(
         isinstance(service["serviceId"], str)
         and bool(SERVICE_ID_RE.fullmatch(service["serviceId"])),
         f"{where}.serviceId",
@@ -524,8 +489,8 @@ def _normalize_service(
     _check_choice(service, "runStatus", RUN_STATUSES, where)
     service.setdefault("createTime", DEFAULT_TIME)
     service.setdefault("modifyTime", service["createTime"])
-    _check_time(service, "createTime", where)
-    _check_time(service, "modifyTime", where)
+    check_time(service, "createTime", where)
+    check_time(service, "modifyTime", where)
 
 
 # --------------------------------------------------------------------------------------------
@@ -666,8 +631,8 @@ V1Handler = Callable[[Json], Json]
 class QianfanApi:
     """The Qianfan half of the emulator: routes, auth, faults, and the handlers over the state."""
 
-    def __init__(self, emulator: Emulator) -> None:
-        self.emulator = emulator
+    def __init__(self, host: Host) -> None:
+        self.host = host
         # Derived from the state and checked against it on every use (see index.py).
         self._set_index = {key: ListIndex(key) for key in ("modelSetId", "v1ModelId")}
         #: version modelId -> the model set that held it when last looked at
@@ -824,7 +789,7 @@ class QianfanApi:
         if secret_key is None:
             raise QianfanError(CREDENTIAL_NOT_FOUND)
         signed_epoch = signed_at.replace(tzinfo=UTC).timestamp()
-        now = self.emulator.clock()
+        now = self.host.clock()
         if now > signed_epoch + int(expiration) or signed_epoch > now + MAX_FUTURE_SECONDS:
             raise QianfanError(REQUEST_EXPIRED, when=timestamp)
         headers = {name.lower(): value for name, value in request.headers.items()}
@@ -844,8 +809,7 @@ class QianfanApi:
     # -- state access ----------------------------------------------------------------------
 
     def _qianfan(self) -> Json:
-        section: Json = self.emulator.state.get("qianfan") or {}
-        return section
+        return section(self.host.state, "qianfan")
 
     def _model_sets(self) -> list[Json]:
         model_sets: list[Json] = self._qianfan().get("model_sets", [])
@@ -907,13 +871,13 @@ class QianfanApi:
             ids = {id(s) for s in doomed}
             kept = [s for s in model_sets if id(s) not in ids]
         self._qianfan()["model_sets"] = kept
-        self.emulator.persist()
+        self.host.persist()
 
     def _delete_versions(self, doomed: list[tuple[Json, Json]]) -> None:
         ids = {id(version) for _, version in doomed}
         for model_set in {id(s): s for s, _ in doomed}.values():
             model_set["versions"] = [v for v in model_set["versions"] if id(v) not in ids]
-        self.emulator.persist()
+        self.host.persist()
 
     # -- V2 handlers -----------------------------------------------------------------------
 
@@ -1091,7 +1055,7 @@ class QianfanApi:
                 and name_filter.casefold() in s["modelSetName"].casefold()
                 and (not model_types or s["modelType"] in model_types)
             ),
-            key=lambda s: (_time_key(s[field]), s["v1ModelId"]),
+            key=lambda s: (time_key(s[field]), s["v1ModelId"]),
             reverse=order == "desc",
         )
         start = (page_no - 1) * page_size
