@@ -221,6 +221,24 @@ def _aksk_refusal(reason: str) -> FabricError:
     )
 
 
+def _signed_body_hashes(body: bytes, headers: dict[str, str]) -> list[str]:
+    """The body hashes a valid SDK-HMAC-SHA256 signature may have signed, or the refusal of a
+    declared X-Sdk-Content-Sha256 that the body does not match."""
+    body_hash = signatures.sha256_hex(body)
+    declared_hash = headers.get(signatures.SDK_CONTENT_SHA256_HEADER)
+    if declared_hash is None:
+        return [body_hash]
+    # The SDK signs this header's value instead of hashing the body.
+    declared_hash = declared_hash.strip()
+    if declared_hash not in (signatures.SDK_UNSIGNED_PAYLOAD, body_hash):
+        raise _aksk_refusal(AKSK_BODY_HASH)
+    # Huawei's signers differ on an empty body: huaweicloudsdkcore (Python) signs the empty
+    # body's hash whatever this header says (and sends the header with every non-JSON content
+    # type), the API gateway's own signers (APIGW Go SDK) sign the header's value. Both are
+    # accepted: an empty body has nothing to tamper with.
+    return [declared_hash] if body else [declared_hash, body_hash]
+
+
 # --------------------------------------------------------------------------------------------
 # Query parameters
 # --------------------------------------------------------------------------------------------
@@ -589,19 +607,7 @@ class FabricApi:
             or headers[SECURITY_TOKEN_HEADER].strip() != expected_token
         ):
             raise _aksk_refusal(AKSK_SECURITY_TOKEN)
-        body = await request.body()
-        body_hashes = [signatures.sha256_hex(body)]
-        declared_hash = headers.get(signatures.SDK_CONTENT_SHA256_HEADER)
-        if declared_hash is not None:
-            # The SDK signs this header's value instead of hashing the body.
-            declared_hash = declared_hash.strip()
-            if declared_hash not in (signatures.SDK_UNSIGNED_PAYLOAD, body_hashes[0]):
-                raise _aksk_refusal(AKSK_BODY_HASH)
-            # Huawei's signers differ on an empty body: huaweicloudsdkcore (Python) signs the
-            # empty body's hash whatever this header says (and sends the header with every
-            # non-JSON content type), the API gateway's own signers (APIGW Go SDK) sign the
-            # header's value. Both are accepted: an empty body has nothing to tamper with.
-            body_hashes = [declared_hash] if body else [declared_hash, body_hashes[0]]
+        body_hashes = _signed_body_hashes(await request.body(), headers)
         canonical_requests = [
             signatures.sdk_canonical_request(
                 request.method,
