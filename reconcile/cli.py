@@ -1170,10 +1170,13 @@ def reset(path: Path, state_dir: Path | None) -> int:
     Example:
       reconcile emulator reset examples/demo
     """
+    from reconcile.emulator.store import seed_record
+
     directory = _state_dir(path, state_dir) / "emulator"
     removed = sorted(directory.glob("*.json")) if directory.is_dir() else []
     for file in removed:
         file.unlink()
+        seed_record(file).unlink(missing_ok=True)
     click.echo(f"Reset {len(removed)} emulated state file(s) in {directory}.")
     return EXIT_OK
 
