@@ -3,6 +3,10 @@
 One app serves both hosts: ``fabric.{region}`` (models, versions, base models) and
 ``fabric-ep.{region}`` (service instances). Handlers read and change ``Host.state["fabric"]``
 directly on every request (nothing derived is cached), so tests may edit the state in between.
+
+Long (~830 lines) on purpose: one platform's whole contract (its constants, state checks,
+views and handlers) in one file, as API.md gives it one section; what both platforms share
+is in ``common.py`` and ``host.py``.
 """
 
 from __future__ import annotations

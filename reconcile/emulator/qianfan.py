@@ -44,6 +44,10 @@ Records use the V2 wire names; every field not marked required may be left out::
     }
 
 Choices the docs do not settle are marked (inferred) where they are made, in the constants below.
+
+Long (~1,100 lines) on purpose: one platform's whole contract (its constants, state checks,
+views and handlers) in one file, as API.md gives it one section; what both platforms share
+is in ``common.py`` and ``host.py``.
 """
 
 from __future__ import annotations
