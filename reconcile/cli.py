@@ -1135,20 +1135,18 @@ def serve(
         --fault status,status=503,method=GET,rate=0.05 --fault lost,method=DELETE,rate=0.05 \\
         --fault throttle,rps=20,burst=40 --fault inconsistent,path=/v1/*/models,times=1
     """
+    from reconcile.emulator import EmulatorSettings
     from reconcile.emulator import serve as run_server
 
-    run_server(
-        state_file,
-        host=host,
-        port=port,
+    settings = EmulatorSettings(
         persist_path=state_file if persist else None,
         latency_ms=latency_ms,
         latency_jitter_ms=jitter_ms,
         fail_rate=fail_rate,
         seed=seed,
-        faults=faults,
-        access_log=access_log,
+        faults=tuple(faults),
     )
+    run_server(state_file, host, port, settings, access_log=access_log)
     return EXIT_OK
 
 
@@ -1172,10 +1170,13 @@ def reset(path: Path, state_dir: Path | None) -> int:
     Example:
       reconcile emulator reset examples/demo
     """
+    from reconcile.emulator.store import seed_record
+
     directory = _state_dir(path, state_dir) / "emulator"
     removed = sorted(directory.glob("*.json")) if directory.is_dir() else []
     for file in removed:
         file.unlink()
+        seed_record(file).unlink(missing_ok=True)
     click.echo(f"Reset {len(removed)} emulated state file(s) in {directory}.")
     return EXIT_OK
 

@@ -206,8 +206,38 @@ def test_qianfan_sdk_with_a_wrong_secret_key_gets_its_own_error(sdk: Sdk) -> Non
         sdk.model.V2.delete_model(model_id=V7)
     assert caught.value.status_code == 400
     assert "error code from baidu: SignatureDoesNotMatch" in str(caught.value)
+    # The SDK recognises the gateway's exact message, as on the real platform.
+    assert "可能的原因：Secret Key(" in str(caught.value)
     assert sdk.emulator.state == before
     assert [r["status"] for r in sdk.emulator.requests] == [400]
+
+
+@pytest.mark.parametrize("when", ["unknown", "revoked"])
+def test_qianfan_sdk_with_an_unknown_or_revoked_access_key_gets_its_own_error(
+    sdk: Sdk, when: str
+) -> None:
+    """The gateway's credential NotFound, which the SDK names as a wrong access key: the same
+    for a key never issued and for one that worked and was revoked."""
+    if when == "unknown":
+        sdk.reconfigure("QIANFAN_ACCESS_KEY", "not-an-access-key")
+    else:
+        sdk.model.V2.describe_model(model_id=V7)
+        del sdk.emulator.state["qianfan"]["access_keys"][AK]
+        sdk.emulator.requests.clear()
+    before = copy.deepcopy(sdk.emulator.state)
+    with pytest.raises(sdk.errors.RequestError) as caught:
+        sdk.model.V2.delete_model(model_id=V7)
+    assert caught.value.status_code == 401
+    assert "error code from baidu: NotFound" in str(caught.value)
+    assert "error message from baidu: NotFound, cause: Could not find credential." in str(
+        caught.value
+    )
+    assert "可能的原因：Access Key(" in str(caught.value)
+    with pytest.raises(sdk.errors.RequestError) as caught:
+        sdk.model.batch_delete_model(model_ids=[SCRATCH])
+    assert "可能的原因：Access Key(" in str(caught.value)
+    assert sdk.emulator.state == before
+    assert [r["status"] for r in sdk.emulator.requests] == [401, 401]
 
 
 def test_qianfan_sdk_requests_are_all_signed_and_logged_without_secrets(sdk: Sdk) -> None:

@@ -846,6 +846,34 @@ def test_aksk_refusals_are_the_gateway_401_and_change_nothing(
     assert emulator_of(app).state == before
 
 
+def test_credential_refusals_are_the_gateways_never_the_404_of_a_gone_object() -> None:
+    """API.md's gateway answers for every credential failure, a revoked AK too: 401 (403 for an
+    oversized token), an APIG/APIGW code, an X-Request-Id; never the 404 that means "gone"."""
+    app = create_app(aksk_state(), clock=lambda: NOW)
+    assert send_signed(app, "GET", MODELS).status_code == 200
+    refusals = [
+        send(app, "DELETE", f"{MODELS}/{EMPTY}", headers={}),
+        send(app, "DELETE", f"{MODELS}/{EMPTY}", headers={"X-Auth-Token": "revoked"}),
+        send(app, "DELETE", f"{MODELS}/{EMPTY}", headers={"X-Auth-Token": "t" * 65535}),
+        send_signed(app, "DELETE", f"{MODELS}/{EMPTY}", sk="wrong-secret"),
+    ]
+    del emulator_of(app).state["fabric"]["access_keys"][AK]
+    refusals.append(send_signed(app, "DELETE", f"{MODELS}/{EMPTY}"))
+    assert [r.status_code for r in refusals] == [401, 401, 403, 401, 401]
+    assert [r.json()["error_code"] for r in refusals] == [
+        "APIG.1002",
+        "APIG.1002",
+        403,
+        "APIGW.0301",
+        "APIGW.0301",
+    ]
+    assert refusals[-1].json()["error_msg"] == (
+        f"Incorrect IAM authentication information: Get secretKey failed,ak:{AK},err:ak not exist"
+    )
+    assert all(len(r.headers["x-request-id"]) == 32 for r in refusals)
+    assert EMPTY in [m["id"] for m in fabric_models(app)]
+
+
 def test_aksk_missing_x_sdk_date_header_is_refused() -> None:
     app = create_app(aksk_state(), clock=lambda: NOW)
 

@@ -16,7 +16,7 @@ import pytest
 
 from reconcile.applier import Applier
 from reconcile.cli import main
-from reconcile.emulator import ConnectionDropped, Fault, create_app
+from reconcile.emulator import ConnectionDropped, EmulatorSettings, Fault, create_app
 from reconcile.emulator.faults import STATUSES
 from reconcile.errors import ListingIncompleteError, NotFoundError, ProviderError
 from reconcile.journal import Journal
@@ -171,8 +171,10 @@ def test_the_cli_passes_faults_to_the_server_and_refuses_a_bad_one(
 ) -> None:
     served: dict[str, Any] = {}
 
-    def fake_serve(state_path: Any, **options: Any) -> None:
-        served.update(options, state_path=state_path)
+    def fake_serve(
+        state_path: Any, host: str, port: int, settings: EmulatorSettings, **options: Any
+    ) -> None:
+        served.update(options, state_path=state_path, settings=settings)
 
     monkeypatch.setattr("reconcile.emulator.serve", fake_serve)
     state_file = tmp_path / "state.json"
@@ -180,8 +182,8 @@ def test_the_cli_passes_faults_to_the_server_and_refuses_a_bad_one(
     argv = ["emulator", "serve", "--state", str(state_file), "--port", "0", "--seed", "7"]
     faults = ["reset,method=DELETE,rate=0.1", "throttle,rps=5,burst=10"]
     assert main([*argv, *(arg for spec in faults for arg in ("--fault", spec))]) == 0
-    assert served["faults"] == [Fault.parse(spec) for spec in faults]
-    assert served["seed"] == 7
+    assert served["settings"].faults == tuple(Fault.parse(spec) for spec in faults)
+    assert served["settings"].seed == 7
     assert served["access_log"] is True
     assert main([*argv, "--no-access-log"]) == 0
     assert served["access_log"] is False

@@ -5,5 +5,14 @@ An independent copy of the platforms' contract: nothing here imports the rest of
 
 from reconcile.emulator.app import Emulator, RequestRecord, create_app, serve
 from reconcile.emulator.faults import ConnectionDropped, Fault
+from reconcile.emulator.settings import EmulatorSettings
 
-__all__ = ["ConnectionDropped", "Emulator", "Fault", "RequestRecord", "create_app", "serve"]
+__all__ = [
+    "ConnectionDropped",
+    "Emulator",
+    "EmulatorSettings",
+    "Fault",
+    "RequestRecord",
+    "create_app",
+    "serve",
+]

@@ -24,8 +24,8 @@ import os
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol, TypedDict
+from collections.abc import Iterable, Mapping
+from typing import Any, TypedDict
 
 from starlette.applications import Starlette
 from starlette.datastructures import Headers, MutableHeaders, QueryParams
@@ -45,14 +45,13 @@ from reconcile.emulator.faults import (
     FaultSpec,
     client_of,
 )
+from reconcile.emulator.host import REQUEST_ID_STATE_KEY, Clock, Platform
 from reconcile.emulator.qianfan import QianfanApi
 from reconcile.emulator.responses import JSONResponse
+from reconcile.emulator.settings import EmulatorSettings
 from reconcile.emulator.store import load_state, save_state
 
 ADMIN_PREFIX = "/_emulator/"
-# Where a request's X-Request-Id is kept in the ASGI scope's state: platforms whose bodies echo
-# it (Qianfan's requestId) read ``request.state.request_id``.
-REQUEST_ID_STATE_KEY = "request_id"
 # The faults `fail_rate` answers an API request with instead of handling it, drawn uniformly.
 FAULT_STATUSES = (500, 408, 429)
 # Where the server's own `send` is kept in the ASGI scope: over a real socket, a "reset" fault
@@ -62,8 +61,6 @@ SERVER_SEND_KEY = "emulator.server_send"
 DROP_WAIT_SECONDS = 5.0
 
 StateSource = Mapping[str, Any] | str | os.PathLike[str]
-# Seconds since the epoch, like time.time: what signed requests' timestamps are checked against.
-Clock = Callable[[], float]
 
 
 class RequestRecord(TypedDict):
@@ -80,36 +77,6 @@ class RequestRecord(TypedDict):
     fault: str | None  # the kind of the injected fault that answered it, if one did
 
 
-class Platform(Protocol):
-    """What the shared plumbing needs from one platform's module."""
-
-    def owns(self, path: str) -> bool:
-        """Whether a request path belongs to this platform's API."""
-        ...
-
-    def normalize(self, state: dict[str, Any]) -> None:
-        """Check this platform's section of a freshly loaded state and fill in defaults."""
-        ...
-
-    def routes(self) -> list[BaseRoute]: ...
-
-    def fault_response(self, status: int, request_id: str) -> Response:
-        """The platform's own answer for an injected fault with this status (any of
-        ``faults.STATUSES``)."""
-        ...
-
-    def internal_error_response(self, request_id: str) -> Response: ...
-
-    def changes_state(self, method: str, path: str, query: QueryParams) -> bool:
-        """Whether this request would change the state if handled (a delete)."""
-        ...
-
-    def inconsistent(self, path: str, query: QueryParams, body: Any, delta: int) -> Any:
-        """``body`` (a successful answer's JSON) made to disagree with the rest of its listing,
-        or None when this answer has nothing to make inconsistent."""
-        ...
-
-
 class Emulator:
     """The emulator's live state, request log and fault settings (``app.state.emulator``).
 
@@ -120,32 +87,23 @@ class Emulator:
     """
 
     def __init__(
-        self,
-        state: StateSource,
-        *,
-        persist_path: str | os.PathLike[str] | None = None,
-        latency_ms: float = 0,
-        latency_jitter_ms: float = 0,
-        fail_rate: float = 0,
-        seed: int | None = None,
-        faults: Iterable[FaultSpec] = (),
-        clock: Clock = time.time,
+        self, state: StateSource, settings: EmulatorSettings | None = None, **options: Any
     ) -> None:
-        if latency_ms < 0 or latency_jitter_ms < 0:
-            raise ValueError("latency_ms and latency_jitter_ms must not be negative")
-        if not 0 <= fail_rate <= 1:
-            raise ValueError(f"fail_rate must be between 0 and 1, got {fail_rate}")
+        settings = EmulatorSettings.of(settings, options)
+        self.settings = settings
         self.state: dict[str, Any] = load_state(state)
         self.requests: list[RequestRecord] = []
-        self.persist_path = persist_path
-        self.latency_ms = latency_ms
-        self.latency_jitter_ms = latency_jitter_ms
-        self.fail_rate = fail_rate
-        self.clock = clock
+        # Copied out of the (frozen) settings: tests may change them between requests.
+        self.persist_path = settings.persist_path
+        self.latency_ms = settings.latency_ms
+        self.latency_jitter_ms = settings.latency_jitter_ms
+        self.fail_rate = settings.fail_rate
+        self.clock: Clock = settings.clock
+        seed = settings.seed
         # Two generators, so that turning jitter on does not change which requests fault.
         self._fault_rng = random.Random(seed)
         self._jitter_rng = random.Random(None if seed is None else f"jitter-{seed}")
-        self.injector = FaultInjector(faults, seed=seed)
+        self.injector = FaultInjector(settings.faults, seed=seed)
         self.platforms: list[Platform] = [FabricApi(self), QianfanApi(self)]
         for platform in self.platforms:
             platform.normalize(self.state)
@@ -468,35 +426,18 @@ def _emulator(request: Request) -> Emulator:
 
 
 def create_app(
-    state: StateSource,
-    *,
-    persist_path: str | os.PathLike[str] | None = None,
-    latency_ms: float = 0,
-    latency_jitter_ms: float = 0,
-    fail_rate: float = 0,
-    seed: int | None = None,
-    faults: Iterable[FaultSpec] = (),
-    clock: Clock = time.time,
+    state: StateSource, settings: EmulatorSettings | None = None, **options: Any
 ) -> Starlette:
     """The emulator as an ASGI app, seeded from ``state`` (a mapping or a JSON file path).
 
-    With ``persist_path``, the state is written there after every successful mutation.
-    ``faults`` (`Fault` objects, spec strings such as ``"reset,method=DELETE,rate=0.1"``, or
-    mappings) are injected as ``faults.py`` describes, drawn from ``seed``; change them later on
-    ``app.state.emulator.faults`` or with ``PUT /_emulator/faults``.
-    ``clock`` (seconds since the epoch) is what signed requests' timestamps are checked against.
+    ``settings`` (an `EmulatorSettings`; its fields may also be given, or overridden, as
+    keywords: ``create_app(state, persist_path=path)``) say where the state is persisted after
+    every successful mutation, the latency, the faults to inject (change them later on
+    ``app.state.emulator.faults`` or with ``PUT /_emulator/faults``) and the clock signed
+    requests' timestamps are checked against.
     Works in-process (``httpx.ASGITransport``: no lifespan needed) and over a real socket.
     """
-    emulator = Emulator(
-        state,
-        persist_path=persist_path,
-        latency_ms=latency_ms,
-        latency_jitter_ms=latency_jitter_ms,
-        fail_rate=fail_rate,
-        seed=seed,
-        faults=faults,
-        clock=clock,
-    )
+    emulator = Emulator(state, settings, **options)
     routes: list[BaseRoute] = [
         Route(ADMIN_PREFIX + "state", _admin_state, methods=["GET"]),
         Route(ADMIN_PREFIX + "requests", _admin_requests, methods=["GET"]),
@@ -519,27 +460,16 @@ def serve(
     state_path: str | os.PathLike[str],
     host: str = "127.0.0.1",
     port: int = 8080,
+    settings: EmulatorSettings | None = None,
     *,
-    persist_path: str | os.PathLike[str] | None = None,
-    latency_ms: float = 0,
-    latency_jitter_ms: float = 0,
-    fail_rate: float = 0,
-    seed: int | None = None,
-    faults: Iterable[FaultSpec] = (),
     access_log: bool = True,
+    **options: Any,
 ) -> None:
-    """Serve the emulator over HTTP with uvicorn until interrupted (blocking)."""
+    """Serve the emulator over HTTP with uvicorn until interrupted (blocking). ``settings`` and
+    ``options`` as `create_app` takes them."""
     import uvicorn  # only a server needs it; the in-process app does not
 
-    app = create_app(
-        state_path,
-        persist_path=persist_path,
-        latency_ms=latency_ms,
-        latency_jitter_ms=latency_jitter_ms,
-        fail_rate=fail_rate,
-        seed=seed,
-        faults=faults,
-    )
+    app = create_app(state_path, settings, **options)
     # The state loaded above lives as long as the server: frozen, the collector's full passes
     # (which grow with the heap, 100k versions here) never walk it again.
     gc.freeze()

@@ -1,19 +1,22 @@
 """Huawei Cloud DataArts Fabric, as the emulator speaks it (API.md section 1, seeds 000 and 003).
 
 One app serves both hosts: ``fabric.{region}`` (models, versions, base models) and
-``fabric-ep.{region}`` (service instances). Handlers read and change ``Emulator.state["fabric"]``
+``fabric-ep.{region}`` (service instances). Handlers read and change ``Host.state["fabric"]``
 directly on every request (nothing derived is cached), so tests may edit the state in between.
+
+Long (~830 lines) on purpose: one platform's whole contract (its constants, state checks,
+views and handlers) in one file, as API.md gives it one section; what both platforms share
+is in ``common.py`` and ``host.py``.
 """
 
 from __future__ import annotations
 
-import functools
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import QueryParams
@@ -22,13 +25,19 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from reconcile.emulator import signatures
+from reconcile.emulator.common import (
+    ALL_METHODS,
+    Json,
+    check_time,
+    check_unique,
+    newest_first,
+    require,
+    section,
+    time_key,
+)
+from reconcile.emulator.host import Host
 from reconcile.emulator.index import ListIndex, SortMemo
 from reconcile.emulator.responses import JSONResponse
-
-if TYPE_CHECKING:
-    from reconcile.emulator.app import Emulator
-
-Json = dict[str, Any]
 
 # --------------------------------------------------------------------------------------------
 # Platform constants: every code, message and limit the emulator answers with, in one place.
@@ -150,8 +159,6 @@ ID_REASON = "{name} must be 1 to 36 letters, digits or hyphens"
 VERSION_ID_REASON = "{name} must be 32 to 36 letters, digits or hyphens"
 MAX_TOKEN_LENGTH = 65534  # seed 000: X-Auth-Token is at most this long
 
-ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-
 OFFSET_DEFAULT = 0
 LIMIT_DEFAULT = 10
 LIMIT_MIN, LIMIT_MAX = 1, 100
@@ -216,6 +223,24 @@ def _aksk_refusal(reason: str) -> FabricError:
     return FabricError(
         401, {"error_code": AKSK_CODE, "error_msg": AKSK_FAIL_MSG.format(reason=reason)}
     )
+
+
+def _signed_body_hashes(body: bytes, headers: dict[str, str]) -> list[str]:
+    """The body hashes a valid SDK-HMAC-SHA256 signature may have signed, or the refusal of a
+    declared X-Sdk-Content-Sha256 that the body does not match."""
+    body_hash = signatures.sha256_hex(body)
+    declared_hash = headers.get(signatures.SDK_CONTENT_SHA256_HEADER)
+    if declared_hash is None:
+        return [body_hash]
+    # The SDK signs this header's value instead of hashing the body.
+    declared_hash = declared_hash.strip()
+    if declared_hash not in (signatures.SDK_UNSIGNED_PAYLOAD, body_hash):
+        raise _aksk_refusal(AKSK_BODY_HASH)
+    # Huawei's signers differ on an empty body: huaweicloudsdkcore (Python) signs the empty
+    # body's hash whatever this header says (and sends the header with every non-JSON content
+    # type), the API gateway's own signers (APIGW Go SDK) sign the header's value. Both are
+    # accepted: an empty body has nothing to tamper with.
+    return [declared_hash] if body else [declared_hash, body_hash]
 
 
 # --------------------------------------------------------------------------------------------
@@ -284,37 +309,20 @@ def _fuzzy(needle: str, haystack: Any) -> bool:
     return needle.casefold() in str(haystack or "").casefold()
 
 
-def _time_key(value: Any) -> datetime:
-    return _parsed_time(value if isinstance(value, str) else str(value))
-
-
-@functools.lru_cache(maxsize=1 << 17)  # a sort of 10,000 models parses each time once
-def _parsed_time(text: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return datetime.min.replace(tzinfo=UTC)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def _sorted(items: Iterable[Json], sort_by: str, order_by: str) -> list[Json]:
     """Items ordered by one field, ties broken by id, so that every page is stable."""
     field = SORT_FIELDS[sort_by]
 
     def key(item: Json) -> tuple[Any, str]:
         value = item.get(field)
-        primary = str(value or "") if field == "name" else _time_key(value)
+        primary = str(value or "") if field == "name" else time_key(value)
         return primary, str(item.get("id", ""))
 
     return sorted(items, key=key, reverse=order_by == "DESC")
 
 
 def _newest_first(versions: Iterable[Json]) -> list[Json]:
-    return sorted(
-        versions,
-        key=lambda v: (_time_key(v.get("create_time")), str(v.get("id", ""))),
-        reverse=True,
-    )
+    return newest_first(versions, "create_time", "id")
 
 
 # --------------------------------------------------------------------------------------------
@@ -326,30 +334,8 @@ def _derived_id(*parts: object) -> str:
     return str(uuid.uuid5(_ID_NAMESPACE, "/".join(str(p) for p in parts)))
 
 
-def _require(condition: bool, where: str, problem: str) -> None:
-    if not condition:
-        raise ValueError(f"emulator state: {where}: {problem}")
-
-
-def _check_time(record: Json, key: str, where: str) -> None:
-    value = record[key]
-    try:
-        datetime.fromisoformat(value)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"emulator state: {where}.{key}: not an ISO 8601 time: {value!r}"
-        ) from None
-
-
-def _check_unique(records: list[Json], where: str) -> None:
-    seen: set[str] = set()
-    for record in records:
-        _require(record["id"] not in seen, where, f"id {record['id']!r} appears twice")
-        seen.add(record["id"])
-
-
 def _user(value: Any, where: str) -> Json:
-    _require(value is None or isinstance(value, dict), where, "must be an object")
+    require(value is None or isinstance(value, dict), where, "must be an object")
     return {**DEFAULT_USER, **(value or {})}
 
 
@@ -363,85 +349,85 @@ def normalize_fabric(section: Json) -> None:
     SK}`` for SDK-HMAC-SHA256) and ``security_tokens`` (``{AK: token}``: that AK is a temporary
     one, valid only with this X-Security-Token, signed). All optional.
     """
-    _require(isinstance(section, dict), "fabric", "must be an object")
+    require(isinstance(section, dict), "fabric", "must be an object")
     tokens = section.setdefault("tokens", [])
-    _require(
+    require(
         isinstance(tokens, list) and all(isinstance(t, str) for t in tokens),
         "fabric.tokens",
         "must be a list of strings",
     )
     for key in ("access_keys", "security_tokens"):
         mapping = section.setdefault(key, {})
-        _require(
+        require(
             isinstance(mapping, dict)
             and all(isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()),
             f"fabric.{key}",
             "must be an object of strings",
         )
     for ak in section["security_tokens"]:
-        _require(ak in section["access_keys"], "fabric.security_tokens", f"unknown AK {ak!r}")
+        require(ak in section["access_keys"], "fabric.security_tokens", f"unknown AK {ak!r}")
     base_models = section.setdefault("base_models", [])
-    _require(isinstance(base_models, list), "fabric.base_models", "must be a list")
+    require(isinstance(base_models, list), "fabric.base_models", "must be a list")
     for i, base in enumerate(base_models):
         where = f"fabric.base_models[{i}]"
-        _require(
+        require(
             isinstance(base, dict) and "base_model_type" in base, where, "needs base_model_type"
         )
         for key, value in DEFAULT_BASE_MODEL.items():
             base.setdefault(key, value)
     workspaces = section.setdefault("workspaces", {})
-    _require(isinstance(workspaces, dict), "fabric.workspaces", "must be an object")
+    require(isinstance(workspaces, dict), "fabric.workspaces", "must be an object")
     for ws_id, workspace in workspaces.items():
         where = f"fabric.workspaces.{ws_id}"
-        _require(bool(ID_RE.fullmatch(ws_id)), where, ID_REASON.format(name="workspace id"))
-        _require(isinstance(workspace, dict), where, "must be an object")
+        require(bool(ID_RE.fullmatch(ws_id)), where, ID_REASON.format(name="workspace id"))
+        require(isinstance(workspace, dict), where, "must be an object")
         _normalize_workspace(ws_id, workspace, where)
 
 
 def _normalize_workspace(ws_id: str, workspace: Json, where: str) -> None:
     models = workspace.setdefault("models", [])
-    _require(isinstance(models, list), f"{where}.models", "must be a list")
+    require(isinstance(models, list), f"{where}.models", "must be a list")
     for i, model in enumerate(models):
         _normalize_model(ws_id, i, model, f"{where}.models[{i}]")
-    _check_unique(models, f"{where}.models")
+    check_unique((m["id"] for m in models), f"{where}.models", "id")
     services = workspace.setdefault("service_instances", [])
-    _require(isinstance(services, list), f"{where}.service_instances", "must be a list")
+    require(isinstance(services, list), f"{where}.service_instances", "must be a list")
     for i, service in enumerate(services):
         _normalize_service(ws_id, i, service, f"{where}.service_instances[{i}]")
-    _check_unique(services, f"{where}.service_instances")
+    check_unique((s["id"] for s in services), f"{where}.service_instances", "id")
 
 
 def _normalize_model(ws_id: str, index: int, model: Any, where: str) -> None:
-    _require(isinstance(model, dict) and isinstance(model.get("name"), str), where, "needs a name")
+    require(isinstance(model, dict) and isinstance(model.get("name"), str), where, "needs a name")
     model.setdefault("id", _derived_id(ws_id, "model", index, model["name"]))
-    _require(bool(ID_RE.fullmatch(str(model["id"]))), f"{where}.id", ID_REASON.format(name="id"))
+    require(bool(ID_RE.fullmatch(str(model["id"]))), f"{where}.id", ID_REASON.format(name="id"))
     model.setdefault("description", "")
     model.setdefault("type", MODEL_TYPES[0])
     model.setdefault("visibility", "PRIVATE")
-    _require(
+    require(
         model["visibility"] in ("PRIVATE", "PUBLIC"), f"{where}.visibility", "PRIVATE or PUBLIC"
     )
     model.setdefault("create_time", DEFAULT_TIME)
     model.setdefault("update_time", model["create_time"])
-    _check_time(model, "create_time", where)
-    _check_time(model, "update_time", where)
+    check_time(model, "create_time", where)
+    check_time(model, "update_time", where)
     model["create_user"] = _user(model.get("create_user"), f"{where}.create_user")
     model["update_user"] = _user(
         model.get("update_user", model["create_user"]), f"{where}.update_user"
     )
     versions = model.setdefault("versions", [])
-    _require(isinstance(versions, list), f"{where}.versions", "must be a list")
+    require(isinstance(versions, list), f"{where}.versions", "must be a list")
     for i, version in enumerate(versions):
         _normalize_version(model, i, version, f"{where}.versions[{i}]")
-    _check_unique(versions, f"{where}.versions")
+    check_unique((v["id"] for v in versions), f"{where}.versions", "id")
 
 
 def _normalize_version(model: Json, index: int, version: Any, where: str) -> None:
-    _require(
+    require(
         isinstance(version, dict) and isinstance(version.get("name"), str), where, "needs a name"
     )
     version.setdefault("id", _derived_id(model["id"], "version", index, version["name"]))
-    _require(
+    require(
         bool(VERSION_ID_RE.fullmatch(str(version["id"]))),
         f"{where}.id",
         VERSION_ID_REASON.format(name="id"),
@@ -449,43 +435,43 @@ def _normalize_version(model: Json, index: int, version: Any, where: str) -> Non
     version.setdefault("description", "")
     version.setdefault("cap_white_list", [])
     config = version.setdefault("config", {})
-    _require(isinstance(config, dict), f"{where}.config", "must be an object")
+    require(isinstance(config, dict), f"{where}.config", "must be an object")
     llm = config.setdefault("llm_model_config", {})
-    _require(isinstance(llm, dict), f"{where}.config.llm_model_config", "must be an object")
+    require(isinstance(llm, dict), f"{where}.config.llm_model_config", "must be an object")
     llm.setdefault("base_model_type", "")
     llm.setdefault("model_path", "")
     version.setdefault("create_time", model["create_time"])
-    _check_time(version, "create_time", where)
+    check_time(version, "create_time", where)
     version["create_user"] = _user(
         version.get("create_user", model["create_user"]), f"{where}.create_user"
     )
 
 
 def _normalize_service(ws_id: str, index: int, service: Any, where: str) -> None:
-    _require(isinstance(service, dict), where, "must be an object")
+    require(isinstance(service, dict), where, "must be an object")
     source = service.get("source")
-    _require(
+    require(
         isinstance(source, dict) and isinstance(source.get("id"), str),
         f"{where}.source",
         "needs the id of the model it serves",
     )
     source.setdefault("version_id", "")
     service.setdefault("id", _derived_id(ws_id, "service", index))
-    _require(bool(ID_RE.fullmatch(str(service["id"]))), f"{where}.id", ID_REASON.format(name="id"))
+    require(bool(ID_RE.fullmatch(str(service["id"]))), f"{where}.id", ID_REASON.format(name="id"))
     service.setdefault("name", f"service-{service['id'][:8]}")
     service.setdefault("description", "")
     service.setdefault("endpoint_id", _derived_id(ws_id, "endpoint", service["id"]))
     service.setdefault("type", MODEL_TYPES[0])
     service.setdefault("visibility", "PRIVATE")
     service.setdefault("status", "RUNNING")
-    _require(service["status"] in SERVICE_STATUSES, f"{where}.status", "unknown status")
+    require(service["status"] in SERVICE_STATUSES, f"{where}.status", "unknown status")
     service.setdefault("create_time", DEFAULT_TIME)
     service.setdefault("update_time", service["create_time"])
-    _check_time(service, "create_time", where)
-    _check_time(service, "update_time", where)
+    check_time(service, "create_time", where)
+    check_time(service, "update_time", where)
     service.setdefault("duration", 0)
     given = service.get("create_user")
-    _require(given is None or isinstance(given, dict), f"{where}.create_user", "must be an object")
+    require(given is None or isinstance(given, dict), f"{where}.create_user", "must be an object")
     # ServiceInstanceBriefInfo's user has only these two fields.
     service["create_user"] = {
         "domain_name": DEFAULT_USER["domain_name"],
@@ -504,8 +490,8 @@ Handler = Callable[[Request], Response]
 class FabricApi:
     """The Fabric half of the emulator: routes, auth, faults, and the handlers over the state."""
 
-    def __init__(self, emulator: Emulator) -> None:
-        self.emulator = emulator
+    def __init__(self, host: Host) -> None:
+        self.host = host
         # Derived from the state and checked against it on every use (see index.py).
         self._model_index: dict[str, ListIndex] = {}
         self._sorts = SortMemo()
@@ -617,7 +603,7 @@ class FabricApi:
             signed_at = datetime.strptime(sdk_date, signatures.SDK_DATE_FORMAT).replace(tzinfo=UTC)
         except ValueError:
             raise _aksk_refusal(AKSK_BAD_DATE) from None
-        if abs(self.emulator.clock() - signed_at.timestamp()) > AKSK_MAX_SKEW_SECONDS:
+        if abs(self.host.clock() - signed_at.timestamp()) > AKSK_MAX_SKEW_SECONDS:
             raise _aksk_refusal(AKSK_STALE_DATE)
         expected_token = self._fabric().get("security_tokens", {}).get(access_key)
         if expected_token is not None and (
@@ -625,19 +611,7 @@ class FabricApi:
             or headers[SECURITY_TOKEN_HEADER].strip() != expected_token
         ):
             raise _aksk_refusal(AKSK_SECURITY_TOKEN)
-        body = await request.body()
-        body_hashes = [signatures.sha256_hex(body)]
-        declared_hash = headers.get(signatures.SDK_CONTENT_SHA256_HEADER)
-        if declared_hash is not None:
-            # The SDK signs this header's value instead of hashing the body.
-            declared_hash = declared_hash.strip()
-            if declared_hash not in (signatures.SDK_UNSIGNED_PAYLOAD, body_hashes[0]):
-                raise _aksk_refusal(AKSK_BODY_HASH)
-            # Huawei's signers differ on an empty body: huaweicloudsdkcore (Python) signs the
-            # empty body's hash whatever this header says (and sends the header with every
-            # non-JSON content type), the API gateway's own signers (APIGW Go SDK) sign the
-            # header's value. Both are accepted: an empty body has nothing to tamper with.
-            body_hashes = [declared_hash] if body else [declared_hash, body_hashes[0]]
+        body_hashes = _signed_body_hashes(await request.body(), headers)
         canonical_requests = [
             signatures.sdk_canonical_request(
                 request.method,
@@ -659,8 +633,7 @@ class FabricApi:
             raise _aksk_refusal(AKSK_MISMATCH)
 
     def _fabric(self) -> Json:
-        section: Json = self.emulator.state.get("fabric") or {}
-        return section
+        return section(self.host.state, "fabric")
 
     def _workspace(self, request: Request) -> Json:
         ws_id = request.path_params["workspace_id"]
@@ -766,7 +739,7 @@ class FabricApi:
             )
         index = self._model_index[request.path_params["workspace_id"]]
         workspace["models"] = index.without(models, [place])
-        self.emulator.persist()
+        self.host.persist()
         return Response(status_code=200)
 
     def delete_version(self, request: Request) -> Response:
@@ -796,7 +769,7 @@ class FabricApi:
                 },
             )
         model["versions"] = [v for v in versions if v is not version]
-        self.emulator.persist()
+        self.host.persist()
         return Response(status_code=202)
 
     def list_base_models(self, request: Request) -> Response:

@@ -12,7 +12,7 @@ Errors: the gateway (auth, unknown paths and actions, injected faults) and V2 an
 4xx/5xx with ``{"requestId", "code", "message"}`` and the headers ``X-Bce-Error-Code`` /
 ``X-Bce-Error-Message``; V1 answers HTTP 200 with ``{"log_id", "error_code", "error_msg"}``.
 
-State: ``Emulator.state["qianfan"]``, read and changed on every request (nothing cached).
+State: ``Host.state["qianfan"]``, read and changed on every request (nothing cached).
 Records use the V2 wire names; every field not marked required may be left out::
 
     "qianfan": {
@@ -44,11 +44,14 @@ Records use the V2 wire names; every field not marked required may be left out::
     }
 
 Choices the docs do not settle are marked (inferred) where they are made, in the constants below.
+
+Long (~1,100 lines) on purpose: one platform's whole contract (its constants, state checks,
+views and handlers) in one file, as API.md gives it one section; what both platforms share
+is in ``common.py`` and ``host.py``.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import re
@@ -56,7 +59,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import QueryParams
@@ -65,13 +68,19 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from reconcile.emulator import signatures
+from reconcile.emulator.common import (
+    ALL_METHODS,
+    Json,
+    check_time,
+    check_unique,
+    newest_first,
+    require,
+    section,
+    time_key,
+)
+from reconcile.emulator.host import REQUEST_ID_STATE_KEY, Host
 from reconcile.emulator.index import ListIndex, SortMemo
 from reconcile.emulator.responses import JSONResponse
-
-if TYPE_CHECKING:
-    from reconcile.emulator.app import Emulator
-
-Json = dict[str, Any]
 
 # --------------------------------------------------------------------------------------------
 # Platform constants: every code, message and limit the emulator answers with, in one place.
@@ -80,7 +89,6 @@ Json = dict[str, Any]
 V2_PREFIX = "/v2/"
 V1_PREFIX = "/wenxinworkshop/"
 V1_REPO = "/wenxinworkshop/modelrepo"
-ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 @dataclass(frozen=True)
@@ -94,22 +102,6 @@ class BceError:
 
 # Baidu Cloud's common error codes, with their published messages.
 ACCESS_DENIED = BceError(403, "AccessDenied", "Access denied.")
-INVALID_ACCESS_KEY = BceError(
-    403, "InvalidAccessKeyId", "The Access Key ID you provided does not exist in our records."
-)
-INVALID_AUTH_HEADER = BceError(
-    400,
-    "InvalidHTTPAuthHeader",
-    "The HTTP authorization header is invalid. Consult the service documentation for details.",
-)
-SIGNATURE_MISMATCH = BceError(
-    400,
-    "SignatureDoesNotMatch",
-    "The request signature we calculated does not match the signature you provided. "
-    "Check your Secret Access Key and signing method. "
-    "Consult the service documentation for details.",
-)
-REQUEST_EXPIRED = BceError(400, "RequestExpired", "Request has expired. Timestamp date is {when}.")
 MALFORMED_JSON = BceError(400, "MalformedJSON", "The JSON you provided was not well-formed.")
 INAPPROPRIATE_JSON = BceError(
     400,
@@ -120,6 +112,31 @@ INVALID_URI = BceError(400, "InvalidURI", "Could not parse the specified URI.")
 INTERNAL_ERROR = BceError(
     500, "InternalError", "We encountered an internal error. Please try again."
 )
+
+
+def _gateway_authn(status: int, code: str, cause: str) -> BceError:
+    """A refusal of the gateway's authentication (IAM, in front of V1 and V2 alike): its
+    ``message`` and ``X-Bce-Error-Message`` read ``"<code>, cause: <cause>"``."""
+    return BceError(status, code, f"{code}, cause: {cause}")
+
+
+# The gateway's authentication refusals. The two messages the official SDK compares
+# X-Bce-Error-Message with (qianfan/resources/requestor/base.py) are exact; their statuses
+# (API.md, inferred) and the other three refusals' causes are inferred.
+CREDENTIAL_NOT_FOUND = _gateway_authn(401, "NotFound", "Could not find credential.")
+SIGNATURE_MISMATCH = _gateway_authn(
+    400, "SignatureDoesNotMatch", "Fail to authn user: Signature does not match"
+)
+REQUEST_EXPIRED = _gateway_authn(
+    400, "RequestExpired", "Fail to authn user: Request has expired. Timestamp date is {when}."
+)
+INVALID_AUTH_HEADER = _gateway_authn(
+    400, "InvalidHTTPAuthHeader", "Fail to authn user: The HTTP authorization header is invalid."
+)
+AUTHORIZATION_MISSING = _gateway_authn(
+    403, "AccessDenied", "Fail to authn user: The request has no Authorization header."
+)
+
 # (inferred) The rest: all the wording; the codes too, but InvalidMarker's and ModelInUse's.
 INVALID_MARKER = BceError(400, "InvalidMarker", "The marker {marker} is not valid.")
 NOT_FOUND = BceError(404, "ResourceNotFound", "The resource {id} does not exist.")
@@ -253,8 +270,8 @@ def _v1_log_id(request_id: str) -> str:
 
 
 def _request_id(request: Request) -> str:
-    # Set by the shared plumbing (app.REQUEST_ID_STATE_KEY) before any platform code runs.
-    return str(request.state.request_id)
+    # Set by the shared plumbing before any platform code runs.
+    return str(getattr(request.state, REQUEST_ID_STATE_KEY))
 
 
 def _v1_param_invalid() -> V1Error:
@@ -281,25 +298,8 @@ def _field(body: Json, key: str, kind: type | tuple[type, ...], default: Any = N
     return value
 
 
-def _time_key(value: Any) -> datetime:
-    return _parsed_time(value if isinstance(value, str) else str(value))
-
-
-@functools.lru_cache(maxsize=1 << 17)  # a sort of 10,000 model sets parses each time once
-def _parsed_time(text: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return datetime.min.replace(tzinfo=UTC)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def _newest_first(items: Iterable[Json], id_key: str) -> list[Json]:
-    return sorted(
-        items,
-        key=lambda item: (_time_key(item.get("createTime")), str(item.get(id_key, ""))),
-        reverse=True,
-    )
+    return newest_first(items, "createTime", id_key)
 
 
 def _marker_page(
@@ -348,31 +348,9 @@ def _derived_id(prefix: str, *parts: object) -> str:
     return prefix + digest[:12]
 
 
-def _require(condition: bool, where: str, problem: str) -> None:
-    if not condition:
-        raise ValueError(f"emulator state: {where}: {problem}")
-
-
-def _check_time(record: Json, key: str, where: str) -> None:
-    value = record[key]
-    try:
-        datetime.fromisoformat(value)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"emulator state: {where}.{key}: not an ISO 8601 time: {value!r}"
-        ) from None
-
-
 def _check_choice(record: Json, key: str, allowed: Iterable[str], where: str) -> None:
     allowed = tuple(allowed)
-    _require(record[key] in allowed, f"{where}.{key}", f"must be one of {', '.join(allowed)}")
-
-
-def _check_unique(values: Iterable[object], where: str, what: str) -> None:
-    seen: set[object] = set()
-    for value in values:
-        _require(value not in seen, where, f"{what} {value!r} appears twice")
-        seen.add(value)
+    require(record[key] in allowed, f"{where}.{key}", f"must be one of {', '.join(allowed)}")
 
 
 def _assign_v1_ids(records: list[Json], key: str, first: int, where: str) -> None:
@@ -380,7 +358,7 @@ def _assign_v1_ids(records: list[Json], key: str, first: int, where: str) -> Non
     for record in records:
         if key in record:
             value = record[key]
-            _require(
+            require(
                 isinstance(value, int) and not isinstance(value, bool) and value > 0,
                 f"{where}.{key}",
                 "must be a positive integer",
@@ -393,7 +371,7 @@ def _assign_v1_ids(records: list[Json], key: str, first: int, where: str) -> Non
                 next_id += 1
             record[key] = next_id
             used.add(next_id)
-    _check_unique((record[key] for record in records), where, key)
+    check_unique((record[key] for record in records), where, key)
 
 
 def normalize_qianfan(section: Json) -> None:
@@ -402,39 +380,39 @@ def normalize_qianfan(section: Json) -> None:
     Raises ValueError naming the offending place. Names may repeat (the reconciler must report
     that as ambiguous); ids may not, and version ids are unique across model sets.
     """
-    _require(isinstance(section, dict), "qianfan", "must be an object")
+    require(isinstance(section, dict), "qianfan", "must be an object")
     keys = section.setdefault("access_keys", {})
-    _require(
+    require(
         isinstance(keys, dict)
         and all(isinstance(k, str) and isinstance(v, str) for k, v in keys.items()),
         "qianfan.access_keys",
         "must be an object of strings",
     )
     model_sets = section.setdefault("model_sets", [])
-    _require(isinstance(model_sets, list), "qianfan.model_sets", "must be a list")
+    require(isinstance(model_sets, list), "qianfan.model_sets", "must be a list")
     for i, model_set in enumerate(model_sets):
         _normalize_model_set(i, model_set, f"qianfan.model_sets[{i}]")
-    _check_unique((s["modelSetId"] for s in model_sets), "qianfan.model_sets", "modelSetId")
+    check_unique((s["modelSetId"] for s in model_sets), "qianfan.model_sets", "modelSetId")
     _assign_v1_ids(model_sets, "v1ModelId", FIRST_V1_MODEL_ID, "qianfan.model_sets")
     versions = [v for s in model_sets for v in s["versions"]]
-    _check_unique((v["modelId"] for v in versions), "qianfan.model_sets[].versions", "modelId")
+    check_unique((v["modelId"] for v in versions), "qianfan.model_sets[].versions", "modelId")
     _assign_v1_ids(versions, "v1VersionId", FIRST_V1_VERSION_ID, "qianfan.model_sets[].versions")
     set_of_version = {v["modelId"]: s["modelSetId"] for s in model_sets for v in s["versions"]}
     services = section.setdefault("services", [])
-    _require(isinstance(services, list), "qianfan.services", "must be a list")
+    require(isinstance(services, list), "qianfan.services", "must be a list")
     for i, service in enumerate(services):
         _normalize_service(i, service, set_of_version, f"qianfan.services[{i}]")
-    _check_unique((s["serviceId"] for s in services), "qianfan.services", "serviceId")
+    check_unique((s["serviceId"] for s in services), "qianfan.services", "serviceId")
 
 
 def _normalize_model_set(index: int, model_set: Any, where: str) -> None:
-    _require(
+    require(
         isinstance(model_set, dict) and isinstance(model_set.get("modelSetName"), str),
         where,
         "needs a modelSetName",
     )
     model_set.setdefault("modelSetId", _derived_id("am-", "set", index, model_set["modelSetName"]))
-    _require(
+    require(
         isinstance(model_set["modelSetId"], str)
         and bool(MODEL_SET_ID_RE.fullmatch(model_set["modelSetId"])),
         f"{where}.modelSetId",
@@ -444,7 +422,7 @@ def _normalize_model_set(index: int, model_set: Any, where: str) -> None:
     model_set.setdefault("source", CUSTOM_SOURCE)
     _check_choice(model_set, "source", MODEL_SET_SOURCES, where)
     labels = model_set.setdefault("labels", [])
-    _require(
+    require(
         isinstance(labels, list) and all(isinstance(label, str) for label in labels),
         f"{where}.labels",
         "must be a list of strings",
@@ -453,16 +431,16 @@ def _normalize_model_set(index: int, model_set: Any, where: str) -> None:
     model_set.setdefault("createUser", DEFAULT_USER)
     model_set.setdefault("createTime", DEFAULT_TIME)
     model_set.setdefault("modifyTime", model_set["createTime"])
-    _check_time(model_set, "createTime", where)
-    _check_time(model_set, "modifyTime", where)
+    check_time(model_set, "createTime", where)
+    check_time(model_set, "modifyTime", where)
     versions = model_set.setdefault("versions", [])
-    _require(isinstance(versions, list), f"{where}.versions", "must be a list")
+    require(isinstance(versions, list), f"{where}.versions", "must be a list")
     for i, version in enumerate(versions):
         _normalize_version(model_set, i, version, f"{where}.versions[{i}]")
 
 
 def _normalize_version(model_set: Json, index: int, version: Any, where: str) -> None:
-    _require(
+    require(
         isinstance(version, dict) and isinstance(version.get("modelName"), str),
         where,
         "needs a modelName (the version's name)",
@@ -470,7 +448,7 @@ def _normalize_version(model_set: Json, index: int, version: Any, where: str) ->
     version.setdefault(
         "modelId", _derived_id("amv-", model_set["modelSetId"], index, version["modelName"])
     )
-    _require(
+    require(
         isinstance(version["modelId"], str) and bool(VERSION_ID_RE.fullmatch(version["modelId"])),
         f"{where}.modelId",
         "must be amv- and letters, digits or hyphens",
@@ -482,27 +460,27 @@ def _normalize_version(model_set: Json, index: int, version: Any, where: str) ->
     source_info = version.setdefault(
         "sourceInfo", {"sourceType": PRESET_SOURCE_TYPE if preset else SOURCE_TYPES[0]}
     )
-    _require(isinstance(source_info, dict), f"{where}.sourceInfo", "must be an object")
+    require(isinstance(source_info, dict), f"{where}.sourceInfo", "must be an object")
     source_info.setdefault("sourceType", SOURCE_TYPES[0])
     _check_choice(source_info, "sourceType", SOURCE_TYPES, f"{where}.sourceInfo")
     version.setdefault("description", "")
     version.setdefault("modelApplicationType", DEFAULT_APPLICATION_TYPE)
     version.setdefault("createTime", model_set["createTime"])
     version.setdefault("modifyTime", version["createTime"])
-    _check_time(version, "createTime", where)
-    _check_time(version, "modifyTime", where)
+    check_time(version, "createTime", where)
+    check_time(version, "modifyTime", where)
 
 
 def _normalize_service(
     index: int, service: Any, set_of_version: dict[str, str], where: str
 ) -> None:
-    _require(
+    require(
         isinstance(service, dict) and isinstance(service.get("modelId"), str),
         where,
         "needs the modelId (amv-) of the version it serves",
     )
     service.setdefault("serviceId", _derived_id("svco-", "service", index))
-    _require(
+    require(
         isinstance(service["serviceId"], str)
         and bool(SERVICE_ID_RE.fullmatch(service["serviceId"])),
         f"{where}.serviceId",
@@ -515,8 +493,8 @@ def _normalize_service(
     _check_choice(service, "runStatus", RUN_STATUSES, where)
     service.setdefault("createTime", DEFAULT_TIME)
     service.setdefault("modifyTime", service["createTime"])
-    _check_time(service, "createTime", where)
-    _check_time(service, "modifyTime", where)
+    check_time(service, "createTime", where)
+    check_time(service, "modifyTime", where)
 
 
 # --------------------------------------------------------------------------------------------
@@ -657,8 +635,8 @@ V1Handler = Callable[[Json], Json]
 class QianfanApi:
     """The Qianfan half of the emulator: routes, auth, faults, and the handlers over the state."""
 
-    def __init__(self, emulator: Emulator) -> None:
-        self.emulator = emulator
+    def __init__(self, host: Host) -> None:
+        self.host = host
         # Derived from the state and checked against it on every use (see index.py).
         self._set_index = {key: ListIndex(key) for key in ("modelSetId", "v1ModelId")}
         #: version modelId -> the model set that held it when last looked at
@@ -796,11 +774,11 @@ class QianfanApi:
     async def authenticate(self, request: Request) -> None:
         """Raise the gateway's refusal unless the request carries a valid bce-auth-v1 signature.
 
-        (inferred) No Authorization header: AccessDenied; an unknown AK: InvalidAccessKeyId.
+        An unknown (or revoked) access key is the credential ``NotFound`` that the SDK names.
         """
         authorization = request.headers.get("authorization", "").strip()
         if not authorization:
-            raise QianfanError(ACCESS_DENIED)
+            raise QianfanError(AUTHORIZATION_MISSING)
         parts = authorization.split("/")
         if len(parts) != 6 or parts[0] != signatures.BCE_AUTH_VERSION:
             raise QianfanError(INVALID_AUTH_HEADER)
@@ -813,9 +791,9 @@ class QianfanApi:
             raise QianfanError(INVALID_AUTH_HEADER)
         secret_key = self._qianfan().get("access_keys", {}).get(access_key)
         if secret_key is None:
-            raise QianfanError(INVALID_ACCESS_KEY)
+            raise QianfanError(CREDENTIAL_NOT_FOUND)
         signed_epoch = signed_at.replace(tzinfo=UTC).timestamp()
-        now = self.emulator.clock()
+        now = self.host.clock()
         if now > signed_epoch + int(expiration) or signed_epoch > now + MAX_FUTURE_SECONDS:
             raise QianfanError(REQUEST_EXPIRED, when=timestamp)
         headers = {name.lower(): value for name, value in request.headers.items()}
@@ -835,8 +813,7 @@ class QianfanApi:
     # -- state access ----------------------------------------------------------------------
 
     def _qianfan(self) -> Json:
-        section: Json = self.emulator.state.get("qianfan") or {}
-        return section
+        return section(self.host.state, "qianfan")
 
     def _model_sets(self) -> list[Json]:
         model_sets: list[Json] = self._qianfan().get("model_sets", [])
@@ -898,13 +875,13 @@ class QianfanApi:
             ids = {id(s) for s in doomed}
             kept = [s for s in model_sets if id(s) not in ids]
         self._qianfan()["model_sets"] = kept
-        self.emulator.persist()
+        self.host.persist()
 
     def _delete_versions(self, doomed: list[tuple[Json, Json]]) -> None:
         ids = {id(version) for _, version in doomed}
         for model_set in {id(s): s for s, _ in doomed}.values():
             model_set["versions"] = [v for v in model_set["versions"] if id(v) not in ids]
-        self.emulator.persist()
+        self.host.persist()
 
     # -- V2 handlers -----------------------------------------------------------------------
 
@@ -1082,7 +1059,7 @@ class QianfanApi:
                 and name_filter.casefold() in s["modelSetName"].casefold()
                 and (not model_types or s["modelType"] in model_types)
             ),
-            key=lambda s: (_time_key(s[field]), s["v1ModelId"]),
+            key=lambda s: (time_key(s[field]), s["v1ModelId"]),
             reverse=order == "desc",
         )
         start = (page_no - 1) * page_size

@@ -6,6 +6,7 @@ own section, and keys it does not know are kept untouched.
 """
 
 import copy
+import hashlib
 import json
 import os
 import tempfile
@@ -44,14 +45,59 @@ def save_state(state: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
 
     A reader (or a crash) sees either the old file or the new one, never half of one.
     """
-    target = Path(path)
+    text = json.dumps(state, indent=2, ensure_ascii=False) + "\n"
+    _write_atomically(Path(path), text.encode("utf-8"))
+
+
+# -- working copies of a seed state -------------------------------------------------------------
+#
+# An `emulator:` endpoint serves a working copy of its seed file, so that a demo's deletes never
+# change the tracked seed. A copy made by `copy_seed` keeps, beside it, the SHA-256 of the seed it
+# was copied from: `seed_changed` then tells an edited seed from the copy's own deletes.
+
+SEED_RECORD_SUFFIX = ".seed-sha256"
+
+
+def seed_record(copy: str | os.PathLike[str]) -> Path:
+    """Where the digest of ``copy``'s seed is kept (beside it)."""
+    path = Path(copy)
+    return path.with_name(path.name + SEED_RECORD_SUFFIX)
+
+
+def copy_seed(seed: str | os.PathLike[str], copy: str | os.PathLike[str]) -> None:
+    """Make ``copy`` a fresh working copy of ``seed`` (atomically), recording the seed's digest."""
+    data = Path(seed).read_bytes()
+    target = Path(copy)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomically(target, data)
+    _write_atomically(seed_record(target), (_digest(data) + "\n").encode("ascii"))
+
+
+def seed_changed(seed: str | os.PathLike[str], copy: str | os.PathLike[str]) -> bool:
+    """Whether ``seed`` changed since its working copy ``copy`` was made.
+
+    With the digest `copy_seed` recorded, exact. A copy without one (made by an older version,
+    or by hand) counts as stale when the seed was modified after the copy last was.
+    """
+    record = seed_record(copy)
+    try:
+        recorded = record.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return Path(seed).stat().st_mtime > Path(copy).stat().st_mtime
+    return recorded != _digest(Path(seed).read_bytes())
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
     mode = target.stat().st_mode & 0o777 if target.exists() else _NEW_FILE_MODE
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(state, handle, indent=2, ensure_ascii=False)
-            handle.write("\n")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         tmp.chmod(mode)
