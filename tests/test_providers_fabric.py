@@ -14,6 +14,7 @@ import pytest
 
 from reconcile.emulator import create_app
 from reconcile.errors import (
+    AuthError,
     InUseError,
     ListingIncompleteError,
     NotFoundError,
@@ -172,7 +173,7 @@ def _response(status: int, body: Any) -> httpx.Response:
         (
             401,
             {"error_code": "APIG.1002", "error_msg": "Incorrect token or token resolution failed"},
-            ProviderError,
+            AuthError,
             "HTTP 401 APIG.1002: Incorrect token or token resolution failed",
         ),
         (
@@ -183,7 +184,7 @@ def _response(status: int, body: Any) -> httpx.Response:
                 "error_msg": "X-Auth-Token is invalid in the request",
                 "title": "Forbidden",
             },
-            ProviderError,
+            AuthError,
             "HTTP 403 403: X-Auth-Token is invalid in the request",
         ),
         (

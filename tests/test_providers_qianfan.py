@@ -18,6 +18,7 @@ import pytest
 from reconcile.cli import main
 from reconcile.emulator import create_app
 from reconcile.errors import (
+    AuthError,
     InUseError,
     ListingIncompleteError,
     NotFoundError,
@@ -263,7 +264,7 @@ def test_a_v1_success_is_its_result() -> None:
             NotFoundError,
             "delete model amv-a: ResourceNotFound: gone",
         ),
-        ({"code": "AccessDenied", "message": "Access denied."}, ProviderError, "AccessDenied"),
+        ({"code": "AccessDenied", "message": "Access denied."}, AuthError, "AccessDenied"),
         ({"requestId": "r-3", "message": "no code"}, ProviderError, "?: no code"),
     ],
 )
@@ -420,7 +421,7 @@ def test_http_errors_carry_the_platform_code_message_and_a_hint() -> None:
         "message": "The request signature we calculated does not match the signature you provided.",
     }
     error = map_error(_response(400, body, **{"X-Bce-Error-Code": "SignatureDoesNotMatch"}), body)
-    assert type(error) is ProviderError
+    assert type(error) is AuthError  # a ProviderError, of the class no delete counts as gone
     assert str(error).startswith("HTTP 400 SignatureDoesNotMatch: The request signature")
     assert "7e2c" in str(error)
     assert error.status == 400 and error.code == "SignatureDoesNotMatch"

@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 import httpx
 
 from reconcile.errors import (
+    AuthError,
     InUseError,
     ListingIncompleteError,
     NotFoundError,
@@ -78,6 +79,22 @@ _OWN_VERSION_SOURCES = frozenset({"Train", "Acceleration", "Import"})
 #: "ModelInUse" (V2) and 500002 (V1, the emulator's code; inferred) refuse a delete in use.
 _IN_USE_CODES = frozenset({"ModelInUse", "500002"})
 _NOT_FOUND_CODES = frozenset({"ResourceNotFound", "ModelNotFound", "NotFound"})
+#: Codes that refuse the caller, not the object (API.md; V1's are the SDK's `APIErrorCode`:
+#: 6 NoPermissionToAccessData, 13 GetServiceTokenFailed, 14 IAMCertificationFailed, 110/111 an
+#: access token invalid or expired, 336004 PermissionError).
+_AUTH_CODES = frozenset(
+    {
+        *("SignatureDoesNotMatch", "InvalidHTTPAuthHeader", "InvalidAccessKeyId"),
+        *("RequestExpired", "AccessDenied", "6", "13", "14", "110", "111", "336004"),
+    }
+)
+#: The gateway's credential refusals, as the official SDK recognises them in
+#: `X-Bce-Error-Message` (qianfan/resources/requestor/base.py): an unknown or revoked access key
+#: ("NotFound, cause: Could not find credential."), a wrong secret key ("SignatureDoesNotMatch,
+#: cause: Fail to authn user: Signature does not match"). Matched in any message, any status.
+_AUTH_MESSAGE = re.compile(
+    r"could not find credential|fail to authn|signature does not match", re.IGNORECASE
+)
 _HINTS = {
     "SignatureDoesNotMatch": "check the secret key (the sk_env variable)",
     "InvalidHTTPAuthHeader": "check the access key and secret key",
@@ -147,12 +164,35 @@ def v1_result(payload: Any, what: str) -> Any:
 
 def _platform_error(what: str, code: str, message: str, request_id: Any) -> ProviderError:
     text = f"{what}: {code}: {message}" + (f" [request id {request_id}]" if request_id else "")
-    kind: type[ProviderError] = ProviderError
+    kind = _error_kind(None, code, message)
+    return kind(text, code=code, platform_message=message, hint=_hint(code, kind))
+
+
+def _error_kind(status: int | None, code: str | None, *messages: str | None) -> type[ProviderError]:
+    """Which refusal an answer is. Credentials first, whatever the status and code say: the
+    gateway answers an unknown access key with `NotFound`, which is never an object gone."""
+    if (
+        status in (401, 403)
+        or code in _AUTH_CODES
+        or any(_AUTH_MESSAGE.search(text) for text in messages if text)
+    ):
+        return AuthError
     if code in _IN_USE_CODES:
-        kind = InUseError
-    elif code in _NOT_FOUND_CODES:
-        kind = NotFoundError
-    return kind(text, code=code, platform_message=message, hint=_HINTS.get(code))
+        return InUseError
+    if code in _NOT_FOUND_CODES or (status == 404 and code):
+        return NotFoundError
+    return ProviderError
+
+
+def _hint(code: str | None, kind: type[ProviderError]) -> str | None:
+    if code in _HINTS:
+        return _HINTS[code]
+    if kind is AuthError:
+        return (
+            "the gateway refused the credentials (an access key unknown, revoked or mistyped, or "
+            "a wrong secret key): check the ak_env and sk_env variables"
+        )
+    return None
 
 
 def _page_marker(result: Any, where: str) -> str | None:
@@ -304,17 +344,15 @@ def map_error(response: httpx.Response, body: Any) -> ProviderError:
     text = f"HTTP {response.status_code} {code or '?'}: {message or response.text[:200]}"
     if request_id:
         text += f" [request id {request_id}]"
-    kind: type[ProviderError] = ProviderError
-    if response.status_code == 404 or code in _NOT_FOUND_CODES:
-        kind = NotFoundError
-    elif code in _IN_USE_CODES:
-        kind = InUseError
+    kind = _error_kind(
+        response.status_code, code, message, response.headers.get("X-Bce-Error-Message")
+    )
     return kind(
         text,
         status=response.status_code,
         code=code,
         platform_message=message,
-        hint=_HINTS.get(code or ""),
+        hint=_hint(code, kind),
     )
 
 
@@ -587,11 +625,7 @@ class QianfanProvider:
                     refused = await self._outcome(self._batch_delete([keys[i] for i in chunk]))
                     if refused is None:
                         continue
-                    if (
-                        isinstance(refused, ProviderError)
-                        and refused.status
-                        and refused.code in _HINTS
-                    ):
+                    if isinstance(refused, AuthError):
                         # The credentials were refused: every single call would be refused too.
                         for index in chunk:
                             outcomes[index] = refused
@@ -622,10 +656,12 @@ class QianfanProvider:
 
     async def _delete_one_v1(self, key: str | int) -> ReconcileError | None:
         error = await self._outcome(self._batch_delete([key]))
-        if error is None or isinstance(error, NotFoundError) or not isinstance(key, str):
+        if error is None or not isinstance(key, str):
+            return error
+        if isinstance(error, NotFoundError | AuthError):
             return error
         if isinstance(error, ProviderError) and error.status is not None:
-            return error  # the gateway refused the request itself (auth, throttling)
+            return error  # the gateway refused the request itself (throttling, ...)
         try:
             await self._v2(
                 f"describe model set {key}", "model", "DescribeModelSet", {"modelSetId": key}
