@@ -19,6 +19,7 @@ import pytest
 
 from reconcile.errors import AuthError, NotFoundError, ProviderError
 from reconcile.providers import fabric, qianfan
+from reconcile.providers.failures import platform_error
 from reconcile.providers.http import Http, RetryPolicy
 
 QIANFAN_UNKNOWN_KEY = "NotFound, cause: Could not find credential."
@@ -170,7 +171,7 @@ def test_a_qianfan_credential_refusal_is_an_auth_error_in_every_call(case: str) 
 
 
 def test_the_unknown_key_answer_names_the_credentials_not_the_object() -> None:
-    error = qianfan.map_error(QIANFAN_CREDENTIAL_ANSWERS["unknown-key-404"], None)
+    error = platform_error(qianfan.map_error(QIANFAN_CREDENTIAL_ANSWERS["unknown-key-404"], None))
     assert type(error) is AuthError
     assert error.hint is not None and "ak_env" in error.hint
 

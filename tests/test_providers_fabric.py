@@ -27,6 +27,7 @@ from reconcile.providers.fabric import (
     parse_services_page,
     parse_versions_page,
 )
+from reconcile.providers.failures import platform_error
 from reconcile.providers.http import Http, RetryPolicy
 
 TOKEN = "fabric-test-token"
@@ -220,7 +221,7 @@ def _response(status: int, body: Any) -> httpx.Response:
 def test_platform_error_bodies_become_provider_errors(
     status: int, body: dict[str, Any], kind: type[ProviderError], text: str
 ) -> None:
-    error = map_error(_response(status, body), body)
+    error = platform_error(map_error(_response(status, body), body))
     assert type(error) is kind
     assert text in str(error)
     assert "req-1" in str(error)

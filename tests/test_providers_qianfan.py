@@ -28,6 +28,7 @@ from reconcile.errors import (
 from reconcile.manifest import load_manifest
 from reconcile.model import LiveModel, LiveVersion, ServiceUse
 from reconcile.providers import Options, open_providers
+from reconcile.providers.failures import platform_error
 from reconcile.providers.http import Http, RetryPolicy
 from reconcile.providers.qianfan import (
     BATCH_SIZE,
@@ -420,7 +421,9 @@ def test_http_errors_carry_the_platform_code_message_and_a_hint() -> None:
         "code": "SignatureDoesNotMatch",
         "message": "The request signature we calculated does not match the signature you provided.",
     }
-    error = map_error(_response(400, body, **{"X-Bce-Error-Code": "SignatureDoesNotMatch"}), body)
+    error = platform_error(
+        map_error(_response(400, body, **{"X-Bce-Error-Code": "SignatureDoesNotMatch"}), body)
+    )
     assert type(error) is AuthError  # a ProviderError, of the class no delete counts as gone
     assert str(error).startswith("HTTP 400 SignatureDoesNotMatch: The request signature")
     assert "7e2c" in str(error)
@@ -434,13 +437,13 @@ def test_http_errors_map_to_not_found_and_in_use() -> None:
         "code": "ResourceNotFound",
         "message": "The resource am-x does not exist.",
     }
-    assert type(map_error(_response(404, gone), gone)) is NotFoundError
+    assert type(platform_error(map_error(_response(404, gone), gone))) is NotFoundError
     used = {
         "requestId": "r",
         "code": "ModelInUse",
         "message": "Model amv-x is in use by service(s)",
     }
-    assert type(map_error(_response(400, used), used)) is InUseError
+    assert type(platform_error(map_error(_response(400, used), used))) is InUseError
 
 
 def test_an_error_without_a_json_body_is_read_from_the_headers() -> None:
@@ -449,7 +452,7 @@ def test_an_error_without_a_json_body_is_read_from_the_headers() -> None:
         text="<html>denied</html>",
         headers={"X-Bce-Error-Code": "AccessDenied", "X-Bce-Error-Message": "Access denied."},
     )
-    error = map_error(response, None)
+    error = platform_error(map_error(response, None))
     assert "HTTP 403 AccessDenied: Access denied." in str(error)
     assert error.hint is not None and "QianfanFullControlAccessPolicy" in error.hint
 

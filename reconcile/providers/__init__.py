@@ -19,11 +19,11 @@ from reconcile.manifest import Manifest, Policy
 from reconcile.manifest import QianfanProvider as QianfanSpec
 from reconcile.providers import fabric, qianfan
 from reconcile.providers.base import Provider
+from reconcile.providers.failures import Redactor
 from reconcile.providers.http import (
     AiohttpTransport,
     Http,
     RateLimiter,
-    Redactor,
     RetryPolicy,
     check_endpoint,
 )

@@ -32,6 +32,7 @@ from reconcile.model import (
     Snapshot,
 )
 from reconcile.providers.base import Progress
+from reconcile.providers.failures import Refusal
 from reconcile.providers.http import Http, parse_json
 from reconcile.providers.shapes import ShapeError, field, required, timestamp
 from reconcile.providers.signing import SDK_SIGNED_HEADERS, sdk_authorization, sdk_date
@@ -171,7 +172,7 @@ def parse_services_page(payload: Any) -> tuple[int, list[ServiceUse]]:
     return total, services
 
 
-def map_error(response: httpx.Response, body: Any) -> ProviderError:
+def map_error(response: httpx.Response, body: Any) -> Refusal:
     """Fabric's error bodies: `{error_code, error_msg, solution_msg?}`; the 403 body nests an
     `error` object and has a numeric `error_code`."""
     status = response.status_code
@@ -189,8 +190,9 @@ def map_error(response: httpx.Response, body: Any) -> ProviderError:
     if request_id:
         text += f" [request id {request_id}]"
     kind = _error_kind(status, code, solution)
-    return kind(
+    return Refusal(
         text,
+        kind,
         status=status,
         code=code,
         platform_message=message,

@@ -50,6 +50,7 @@ from reconcile.model import (
     Snapshot,
 )
 from reconcile.providers.base import Progress
+from reconcile.providers.failures import Call, Refusal, platform_error
 from reconcile.providers.http import Http, parse_json
 from reconcile.providers.shapes import ShapeError, field, json_type, required, strings, timestamp
 from reconcile.providers.signing import BCE_DATE_FORMAT, bce_authorization
@@ -163,9 +164,10 @@ def v1_result(payload: Any, what: str) -> Any:
 
 
 def _platform_error(what: str, code: str, message: str, request_id: Any) -> ProviderError:
-    text = f"{what}: {code}: {message}" + (f" [request id {request_id}]" if request_id else "")
+    text = f"{code}: {message}" + (f" [request id {request_id}]" if request_id else "")
     kind = _error_kind(None, code, message)
-    return kind(text, code=code, platform_message=message, hint=_hint(code, kind))
+    refusal = Refusal(text, kind, code=code, platform_message=message, hint=_hint(code, kind))
+    return platform_error(refusal, Call(operation=what))
 
 
 def _error_kind(status: int | None, code: str | None, *messages: str | None) -> type[ProviderError]:
@@ -332,7 +334,7 @@ def attach_services(
     return attached
 
 
-def map_error(response: httpx.Response, body: Any) -> ProviderError:
+def map_error(response: httpx.Response, body: Any) -> Refusal:
     """HTTP errors: `{requestId, code, message}` and `X-Bce-Error-Code`/`-Message` headers."""
     code = response.headers.get("X-Bce-Error-Code")
     message = response.headers.get("X-Bce-Error-Message")
@@ -347,8 +349,9 @@ def map_error(response: httpx.Response, body: Any) -> ProviderError:
     kind = _error_kind(
         response.status_code, code, message, response.headers.get("X-Bce-Error-Message")
     )
-    return kind(
+    return Refusal(
         text,
+        kind,
         status=response.status_code,
         code=code,
         platform_message=message,
@@ -450,15 +453,9 @@ class QianfanProvider:
         try:
             return parse(*args)
         except ProviderError as error:
-            message = error.message
-            if not message.startswith(what):
-                message = f"{what}: {message}"
-            if not message.startswith(f"{self.name}: "):
-                message = f"{self.name}: {message}"
-            error.message = message
-            error.provider = self.name
-            error.operation = what
-            raise
+            raise platform_error(
+                Refusal.of(error, what), Call(self.name, what), redact=self.http.redact
+            ) from None
 
     # -- listing ------------------------------------------------------------------------------
 
@@ -611,8 +608,7 @@ class QianfanProvider:
                     check_set_id(model_id) if self._model_delete == "v2" else v1_model_key(model_id)
                 )
             except ProviderError as error:
-                error.message = f"{self.name}: {error.message}"
-                outcomes[index] = error
+                outcomes[index] = platform_error(Refusal.of(error), Call(self.name))
         if self._model_delete == "v2":
             for index, key in keys.items():
                 outcomes[index] = await self._outcome(self._delete_set_v2(str(key)))
