@@ -8,6 +8,7 @@ the `Redactor` (no secret, signature or token survives, even one the platform ec
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from reconcile.errors import ProviderError
@@ -83,7 +84,36 @@ class Redactor:
     def __call__(self, text: str) -> str:
         for secret in sorted(self.secrets, key=len, reverse=True):
             text = text.replace(secret, "***")
+        for pattern, replacement in _CREDENTIAL_PATTERNS:
+            text = pattern.sub(replacement, text)
         return text
+
+
+#: Credentials by their look, in any text that came back (a gateway that echoes the request's
+#: headers in its error body, an SDK's log line): the values of credential-bearing headers and
+#: keys (`Authorization: ...`, `"X-Auth-Token": "..."`, `secret_key=...`), signatures of both
+#: platforms' schemes, and tokens of known shapes (IAM PKI tokens `MII...`, JWTs, 64-hex
+#: signatures). A value runs to the end of its quotes or of its line.
+_VALUE = r"[^\\\"'\r\n]+"
+_CREDENTIAL_NAMES = (
+    r"(?:proxy-)?authorization|x-auth-token|x-subject-token|x-security-token|x-bce-security-token"
+    r"|cookie|set-cookie|(?:access|secret|api)[_-]?(?:access[_-]?)?key(?:[_-]?id)?"
+    r"|(?:access|security|session|auth|id|refresh)?[_-]?token|password|passwd|signature|credential"
+)
+_CREDENTIAL_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(
+            rf"(?<![A-Za-z0-9_-])({_CREDENTIAL_NAMES})(\s*\\?[\"']?\s*[:=]\s*\\?[\"']?){_VALUE}",
+            re.IGNORECASE,
+        ),
+        r"\1\2***",
+    ),
+    (re.compile(rf"bce-auth-v1/{_VALUE}", re.IGNORECASE), "***"),
+    (re.compile(rf"SDK-HMAC-SHA256\s{_VALUE}", re.IGNORECASE), "***"),
+    (re.compile(r"\bMII[A-Za-z0-9+/=_-]{20,}"), "***"),
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"), "***"),
+    (re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{64}(?![0-9A-Fa-f])"), "***"),
+)
 
 
 #: No secret known: for text made where no provider's secrets are at hand.
@@ -93,7 +123,22 @@ NO_SECRETS = Redactor()
 def escape_text(text: str) -> str:
     """Text as it may be shown on one line of a terminal: newlines, control characters and
     escape sequences of the platform's as visible escapes (`\\n`, `\\x1b`), not as effects."""
-    return text
+    return _UNSHOWABLE.sub(_escaped, text)
+
+
+#: C0 and C1 controls (newlines, ESC, DEL), line and paragraph separators, and the invisible
+#: format characters that reorder or hide text (bidi overrides, zero-width characters, BOM).
+_UNSHOWABLE = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
+)
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _NAMED_ESCAPES:
+        return _NAMED_ESCAPES[char]
+    return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
 
 
 def platform_error(
