@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
@@ -221,7 +221,7 @@ class Http:
                 outcome=f"failed after {attempt} attempt(s)",
                 redact=self.redact,
             )
-        refusal = self.map_error(outcome, _json_or_none(outcome))
+        refusal = _redirect(outcome, call) or self.map_error(outcome, _json_or_none(outcome))
         return platform_error(refusal, call, outcome="failed", redact=self.redact)
 
     def _headers_for_plain(self) -> list[tuple[str, str]]:
@@ -272,6 +272,33 @@ class Http:
                 pass
         ceiling = min(self.retry.max_delay, self.retry.base_delay * 2 ** (attempt - 1))
         return random.uniform(0, ceiling)
+
+
+def _redirect(response: httpx.Response, call: Call) -> Refusal | None:
+    """A redirect, said as one: never followed (the credentials go only where the manifest
+    says), and where it points, without userinfo, query or fragment (they may carry secrets)."""
+    if not 300 <= response.status_code < 400:
+        return None
+    location = response.headers.get("Location")
+    where = "without saying where (no Location header)"
+    if location:
+        try:
+            parts = urlsplit(urljoin(call.url or "", location.strip()))
+            host = parts.hostname or ""
+            port = f":{parts.port}" if parts.port else ""
+        except ValueError:
+            where = "to a Location that is not a URL"
+        else:
+            hidden = " (its query not shown)" if parts.query else ""
+            where = f"to {parts.scheme}://{host}{port}{parts.path}{hidden}"
+    return Refusal(
+        f"HTTP {response.status_code}: the platform redirected {where}; redirects are not "
+        "followed",
+        status=response.status_code,
+        hint="point the endpoint in the manifest at the platform's API itself (a proxy, a login "
+        "page or a moved endpoint answered); reconcile never follows a redirect, so that the "
+        "credentials go only where the manifest says",
+    )
 
 
 def _transport_refusal(exc: httpx.HTTPError) -> Refusal:
