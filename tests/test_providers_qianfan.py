@@ -27,7 +27,6 @@ from reconcile.errors import (
 )
 from reconcile.manifest import load_manifest
 from reconcile.model import LiveModel, LiveVersion, ServiceUse
-from reconcile.providers import Options, open_providers
 from reconcile.providers.failures import platform_error
 from reconcile.providers.http import Http, RetryPolicy
 from reconcile.providers.qianfan import (
@@ -43,6 +42,7 @@ from reconcile.providers.qianfan import (
     v1_result,
     v2_result,
 )
+from reconcile.wiring import Options, open_providers
 from tests.conftest import serve_over_loopback
 
 AK = "qianfan-test-ak"

@@ -21,9 +21,9 @@ from reconcile.emulator import create_app
 from reconcile.errors import ProviderError
 from reconcile.manifest import load_manifest
 from reconcile.model import Snapshot
-from reconcile.providers import Options, open_providers
 from reconcile.providers.fabric import map_error
 from reconcile.providers.http import MAX_BODY_BYTES, AiohttpTransport, Http, RetryPolicy
+from reconcile.wiring import Options, open_providers
 from tests.conftest import demo_state, serve_over_loopback
 
 pytestmark = pytest.mark.loopback

@@ -31,7 +31,7 @@ from reconcile.model import (
     ServiceUse,
     Snapshot,
 )
-from reconcile.providers.base import Progress
+from reconcile.providers.base import Auth, Keys, Opening, Platform, Progress
 from reconcile.providers.failures import Refusal
 from reconcile.providers.http import Http, parse_json
 from reconcile.providers.shapes import ShapeError, field, required, timestamp
@@ -423,3 +423,50 @@ class FabricProvider:
         await self.http.client.aclose()
         if self.services_http.client is not self.http.client:
             await self.services_http.client.aclose()
+
+
+# -- the registry entry ---------------------------------------------------------------------------
+
+#: The built-in emulator's fixed demo token (its state files list it as valid).
+EMULATOR_FABRIC_TOKEN = "demo-fabric-token"
+
+
+def _authenticate(keys: Keys, spec: Any, clock: Callable[[], datetime]) -> Auth:
+    """A token as `X-Auth-Token`, or the AK/SK signer (with the project and security token)."""
+    if keys.token is not None:
+        return Auth(headers={"X-Auth-Token": keys.token})
+    assert keys.access_key is not None and keys.secret_key is not None  # as the wiring reads
+    return Auth(
+        sign=sdk_hmac_signer(
+            keys.access_key,
+            keys.secret_key,
+            project_id=spec.project_id,
+            security_token=keys.security_token,
+            clock=clock,
+        )
+    )
+
+
+def _open(opening: Opening) -> FabricProvider:
+    spec = opening.spec
+    return FabricProvider(
+        opening.name,
+        workspace_id=spec.workspace_id,
+        http=opening.http,
+        services_http=opening.http,
+        endpoint=opening.endpoint(spec.endpoint),
+        services_endpoint=opening.endpoint(spec.services_endpoint or spec.endpoint),
+    )
+
+
+PLATFORM = Platform(
+    type=FabricProvider.type,
+    title="Fabric",
+    map_error=map_error,
+    authenticate=_authenticate,
+    open=_open,
+    emulator_url="http://fabric.emulator",
+    emulator_keys=Keys(token=EMULATOR_FABRIC_TOKEN),
+    accepts_token=True,
+    accepts_security_token=True,
+)

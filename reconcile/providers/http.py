@@ -292,8 +292,7 @@ def _redirect(response: httpx.Response, call: Call) -> Refusal | None:
             hidden = " (its query not shown)" if parts.query else ""
             where = f"to {parts.scheme}://{host}{port}{parts.path}{hidden}"
     return Refusal(
-        f"HTTP {response.status_code}: the platform redirected {where}; redirects are not "
-        "followed",
+        f"HTTP {response.status_code}: the platform redirected {where}; redirects are not followed",
         status=response.status_code,
         hint="point the endpoint in the manifest at the platform's API itself (a proxy, a login "
         "page or a moved endpoint answered); reconcile never follows a redirect, so that the "
@@ -311,6 +310,20 @@ def _transport_refusal(exc: httpx.HTTPError) -> Refusal:
     return Refusal(
         detail, hint="check the endpoint, the network and the credentials' values, then run again"
     )
+
+
+def platform_client(
+    max_connections: int, timeout: float
+) -> tuple[httpx.AsyncClient, AiohttpTransport]:
+    """The client for a real endpoint, and its transport: httpx's interface over aiohttp's
+    connection pool, which stays O(1) per request at any parallelism (see `AiohttpTransport`)."""
+    transport = AiohttpTransport(max_connections=max_connections, timeout=timeout)
+    return httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(timeout)), transport
+
+
+def in_process_client(app: Any, timeout: float) -> httpx.AsyncClient:
+    """A client whose requests an ASGI app in this process answers (the built-in emulator)."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), timeout=httpx.Timeout(timeout))
 
 
 class RefusedResponse(httpx.RequestError):

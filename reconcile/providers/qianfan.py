@@ -49,7 +49,7 @@ from reconcile.model import (
     ServiceUse,
     Snapshot,
 )
-from reconcile.providers.base import Progress
+from reconcile.providers.base import Auth, Keys, Opening, Platform, Progress
 from reconcile.providers.failures import Call, Refusal, platform_error
 from reconcile.providers.http import Http, parse_json
 from reconcile.providers.shapes import ShapeError, field, json_type, required, strings, timestamp
@@ -678,3 +678,36 @@ class QianfanProvider:
 
     async def aclose(self) -> None:
         await self.http.client.aclose()
+
+
+# -- the registry entry ---------------------------------------------------------------------------
+
+#: The built-in emulator's fixed demo credentials (its state files list them as valid).
+EMULATOR_QIANFAN_KEYS = ("demo-qianfan-ak", "demo-qianfan-sk")
+
+
+def _authenticate(keys: Keys, spec: Any, clock: Callable[[], datetime]) -> Auth:
+    assert keys.access_key is not None and keys.secret_key is not None  # as the wiring reads
+    return Auth(sign=bce_signer(keys.access_key, keys.secret_key, clock=clock))
+
+
+def _open(opening: Opening) -> QianfanProvider:
+    return QianfanProvider(
+        opening.name,
+        http=opening.http,
+        endpoint=opening.endpoint(opening.spec.endpoint),
+        model_delete=opening.spec.model_delete,
+        parallelism=opening.parallelism,
+    )
+
+
+PLATFORM = Platform(
+    type=QianfanProvider.type,
+    title="Qianfan",
+    map_error=map_error,
+    authenticate=_authenticate,
+    open=_open,
+    emulator_url="http://qianfan.emulator",
+    emulator_keys=Keys(access_key=EMULATOR_QIANFAN_KEYS[0], secret_key=EMULATOR_QIANFAN_KEYS[1]),
+    default_key_env=("QIANFAN_ACCESS_KEY", "QIANFAN_SECRET_KEY"),
+)
