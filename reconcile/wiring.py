@@ -173,23 +173,53 @@ def _example(platform: Platform) -> str:
 
 
 def _credential(env: Mapping[str, str], provider: str, key: str, var: str) -> str:
+    field = f"providers.{provider}.credentials.{key}"
+    if looks_like_a_secret(var):
+        # A key or token pasted where its variable's name belongs: never echo it.
+        named = f"the environment variable named by {field}"
+        example = _EXAMPLE_NAMES.get(key, "MY_SECRET")
+        fix = (
+            f"set {field} to the NAME of an environment variable (e.g. {example}) and export "
+            "the secret in it; if a secret was pasted into the manifest, rotate it"
+        )
+        shown = f"{named} (its name looks like a key or token, so it is not shown)"
+        subject = "that variable"
+    else:
+        subject = var
+        shown = f"environment variable {var} (named by {field})"
+        fix = f"export {var}=... before running reconcile"
     value = env.get(var)
     if not value:
-        raise ReconcileError(
-            f'provider "{provider}": environment variable {var} (named by '
-            f"providers.{provider}.credentials.{key}) is not set",
-            hint=f"export {var}=... before running reconcile",
-        )
+        raise ReconcileError(f'provider "{provider}": {shown} is not set', hint=fix)
     if not _PRINTABLE_SECRET.fullmatch(value):
         # A value read from a file with Windows line endings, or pasted with a space: it
         # would be refused by the platform, and an HTTP library's error would quote it.
         raise ReconcileError(
-            f'provider "{provider}": environment variable {var} (named by '
-            f"providers.{provider}.credentials.{key}) holds whitespace, control or non-ASCII "
-            "characters (the value is not shown)",
-            hint=f"set {var} to the bare credential, e.g. without a trailing newline or \\r",
+            f'provider "{provider}": {shown} holds whitespace, control or non-ASCII characters '
+            "(the value is not shown)",
+            hint=f"set {subject} to the bare credential, e.g. without a trailing newline or \\r",
         )
     return value
+
+
+def looks_like_a_secret(name: str) -> bool:
+    """Whether a credentials field's "variable name" looks like a key or token pasted in its
+    place: not of the form [A-Za-z_][A-Za-z0-9_]*, an IAM token (`MII...`) or JWT (`eyJ...`), a
+    word of 16 or more characters between underscores (an access key is 20 or 32 of them), or a
+    word mixing upper and lower case (random text does; variable names do not)."""
+    if not _ENV_NAME.fullmatch(name) or len(name) > 64 or name.startswith(("MII", "eyJ")):
+        return True
+    words = [word for word in name.split("_") if word]
+    return any(len(word) >= 16 or (word.lower() != word != word.upper()) for word in words)
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_EXAMPLE_NAMES = {
+    "token_env": "MY_TOKEN",
+    "ak_env": "MY_ACCESS_KEY",
+    "sk_env": "MY_SECRET_KEY",
+    "security_token_env": "MY_SECURITY_TOKEN",
+}
 
 
 #: Credentials are printable ASCII with no whitespace (tokens, access keys, secret keys).
