@@ -21,6 +21,10 @@ never in one call; or, where a manifest says `model_delete = "v2"`, one V2 `Dele
 
 V1 answers errors with HTTP 200 and `error_code` in the body; a V2 200 whose body has `code` or
 `message` and no `result` is an error too. Both are checked here, not only the status.
+
+(Over 450 lines: the whole contract of one platform, read top to bottom as API.md section 2 is:
+pure parsers, error reading, signer, the provider, its registry entry. The parsers are tested as
+data and the provider against the emulator; splitting them would part each from its reason.)
 """
 
 from __future__ import annotations
