@@ -30,8 +30,8 @@ if TYPE_CHECKING:  # the heavy modules load only when a command runs, so --help 
     from reconcile.manifest import Manifest
     from reconcile.model import Snapshot
     from reconcile.plan import Change, Plan
-    from reconcile.providers import Options
     from reconcile.providers.base import Provider
+    from reconcile.wiring import Options
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -62,12 +62,12 @@ class _Run:
     max_rps: float | None
 
     def state_dir_for(self, path: Path) -> Path:
-        from reconcile.providers import default_state_dir
+        from reconcile.wiring import default_state_dir
 
         return self.state_dir if self.state_dir is not None else default_state_dir(path)
 
     def options(self, path: Path) -> Options:
-        from reconcile.providers import Options
+        from reconcile.wiring import Options
 
         return Options(
             state_dir=self.state_dir_for(path),
@@ -203,7 +203,7 @@ def _load(path: Path, *, insecure: bool = False) -> Manifest:
 
 
 def _state_dir(path: Path, state_dir: Path | None) -> Path:
-    from reconcile.providers import default_state_dir
+    from reconcile.wiring import default_state_dir
 
     return state_dir if state_dir is not None else default_state_dir(path)
 
@@ -231,7 +231,7 @@ async def _listed(
 ) -> tuple[dict[str, Provider], dict[str, Snapshot]]:
     import asyncio
 
-    from reconcile.providers import open_providers
+    from reconcile.wiring import open_providers
 
     providers = open_providers(manifest, None, options)
     try:
@@ -601,7 +601,7 @@ async def _apply(
 ) -> int:
     from reconcile.applier import Applier
     from reconcile.journal import JOURNAL_FILE, Journal
-    from reconcile.providers import open_providers
+    from reconcile.wiring import open_providers
 
     providers = open_providers(manifest, names, options)
     total = len(the_plan.deletes())
@@ -890,7 +890,7 @@ def import_(
     progress = _Progress(run.quiet)
 
     async def listing() -> Snapshot:
-        from reconcile.providers import open_providers
+        from reconcile.wiring import open_providers
 
         providers = open_providers(manifest, [provider_name], options)
         try:
@@ -931,7 +931,7 @@ def import_(
 def _moved_endpoint(manifest: Manifest, provider: str, output: Path | None) -> str | None:
     """An `emulator:STATE.json` endpoint is relative to its manifest: from a manifest written
     elsewhere, the same seed file has another relative path."""
-    from reconcile.providers import EMULATOR_SCHEME
+    from reconcile.wiring import EMULATOR_SCHEME
 
     endpoint = manifest.providers[provider].endpoint
     origin = manifest.origins.get(f"providers.{provider}")

@@ -79,7 +79,23 @@ class ProviderError(ReconcileError):
 
 
 class NotFoundError(ProviderError):
-    """The platform says the object does not exist (HTTP 404): for a delete, it is already gone."""
+    """The platform's service says the object does not exist: for a delete, it is already gone.
+
+    Only the service's own answer counts (a 404 or not-found code in its error body): a gateway's
+    404 (no such API, a misrouted endpoint) and every credential error are other classes.
+    """
+
+
+class AuthError(ProviderError):
+    """The platform refused the caller, not the object: an unknown, revoked or expired access key
+    or token, a signature that does not match, a signing time refused, or a missing permission.
+
+    Raised for every such answer of every platform, whatever its HTTP status: Fabric's 401/403 and
+    its gateway's authentication codes (`APIGW.0301`, ...); Qianfan's 401/403, its signature and
+    access codes, and its gateway's `NotFound, cause: Could not find credential.` (a 401 or 404
+    that names the credential, not the object). It is never a `NotFoundError`: a delete refused
+    with it did not happen, and nothing else on that platform will succeed until it is fixed.
+    """
 
 
 class InUseError(ProviderError):

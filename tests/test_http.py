@@ -10,9 +10,9 @@ import pytest
 from reconcile.emulator import create_app
 from reconcile.errors import ManifestError, ProviderError
 from reconcile.manifest import load_manifest
-from reconcile.providers import Options, open_providers
 from reconcile.providers.fabric import FabricProvider
 from reconcile.providers.http import RateLimiter
+from reconcile.wiring import Options, open_providers
 from tests.conftest import demo_state, serve_over_loopback
 
 

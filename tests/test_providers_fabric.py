@@ -14,6 +14,7 @@ import pytest
 
 from reconcile.emulator import create_app
 from reconcile.errors import (
+    AuthError,
     InUseError,
     ListingIncompleteError,
     NotFoundError,
@@ -26,6 +27,7 @@ from reconcile.providers.fabric import (
     parse_services_page,
     parse_versions_page,
 )
+from reconcile.providers.failures import platform_error
 from reconcile.providers.http import Http, RetryPolicy
 
 TOKEN = "fabric-test-token"
@@ -172,7 +174,7 @@ def _response(status: int, body: Any) -> httpx.Response:
         (
             401,
             {"error_code": "APIG.1002", "error_msg": "Incorrect token or token resolution failed"},
-            ProviderError,
+            AuthError,
             "HTTP 401 APIG.1002: Incorrect token or token resolution failed",
         ),
         (
@@ -183,7 +185,7 @@ def _response(status: int, body: Any) -> httpx.Response:
                 "error_msg": "X-Auth-Token is invalid in the request",
                 "title": "Forbidden",
             },
-            ProviderError,
+            AuthError,
             "HTTP 403 403: X-Auth-Token is invalid in the request",
         ),
         (
@@ -219,7 +221,7 @@ def _response(status: int, body: Any) -> httpx.Response:
 def test_platform_error_bodies_become_provider_errors(
     status: int, body: dict[str, Any], kind: type[ProviderError], text: str
 ) -> None:
-    error = map_error(_response(status, body), body)
+    error = platform_error(map_error(_response(status, body), body))
     assert type(error) is kind
     assert text in str(error)
     assert "req-1" in str(error)

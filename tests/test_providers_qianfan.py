@@ -18,6 +18,7 @@ import pytest
 from reconcile.cli import main
 from reconcile.emulator import create_app
 from reconcile.errors import (
+    AuthError,
     InUseError,
     ListingIncompleteError,
     NotFoundError,
@@ -26,7 +27,7 @@ from reconcile.errors import (
 )
 from reconcile.manifest import load_manifest
 from reconcile.model import LiveModel, LiveVersion, ServiceUse
-from reconcile.providers import Options, open_providers
+from reconcile.providers.failures import platform_error
 from reconcile.providers.http import Http, RetryPolicy
 from reconcile.providers.qianfan import (
     BATCH_SIZE,
@@ -41,6 +42,7 @@ from reconcile.providers.qianfan import (
     v1_result,
     v2_result,
 )
+from reconcile.wiring import Options, open_providers
 from tests.conftest import serve_over_loopback
 
 AK = "qianfan-test-ak"
@@ -263,7 +265,7 @@ def test_a_v1_success_is_its_result() -> None:
             NotFoundError,
             "delete model amv-a: ResourceNotFound: gone",
         ),
-        ({"code": "AccessDenied", "message": "Access denied."}, ProviderError, "AccessDenied"),
+        ({"code": "AccessDenied", "message": "Access denied."}, AuthError, "AccessDenied"),
         ({"requestId": "r-3", "message": "no code"}, ProviderError, "?: no code"),
     ],
 )
@@ -419,8 +421,10 @@ def test_http_errors_carry_the_platform_code_message_and_a_hint() -> None:
         "code": "SignatureDoesNotMatch",
         "message": "The request signature we calculated does not match the signature you provided.",
     }
-    error = map_error(_response(400, body, **{"X-Bce-Error-Code": "SignatureDoesNotMatch"}), body)
-    assert type(error) is ProviderError
+    error = platform_error(
+        map_error(_response(400, body, **{"X-Bce-Error-Code": "SignatureDoesNotMatch"}), body)
+    )
+    assert type(error) is AuthError  # a ProviderError, of the class no delete counts as gone
     assert str(error).startswith("HTTP 400 SignatureDoesNotMatch: The request signature")
     assert "7e2c" in str(error)
     assert error.status == 400 and error.code == "SignatureDoesNotMatch"
@@ -433,13 +437,13 @@ def test_http_errors_map_to_not_found_and_in_use() -> None:
         "code": "ResourceNotFound",
         "message": "The resource am-x does not exist.",
     }
-    assert type(map_error(_response(404, gone), gone)) is NotFoundError
+    assert type(platform_error(map_error(_response(404, gone), gone))) is NotFoundError
     used = {
         "requestId": "r",
         "code": "ModelInUse",
         "message": "Model amv-x is in use by service(s)",
     }
-    assert type(map_error(_response(400, used), used)) is InUseError
+    assert type(platform_error(map_error(_response(400, used), used))) is InUseError
 
 
 def test_an_error_without_a_json_body_is_read_from_the_headers() -> None:
@@ -448,7 +452,7 @@ def test_an_error_without_a_json_body_is_read_from_the_headers() -> None:
         text="<html>denied</html>",
         headers={"X-Bce-Error-Code": "AccessDenied", "X-Bce-Error-Message": "Access denied."},
     )
-    error = map_error(response, None)
+    error = platform_error(map_error(response, None))
     assert "HTTP 403 AccessDenied: Access denied." in str(error)
     assert error.hint is not None and "QianfanFullControlAccessPolicy" in error.hint
 

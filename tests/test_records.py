@@ -8,7 +8,7 @@ from pathlib import Path
 
 from reconcile.manifest import load_manifest
 from reconcile.model import EMPTY_RECORD, Snapshot, model_state
-from reconcile.providers import Options, open_providers
+from reconcile.wiring import Options, open_providers
 
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"
 

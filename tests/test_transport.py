@@ -21,9 +21,9 @@ from reconcile.emulator import create_app
 from reconcile.errors import ProviderError
 from reconcile.manifest import load_manifest
 from reconcile.model import Snapshot
-from reconcile.providers import Options, open_providers
 from reconcile.providers.fabric import map_error
 from reconcile.providers.http import MAX_BODY_BYTES, AiohttpTransport, Http, RetryPolicy
+from reconcile.wiring import Options, open_providers
 from tests.conftest import demo_state, serve_over_loopback
 
 pytestmark = pytest.mark.loopback
@@ -206,7 +206,7 @@ def test_only_uncompressed_bodies_are_asked_for_and_accepted() -> None:
 
 
 def test_a_proxy_password_never_reaches_a_message() -> None:
-    from reconcile.providers.http import _without_userinfo
+    from reconcile.providers.transport import _without_userinfo
 
     text = "407, message='Proxy Authentication Required', url='http://puser:PASSW0RD@proxy:3128'"
     assert "PASSW0RD" not in _without_userinfo(text)
@@ -214,7 +214,7 @@ def test_a_proxy_password_never_reaches_a_message() -> None:
 
 
 def test_loopback_requests_never_go_through_a_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    from reconcile.providers.http import _env_proxy
+    from reconcile.providers.transport import _env_proxy
 
     monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
     monkeypatch.setenv("ALL_PROXY", "http://all.example:3128")

@@ -16,6 +16,7 @@ from urllib.parse import quote
 import httpx
 
 from reconcile.errors import (
+    AuthError,
     InUseError,
     ListingIncompleteError,
     NotFoundError,
@@ -30,7 +31,8 @@ from reconcile.model import (
     ServiceUse,
     Snapshot,
 )
-from reconcile.providers.base import Progress
+from reconcile.providers.base import Auth, Keys, Opening, Platform, Progress
+from reconcile.providers.failures import Refusal
 from reconcile.providers.http import Http, parse_json
 from reconcile.providers.shapes import ShapeError, field, required, timestamp
 from reconcile.providers.signing import SDK_SIGNED_HEADERS, sdk_authorization, sdk_date
@@ -43,6 +45,12 @@ _VERSION_ID = re.compile(r"^[A-Za-z0-9-]{32,36}$")
 _GONE_STATUSES = frozenset({"DELETED"})
 #: The error-code family of the service's own refusals (as opposed to gateway or common errors).
 _SERVICE_ERROR_PREFIX = "dataartsfabric."
+#: The API gateway's codes (`APIG.0301`, `APIGW.0301`): its answers are about the request.
+_GATEWAY_CODE = re.compile(r"APIGW?\.(\d{4})")
+#: The gateway's credential and permission refusals (its error code tables): 03xx are IAM and app
+#: authentication, signatures, permission and tokens to refresh (bar 0308, throttling); 1002 a
+#: token that does not resolve; 1005 no permission for the method.
+_GATEWAY_AUTH = frozenset({f"03{n:02d}" for n in range(1, 100) if n != 8} | {"1002", "1005"})
 
 T = TypeVar("T")
 #: A pinned order for offset paging: with the default (newest first) every object created
@@ -164,7 +172,7 @@ def parse_services_page(payload: Any) -> tuple[int, list[ServiceUse]]:
     return total, services
 
 
-def map_error(response: httpx.Response, body: Any) -> ProviderError:
+def map_error(response: httpx.Response, body: Any) -> Refusal:
     """Fabric's error bodies: `{error_code, error_msg, solution_msg?}`; the 403 body nests an
     `error` object and has a numeric `error_code`."""
     status = response.status_code
@@ -181,25 +189,46 @@ def map_error(response: httpx.Response, body: Any) -> ProviderError:
     request_id = response.headers.get("X-Request-Id")
     if request_id:
         text += f" [request id {request_id}]"
-    kind: type[ProviderError] = ProviderError
-    if status == 404:
-        kind = NotFoundError
-    elif status == 400 and code and code.startswith(_SERVICE_ERROR_PREFIX) and solution:
-        kind = InUseError
-    return kind(
+    kind = _error_kind(status, code, solution)
+    return Refusal(
         text,
+        kind,
         status=status,
         code=code,
         platform_message=message,
         solution=solution,
-        hint=solution or _default_hint(status),
+        hint=solution or _default_hint(status, kind),
     )
 
 
-def _default_hint(status: int) -> str | None:
+def _error_kind(status: int, code: str | None, solution: str | None) -> type[ProviderError]:
+    """Which refusal an error answer is. Credentials first: whatever else it says, a refused
+    caller is never an object that is gone. A gateway's answer (no such API, throttling) is about
+    the request, never about the object; nor is a 404 that carries no platform error code (a
+    proxy's, or a path the service does not have)."""
+    gateway = _GATEWAY_CODE.fullmatch(code or "")
+    if status in (401, 403) or (gateway is not None and gateway.group(1) in _GATEWAY_AUTH):
+        return AuthError
+    if gateway is not None or code is None:
+        return ProviderError
+    if status == 404:
+        return NotFoundError
+    if status == 400 and code.startswith(_SERVICE_ERROR_PREFIX) and solution:
+        return InUseError
+    return ProviderError
+
+
+def _default_hint(status: int, kind: type[ProviderError]) -> str | None:
+    if kind is AuthError:
+        if status == 403:
+            return "the credentials lack permission on this workspace"
+        return "check the credentials named in the manifest (token expired? wrong AK/SK?)"
+    if status == 404 and kind is not NotFoundError:
+        return (
+            "the answer is not the Fabric service's own (no error code, or the gateway's): check "
+            "the endpoint and services_endpoint in the manifest"
+        )
     return {
-        401: "check the credentials named in the manifest (token expired? wrong AK/SK?)",
-        403: "the credentials lack permission on this workspace",
         408: "the platform timed out; run again",
         500: "the platform failed; run again later",
     }.get(status)
@@ -394,3 +423,50 @@ class FabricProvider:
         await self.http.client.aclose()
         if self.services_http.client is not self.http.client:
             await self.services_http.client.aclose()
+
+
+# -- the registry entry ---------------------------------------------------------------------------
+
+#: The built-in emulator's fixed demo token (its state files list it as valid).
+EMULATOR_FABRIC_TOKEN = "demo-fabric-token"
+
+
+def _authenticate(keys: Keys, spec: Any, clock: Callable[[], datetime]) -> Auth:
+    """A token as `X-Auth-Token`, or the AK/SK signer (with the project and security token)."""
+    if keys.token is not None:
+        return Auth(headers={"X-Auth-Token": keys.token})
+    assert keys.access_key is not None and keys.secret_key is not None  # as the wiring reads
+    return Auth(
+        sign=sdk_hmac_signer(
+            keys.access_key,
+            keys.secret_key,
+            project_id=spec.project_id,
+            security_token=keys.security_token,
+            clock=clock,
+        )
+    )
+
+
+def _open(opening: Opening) -> FabricProvider:
+    spec = opening.spec
+    return FabricProvider(
+        opening.name,
+        workspace_id=spec.workspace_id,
+        http=opening.http,
+        services_http=opening.http,
+        endpoint=opening.endpoint(spec.endpoint),
+        services_endpoint=opening.endpoint(spec.services_endpoint or spec.endpoint),
+    )
+
+
+PLATFORM = Platform(
+    type=FabricProvider.type,
+    title="Fabric",
+    map_error=map_error,
+    authenticate=_authenticate,
+    open=_open,
+    emulator_url="http://fabric.emulator",
+    emulator_keys=Keys(token=EMULATOR_FABRIC_TOKEN),
+    accepts_token=True,
+    accepts_security_token=True,
+)

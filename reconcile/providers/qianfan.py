@@ -21,6 +21,10 @@ never in one call; or, where a manifest says `model_delete = "v2"`, one V2 `Dele
 
 V1 answers errors with HTTP 200 and `error_code` in the body; a V2 200 whose body has `code` or
 `message` and no `result` is an error too. Both are checked here, not only the status.
+
+(Over 450 lines: the whole contract of one platform, read top to bottom as API.md section 2 is:
+pure parsers, error reading, signer, the provider, its registry entry. The parsers are tested as
+data and the provider against the emulator; splitting them would part each from its reason.)
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from typing import Any, TypeVar
 import httpx
 
 from reconcile.errors import (
+    AuthError,
     InUseError,
     ListingIncompleteError,
     NotFoundError,
@@ -48,7 +53,8 @@ from reconcile.model import (
     ServiceUse,
     Snapshot,
 )
-from reconcile.providers.base import Progress
+from reconcile.providers.base import Auth, Keys, Opening, Platform, Progress
+from reconcile.providers.failures import Call, Refusal, platform_error
 from reconcile.providers.http import Http, parse_json
 from reconcile.providers.shapes import ShapeError, field, json_type, required, strings, timestamp
 from reconcile.providers.signing import BCE_DATE_FORMAT, bce_authorization
@@ -78,6 +84,22 @@ _OWN_VERSION_SOURCES = frozenset({"Train", "Acceleration", "Import"})
 #: "ModelInUse" (V2) and 500002 (V1, the emulator's code; inferred) refuse a delete in use.
 _IN_USE_CODES = frozenset({"ModelInUse", "500002"})
 _NOT_FOUND_CODES = frozenset({"ResourceNotFound", "ModelNotFound", "NotFound"})
+#: Codes that refuse the caller, not the object (API.md; V1's are the SDK's `APIErrorCode`:
+#: 6 NoPermissionToAccessData, 13 GetServiceTokenFailed, 14 IAMCertificationFailed, 110/111 an
+#: access token invalid or expired, 336004 PermissionError).
+_AUTH_CODES = frozenset(
+    {
+        *("SignatureDoesNotMatch", "InvalidHTTPAuthHeader", "InvalidAccessKeyId"),
+        *("RequestExpired", "AccessDenied", "6", "13", "14", "110", "111", "336004"),
+    }
+)
+#: The gateway's credential refusals, as the official SDK recognises them in
+#: `X-Bce-Error-Message` (qianfan/resources/requestor/base.py): an unknown or revoked access key
+#: ("NotFound, cause: Could not find credential."), a wrong secret key ("SignatureDoesNotMatch,
+#: cause: Fail to authn user: Signature does not match"). Matched in any message, any status.
+_AUTH_MESSAGE = re.compile(
+    r"could not find credential|fail to authn|signature does not match", re.IGNORECASE
+)
 _HINTS = {
     "SignatureDoesNotMatch": "check the secret key (the sk_env variable)",
     "InvalidHTTPAuthHeader": "check the access key and secret key",
@@ -146,13 +168,37 @@ def v1_result(payload: Any, what: str) -> Any:
 
 
 def _platform_error(what: str, code: str, message: str, request_id: Any) -> ProviderError:
-    text = f"{what}: {code}: {message}" + (f" [request id {request_id}]" if request_id else "")
-    kind: type[ProviderError] = ProviderError
+    text = f"{code}: {message}" + (f" [request id {request_id}]" if request_id else "")
+    kind = _error_kind(None, code, message)
+    refusal = Refusal(text, kind, code=code, platform_message=message, hint=_hint(code, kind))
+    return platform_error(refusal, Call(operation=what))
+
+
+def _error_kind(status: int | None, code: str | None, *messages: str | None) -> type[ProviderError]:
+    """Which refusal an answer is. Credentials first, whatever the status and code say: the
+    gateway answers an unknown access key with `NotFound`, which is never an object gone."""
+    if (
+        status in (401, 403)
+        or code in _AUTH_CODES
+        or any(_AUTH_MESSAGE.search(text) for text in messages if text)
+    ):
+        return AuthError
     if code in _IN_USE_CODES:
-        kind = InUseError
-    elif code in _NOT_FOUND_CODES:
-        kind = NotFoundError
-    return kind(text, code=code, platform_message=message, hint=_HINTS.get(code))
+        return InUseError
+    if code in _NOT_FOUND_CODES or (status == 404 and code):
+        return NotFoundError
+    return ProviderError
+
+
+def _hint(code: str | None, kind: type[ProviderError]) -> str | None:
+    if code in _HINTS:
+        return _HINTS[code]
+    if kind is AuthError:
+        return (
+            "the gateway refused the credentials (an access key unknown, revoked or mistyped, or "
+            "a wrong secret key): check the ak_env and sk_env variables"
+        )
+    return None
 
 
 def _page_marker(result: Any, where: str) -> str | None:
@@ -292,7 +338,7 @@ def attach_services(
     return attached
 
 
-def map_error(response: httpx.Response, body: Any) -> ProviderError:
+def map_error(response: httpx.Response, body: Any) -> Refusal:
     """HTTP errors: `{requestId, code, message}` and `X-Bce-Error-Code`/`-Message` headers."""
     code = response.headers.get("X-Bce-Error-Code")
     message = response.headers.get("X-Bce-Error-Message")
@@ -304,17 +350,16 @@ def map_error(response: httpx.Response, body: Any) -> ProviderError:
     text = f"HTTP {response.status_code} {code or '?'}: {message or response.text[:200]}"
     if request_id:
         text += f" [request id {request_id}]"
-    kind: type[ProviderError] = ProviderError
-    if response.status_code == 404 or code in _NOT_FOUND_CODES:
-        kind = NotFoundError
-    elif code in _IN_USE_CODES:
-        kind = InUseError
-    return kind(
+    kind = _error_kind(
+        response.status_code, code, message, response.headers.get("X-Bce-Error-Message")
+    )
+    return Refusal(
         text,
+        kind,
         status=response.status_code,
         code=code,
         platform_message=message,
-        hint=_HINTS.get(code or ""),
+        hint=_hint(code, kind),
     )
 
 
@@ -412,15 +457,9 @@ class QianfanProvider:
         try:
             return parse(*args)
         except ProviderError as error:
-            message = error.message
-            if not message.startswith(what):
-                message = f"{what}: {message}"
-            if not message.startswith(f"{self.name}: "):
-                message = f"{self.name}: {message}"
-            error.message = message
-            error.provider = self.name
-            error.operation = what
-            raise
+            raise platform_error(
+                Refusal.of(error, what), Call(self.name, what), redact=self.http.redact
+            ) from None
 
     # -- listing ------------------------------------------------------------------------------
 
@@ -573,8 +612,7 @@ class QianfanProvider:
                     check_set_id(model_id) if self._model_delete == "v2" else v1_model_key(model_id)
                 )
             except ProviderError as error:
-                error.message = f"{self.name}: {error.message}"
-                outcomes[index] = error
+                outcomes[index] = platform_error(Refusal.of(error), Call(self.name))
         if self._model_delete == "v2":
             for index, key in keys.items():
                 outcomes[index] = await self._outcome(self._delete_set_v2(str(key)))
@@ -587,11 +625,7 @@ class QianfanProvider:
                     refused = await self._outcome(self._batch_delete([keys[i] for i in chunk]))
                     if refused is None:
                         continue
-                    if (
-                        isinstance(refused, ProviderError)
-                        and refused.status
-                        and refused.code in _HINTS
-                    ):
+                    if isinstance(refused, AuthError):
                         # The credentials were refused: every single call would be refused too.
                         for index in chunk:
                             outcomes[index] = refused
@@ -622,10 +656,12 @@ class QianfanProvider:
 
     async def _delete_one_v1(self, key: str | int) -> ReconcileError | None:
         error = await self._outcome(self._batch_delete([key]))
-        if error is None or isinstance(error, NotFoundError) or not isinstance(key, str):
+        if error is None or not isinstance(key, str):
+            return error
+        if isinstance(error, NotFoundError | AuthError):
             return error
         if isinstance(error, ProviderError) and error.status is not None:
-            return error  # the gateway refused the request itself (auth, throttling)
+            return error  # the gateway refused the request itself (throttling, ...)
         try:
             await self._v2(
                 f"describe model set {key}", "model", "DescribeModelSet", {"modelSetId": key}
@@ -646,3 +682,36 @@ class QianfanProvider:
 
     async def aclose(self) -> None:
         await self.http.client.aclose()
+
+
+# -- the registry entry ---------------------------------------------------------------------------
+
+#: The built-in emulator's fixed demo credentials (its state files list them as valid).
+EMULATOR_QIANFAN_KEYS = ("demo-qianfan-ak", "demo-qianfan-sk")
+
+
+def _authenticate(keys: Keys, spec: Any, clock: Callable[[], datetime]) -> Auth:
+    assert keys.access_key is not None and keys.secret_key is not None  # as the wiring reads
+    return Auth(sign=bce_signer(keys.access_key, keys.secret_key, clock=clock))
+
+
+def _open(opening: Opening) -> QianfanProvider:
+    return QianfanProvider(
+        opening.name,
+        http=opening.http,
+        endpoint=opening.endpoint(opening.spec.endpoint),
+        model_delete=opening.spec.model_delete,
+        parallelism=opening.parallelism,
+    )
+
+
+PLATFORM = Platform(
+    type=QianfanProvider.type,
+    title="Qianfan",
+    map_error=map_error,
+    authenticate=_authenticate,
+    open=_open,
+    emulator_url="http://qianfan.emulator",
+    emulator_keys=Keys(access_key=EMULATOR_QIANFAN_KEYS[0], secret_key=EMULATOR_QIANFAN_KEYS[1]),
+    default_key_env=("QIANFAN_ACCESS_KEY", "QIANFAN_SECRET_KEY"),
+)

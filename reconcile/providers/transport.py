@@ -1,0 +1,167 @@
+"""The transport of real endpoints: httpx's interface over aiohttp's connection pool.
+
+Bodies are read whole and bounded; redirects are never followed; proxies come from the
+environment per host, never for loopback. Failures are httpx's exceptions, as from any transport.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+
+#: Largest response body accepted; a listing page is far smaller.
+MAX_BODY_BYTES = 16 * 1024 * 1024
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+class RefusedResponse(httpx.RequestError):
+    """An answer refused for what it is (too large, compressed unasked, a refused certificate):
+    never retried, and its message is safe to show."""
+
+
+def _without_userinfo(text: str) -> str:
+    """Masks `user:password@` in any URL quoted by a library's message (proxy URLs carry them)."""
+    return re.sub(r"//[^/@\s]+@", "//***@", text)
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """An httpx transport that sends over one aiohttp connection pool.
+
+    httpx's own pool (httpcore) checks every pooled connection on every request, so its cost per
+    request grows with the pool: at 64 connections a request costs several times what it does at
+    16, and more parallelism makes a listing slower. aiohttp's pool hands out an idle connection
+    in O(1) and parses responses in C. Requests are built, signed and answered as httpx objects,
+    so nothing above this class changes; bodies are read whole (a page is small), at most
+    `max_body` bytes.
+    """
+
+    def __init__(
+        self, *, max_connections: int, timeout: float, max_body: int = MAX_BODY_BYTES
+    ) -> None:
+        self.max_connections = max_connections
+        self.timeout = timeout
+        self.max_body = max_body
+        self._session: Any = None
+        self._proxies: dict[tuple[str, str], str | None] = {}
+
+    def _open(self) -> Any:
+        import ssl
+
+        import aiohttp
+        import certifi
+
+        connector = aiohttp.TCPConnector(
+            limit=self.max_connections,
+            ssl=ssl.create_default_context(cafile=certifi.where()),
+            keepalive_timeout=5.0,
+        )
+        # httpx decodes bodies (Content-Encoding) and sets every header itself.
+        return aiohttp.ClientSession(
+            connector=connector,
+            auto_decompress=False,
+            # Not trust_env: aiohttp would then read ~/.netrc in a thread on every request.
+            # Proxies from the environment are honoured per host (`_env_proxy`), as in httpx.
+            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+            timeout=aiohttp.ClientTimeout(total=self.timeout),
+        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        headers = list(request.headers.multi_items())
+        content = request.content
+        return await self.fetch(
+            request.method, str(request.url), headers, content or None, request=request
+        )
+
+    async def fetch(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: bytes | None = None,
+        *,
+        request: httpx.Request | None = None,
+    ) -> httpx.Response:
+        """Send one request given as plain values (`url` already encoded); answer with its
+        response read whole. Failures are httpx's exceptions, as from any transport."""
+        import aiohttp
+        import yarl
+
+        if self._session is None:
+            self._session = self._open()
+        target = yarl.URL(url, encoded=True)
+        proxy_key = (target.scheme, target.host or "")
+        if proxy_key not in self._proxies:
+            self._proxies[proxy_key] = _env_proxy(*proxy_key)
+        # Uncompressed only: a compressed body could expand far past `max_body` once decoded.
+        sent = [(name, value) for name, value in headers if name.lower() != "accept-encoding"]
+        sent.append(("Accept-Encoding", "identity"))
+        try:
+            async with self._session.request(
+                method,
+                target,
+                headers=sent,
+                data=body,
+                allow_redirects=False,
+                compress=None,
+                proxy=self._proxies[proxy_key],
+            ) as answer:
+                encoding = answer.headers.get("Content-Encoding", "identity").strip().lower()
+                if encoding not in ("", "identity"):
+                    raise RefusedResponse(
+                        f"the platform sent a {encoding}-encoded body, which was not asked for",
+                        request=request,
+                    )
+                length = answer.headers.get("Content-Length")
+                if length is not None and length.isdigit():
+                    # Over the bound: refused by Http on the announced length, never read.
+                    content = await answer.read() if int(length) <= self.max_body else b""
+                else:
+                    content = await self._read_bounded(answer, request)
+                return httpx.Response(
+                    answer.status, headers=list(answer.raw_headers), content=content
+                )
+        except TimeoutError as error:
+            raise httpx.ReadTimeout("timed out", request=request) from error
+        except (aiohttp.ClientSSLError, aiohttp.ServerFingerprintMismatch) as error:
+            # Not transient: retrying a refused certificate only repeats the refusal.
+            raise RefusedResponse(
+                f"TLS verification failed: {_without_userinfo(str(error))}", request=request
+            ) from error
+        except aiohttp.ClientResponseError as error:
+            # Its text quotes the URL, which for a proxy may carry a password: status only.
+            raise httpx.ReadError(
+                f"HTTP {error.status} from the connection (proxy?)", request=request
+            ) from error
+        except aiohttp.ClientConnectionError as error:
+            raise httpx.ConnectError(_without_userinfo(str(error)), request=request) from error
+        except aiohttp.ClientError as error:
+            raise httpx.ReadError(type(error).__name__, request=request) from error
+
+    async def _read_bounded(self, answer: Any, request: httpx.Request | None) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in answer.content.iter_any():
+            size += len(chunk)
+            if size > self.max_body:
+                raise RefusedResponse(
+                    f"response body larger than {self.max_body} bytes", request=request
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def _env_proxy(scheme: str, host: str) -> str | None:
+    """The proxy the environment names for this scheme and host (HTTPS_PROXY, NO_PROXY...)."""
+    import urllib.request
+
+    if host in LOOPBACK_HOSTS or urllib.request.proxy_bypass(host):
+        return None  # never send a loopback request (and its credentials) through a proxy
+    proxies = urllib.request.getproxies()
+    return proxies.get(scheme) or proxies.get("all")

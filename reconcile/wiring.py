@@ -1,0 +1,285 @@
+"""Wiring: manifests + environment + options -> providers, ready to list and delete.
+
+The app layer's one place that reads credentials from the environment, starts the built-in
+emulator for `emulator:STATE.json` endpoints, and turns a manifest's provider table into a
+provider through the registry of platforms (`reconcile.providers.PLATFORMS`), by its `type`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from reconcile.errors import ReconcileError
+from reconcile.manifest import EMULATOR_PREFIX, Credentials, Manifest, Policy
+from reconcile.providers import PLATFORMS
+from reconcile.providers.base import Keys, Opening, Platform, Provider
+from reconcile.providers.failures import Redactor
+from reconcile.providers.http import (
+    Http,
+    RateLimiter,
+    RetryPolicy,
+    check_endpoint,
+    in_process_client,
+    platform_client,
+)
+
+#: An endpoint `emulator:STATE.json` runs the built-in emulator on that state file.
+EMULATOR_SCHEME = EMULATOR_PREFIX
+
+
+@dataclass(frozen=True)
+class Options:
+    """How providers talk to platforms, from the command line."""
+
+    state_dir: Path
+    parallelism: int = 16
+    insecure: bool = False
+    #: Attempts per request and seconds per attempt; None: the provider's policy decides.
+    attempts: int | None = None
+    timeout: float | None = None
+    #: Requests per second to each provider at most; None: no limit but `parallelism`.
+    max_rps: float | None = None
+
+    def retry(self, policy: Policy) -> RetryPolicy:
+        return RetryPolicy(
+            attempts=self.attempts if self.attempts is not None else policy.retry_attempts,
+            timeout=self.timeout if self.timeout is not None else policy.request_timeout,
+        )
+
+
+def open_providers(
+    manifest: Manifest,
+    names: list[str] | None,
+    options: Options,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, Provider]:
+    """Providers for `names` (all of the manifest's when None), ready to list and delete."""
+    opener = _Opener(manifest, options, os.environ if env is None else env)
+    chosen = names if names is not None else list(manifest.providers)
+    return {name: opener.open(name) for name in chosen}
+
+
+class _Opener:
+    """Opens a manifest's providers; they share one bound on requests in flight, and those that
+    name one emulator seed share one in-process emulator (one store)."""
+
+    def __init__(self, manifest: Manifest, options: Options, env: Mapping[str, str]) -> None:
+        self.manifest = manifest
+        self.options = options
+        self.env = env
+        self.semaphore = asyncio.Semaphore(options.parallelism)
+        self.emulators: dict[Path, Any] = {}
+
+    def open(self, name: str) -> Provider:
+        spec = self.manifest.providers[name]
+        platform = PLATFORMS[spec.type]
+        retry = self.options.retry(self.manifest.policy_for(name))
+        endpoint: Callable[[str], str]
+        if spec.endpoint.startswith(EMULATOR_SCHEME):
+            app = emulator_app(
+                spec.endpoint, name, self.manifest, self.options.state_dir, self.emulators
+            )
+            client = in_process_client(app, retry.timeout)
+            direct = None
+            keys = platform.emulator_keys
+            endpoint = _always(platform.emulator_url)
+        else:
+            keys = read_keys(name, spec.credentials, platform, self.env)
+            client, direct = platform_client(self.options.parallelism, retry.timeout)
+            endpoint = _checked_endpoint(insecure=self.options.insecure)
+        redact = Redactor()
+        redact.add(*keys.values())
+        auth = platform.authenticate(keys, spec, _now)
+        client.headers.update(auth.headers)
+        http = Http(
+            client,
+            provider=name,
+            map_error=platform.map_error,
+            semaphore=self.semaphore,
+            retry=retry,
+            limiter=RateLimiter.per_second(self.options.max_rps),
+            redact=redact,
+            sign=auth.sign,
+            transport=direct,
+        )
+        return platform.open(Opening(name, spec, http, endpoint, self.options.parallelism))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _always(url: str) -> Callable[[str], str]:
+    return lambda _: url
+
+
+def _checked_endpoint(*, insecure: bool) -> Callable[[str], str]:
+    return lambda url: check_endpoint(url, insecure=insecure)
+
+
+# -- credentials ----------------------------------------------------------------------------------
+
+
+def read_keys(
+    provider: str, credentials: Credentials | None, platform: Platform, env: Mapping[str, str]
+) -> Keys:
+    """The credential values from the environment variables the manifest names (or, where it
+    names none, the platform SDK's own variables)."""
+    if credentials is None:
+        if platform.default_key_env is None:
+            raise ReconcileError(
+                f'provider "{provider}": no credentials in the manifest',
+                hint=f"add credentials = {_example(platform)} to [providers.{provider}]",
+            )
+        ak_env, sk_env = platform.default_key_env
+        return Keys(
+            access_key=_credential(env, provider, "ak_env", ak_env),
+            secret_key=_credential(env, provider, "sk_env", sk_env),
+        )
+    if credentials.token_env is not None:
+        if not platform.accepts_token:
+            raise ReconcileError(
+                f'provider "{provider}": {platform.title} signs requests with AK/SK',
+                hint=f"use credentials = {_example(platform)} (token_env is not supported by "
+                f"{platform.title})",
+            )
+        return Keys(token=_credential(env, provider, "token_env", credentials.token_env))
+    assert credentials.ak_env is not None and credentials.sk_env is not None  # schema-checked
+    security_env = credentials.security_token_env if platform.accepts_security_token else None
+    return Keys(
+        access_key=_credential(env, provider, "ak_env", credentials.ak_env),
+        secret_key=_credential(env, provider, "sk_env", credentials.sk_env),
+        security_token=(
+            _credential(env, provider, "security_token_env", security_env) if security_env else None
+        ),
+    )
+
+
+def _example(platform: Platform) -> str:
+    if platform.default_key_env is not None:
+        ak_env, sk_env = platform.default_key_env
+        return f'{{ ak_env = "{ak_env}", sk_env = "{sk_env}" }}'
+    if platform.accepts_token:
+        return '{ token_env = "ENV_VAR_NAME" } (or ak_env + sk_env)'
+    return '{ ak_env = "ENV_VAR_NAME", sk_env = "ENV_VAR_NAME" }'
+
+
+def _credential(env: Mapping[str, str], provider: str, key: str, var: str) -> str:
+    field = f"providers.{provider}.credentials.{key}"
+    if looks_like_a_secret(var):
+        # A key or token pasted where its variable's name belongs: never echo it.
+        named = f"the environment variable named by {field}"
+        example = _EXAMPLE_NAMES.get(key, "MY_SECRET")
+        fix = (
+            f"set {field} to the NAME of an environment variable (e.g. {example}) and export "
+            "the secret in it; if a secret was pasted into the manifest, rotate it"
+        )
+        shown = f"{named} (its name looks like a key or token, so it is not shown)"
+        subject = "that variable"
+    else:
+        subject = var
+        shown = f"environment variable {var} (named by {field})"
+        fix = f"export {var}=... before running reconcile"
+    value = env.get(var)
+    if not value:
+        raise ReconcileError(f'provider "{provider}": {shown} is not set', hint=fix)
+    if not _PRINTABLE_SECRET.fullmatch(value):
+        # A value read from a file with Windows line endings, or pasted with a space: it
+        # would be refused by the platform, and an HTTP library's error would quote it.
+        raise ReconcileError(
+            f'provider "{provider}": {shown} holds whitespace, control or non-ASCII characters '
+            "(the value is not shown)",
+            hint=f"set {subject} to the bare credential, e.g. without a trailing newline or \\r",
+        )
+    return value
+
+
+def looks_like_a_secret(name: str) -> bool:
+    """Whether a credentials field's "variable name" looks like a key or token pasted in its
+    place: not of the form [A-Za-z_][A-Za-z0-9_]*, an IAM token (`MII...`) or JWT (`eyJ...`), a
+    word of 16 or more characters between underscores (an access key is 20 or 32 of them), or a
+    word mixing upper and lower case (random text does; variable names do not)."""
+    if not _ENV_NAME.fullmatch(name) or len(name) > 64 or name.startswith(("MII", "eyJ")):
+        return True
+    words = [word for word in name.split("_") if word]
+    return any(len(word) >= 16 or (word.lower() != word != word.upper()) for word in words)
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_EXAMPLE_NAMES = {
+    "token_env": "MY_TOKEN",
+    "ak_env": "MY_ACCESS_KEY",
+    "sk_env": "MY_SECRET_KEY",
+    "security_token_env": "MY_SECURITY_TOKEN",
+}
+
+
+#: Credentials are printable ASCII with no whitespace (tokens, access keys, secret keys).
+_PRINTABLE_SECRET = re.compile(r"[\x21-\x7e]+")
+
+
+# -- the built-in emulator and the state dir ------------------------------------------------------
+
+
+def emulator_state_copy(seed: Path, state_dir: Path) -> Path:
+    """The mutable copy of an emulator seed state, kept in the state dir (never in git)."""
+    return state_dir / "emulator" / seed.name
+
+
+def emulator_app(
+    endpoint: str,
+    provider: str,
+    manifest: Manifest,
+    state_dir: Path,
+    emulators: dict[Path, Any],
+) -> Any:
+    """The in-process emulator (an ASGI app) for an `emulator:STATE.json` endpoint, one per
+    seed file (kept in `emulators`).
+
+    The seed is resolved beside the manifest file that declares the provider; the emulator runs on
+    a copy in the state dir, so running the demo never changes tracked files.
+    """
+    origin = manifest.origins.get(f"providers.{provider}")
+    base = Path(origin.file).parent if origin else _folder(manifest.root)
+    seed = (base / endpoint.removeprefix(EMULATOR_SCHEME)).resolve()
+    if not seed.is_file():
+        raise ReconcileError(
+            f'provider "{provider}": emulator state file {seed.name} not found beside '
+            f"{origin.file if origin else manifest.root}",
+            hint='endpoint = "emulator:FILE.json" names a JSON state file relative to the manifest',
+        )
+    copy = emulator_state_copy(seed, state_dir)
+    if copy not in emulators:
+        emulators[copy] = _emulator_app(provider, seed, copy)
+    return emulators[copy]
+
+
+def _emulator_app(provider: str, seed: Path, copy: Path) -> Any:
+    from reconcile.emulator import create_app  # deferred: only emulated runs load Starlette
+
+    if not copy.exists():
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(seed, copy)
+    try:
+        return create_app(copy, persist_path=copy)
+    except (ValueError, OSError) as error:
+        raise ReconcileError(
+            f'provider "{provider}": the emulator state {copy} cannot be loaded: {error}',
+            hint=f"fix {seed.name}, then `reconcile emulator reset` to copy it again",
+        ) from None
+
+
+def _folder(path: Path) -> Path:
+    return path if path.is_dir() else path.parent
+
+
+def default_state_dir(manifest_path: Path) -> Path:
+    return _folder(manifest_path) / ".reconcile"
