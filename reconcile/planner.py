@@ -6,6 +6,7 @@ The decision table is DESIGN.md's "What a plan decides"; each decision carries i
 
 from __future__ import annotations
 
+import difflib
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reconcile.diff import field_changes
-from reconcile.errors import GuardError, ReconcileError
+from reconcile.errors import GuardError, PlanError, ReconcileError
 from reconcile.manifest import Manifest, ModelSpec, Policy, VersionSpec, is_glob_match
 from reconcile.model import (
     FieldChange,
@@ -36,6 +37,20 @@ from reconcile.plan import (
     Reason,
     Summary,
 )
+from reconcile.scope import (
+    Key,
+    Target,
+    declared_address,
+    ignored_by,
+    model_address,
+    models_in_scope,
+    parse_target,
+    quote,
+    shared_names,
+    version_address,
+    version_path,
+    versions_in_scope,
+)
 
 _OLDEST = datetime.min.replace(tzinfo=UTC)
 
@@ -53,8 +68,10 @@ def build_plan(
     `refuse_empty`: a "workspace" scope with no declared model (and no allow_empty) raises
     GuardError. A read-only report passes False to show what such a plan would delete.
     """
+    selected = [parse_target(text) for text in targets]
     changes: list[Change] = []
     drift: list[Drift] = []
+    drift_keys: list[Key] = []
     scopes: list[ProviderScope] = []
     for provider in manifest.providers:
         snapshot = snapshots.get(provider)
@@ -64,15 +81,15 @@ def build_plan(
         planner.run()
         changes.extend(planner.changes)
         drift.extend(planner.drift)
+        drift_keys.extend(planner.drift_keys)
         scopes.append(planner.scope())
     unknown = sorted(set(snapshots) - set(manifest.providers))
     if unknown:
         raise ReconcileError(f"live state given for providers not in the manifest: {unknown}")
 
     warnings: list[str] = []
-    if targets:
-        changes = [change for change in changes if _targeted(change.address, targets)]
-        drift = [item for item in drift if _targeted(item.address, targets)]
+    if selected:
+        changes, drift = _select(selected, changes, drift, drift_keys, snapshots)
         warnings.append(
             "Resource targeting is in effect: this plan covers only "
             + ", ".join(targets)
@@ -92,8 +109,84 @@ def build_plan(
     return plan.sealed()
 
 
-def _targeted(address: str, targets: Sequence[str]) -> bool:
-    return any(address == target or address.startswith(target + "/") for target in targets)
+def _change_key(change: Change) -> Key:
+    if change.kind is Kind.MODEL:
+        return Key(change.provider, change.name, change.id)
+    return Key(change.provider, change.model_name or "", change.model_id, change.name, change.id)
+
+
+def _select(
+    targets: Sequence[Target],
+    changes: list[Change],
+    drift: list[Drift],
+    drift_keys: Sequence[Key],
+    snapshots: Mapping[str, Snapshot],
+) -> tuple[list[Change], list[Drift]]:
+    """The changes and drift that `targets` select. A target that selects nothing is refused:
+    "No changes" would say that the object it names is in sync."""
+    change_keys = [_change_key(change) for change in changes]
+    for target in targets:
+        if not any(map(target.selects, change_keys)) and not any(map(target.selects, drift_keys)):
+            raise _selects_nothing(target, changes, drift, snapshots)
+    return (
+        [c for c, key in zip(changes, change_keys, strict=True) if _any_selects(targets, key)],
+        [d for d, key in zip(drift, drift_keys, strict=True) if _any_selects(targets, key)],
+    )
+
+
+def _any_selects(targets: Sequence[Target], key: Key) -> bool:
+    return any(target.selects(key) for target in targets)
+
+
+def _selects_nothing(
+    target: Target,
+    changes: Sequence[Change],
+    drift: Sequence[Drift],
+    snapshots: Mapping[str, Snapshot],
+) -> PlanError:
+    """Why `target` selects nothing: the version of a model that has one line for all its
+    versions (deleted whole, held whole, or declared without versions), or no such address."""
+    whole = Target(target.text, target.provider, target.model)
+    for change in changes:
+        if change.kind is not Kind.MODEL or not whole.selects(_change_key(change)):
+            continue
+        within = _version_of(snapshots, change, target)
+        if within is None:
+            continue
+        fate = (
+            "deletes it whole, so this version is deleted with it"
+            if change.is_delete
+            else "has one line for the model and its versions: this version stays"
+        )
+        return PlanError(
+            f"--target {target.text} selects no line of the plan: version {quote(within.name)} "
+            f"belongs to model {change.address}, and the plan {fate} "
+            f"({change.action_reason.value}: {change.detail})",
+            hint=f"target the model instead: --target {change.address}",
+        )
+    addresses = sorted({c.address for c in changes} | {d.address for d in drift})
+    close = difflib.get_close_matches(target.text, addresses, n=3, cutoff=0.5)
+    hint = (
+        "the closest addresses in this plan: " + ", ".join(close)
+        if close
+        else "no address of this plan is close to it; run plan without --target to see them all"
+    )
+    return PlanError(f"--target {target.text} selects nothing in this plan", hint=hint)
+
+
+def _version_of(
+    snapshots: Mapping[str, Snapshot], change: Change, target: Target
+) -> LiveVersion | None:
+    """The live version of `change`'s model that `target` names, if any."""
+    snapshot = snapshots.get(change.provider)
+    if snapshot is None or target.version is None:
+        return None
+    for model in snapshot.models:
+        if model.id == change.id:
+            for version in model.versions:
+                if target.version.names(version.name, version.id):
+                    return version
+    return None
 
 
 def _summarise(changes: Iterable[Change], drift: Sequence[Drift]) -> Summary:
@@ -131,6 +224,8 @@ class _ProviderPlanner:
     refuse_empty: bool = True
     changes: list[Change] = field(default_factory=list)
     drift: list[Drift] = field(default_factory=list)
+    #: What a --target is matched against, one per item of `drift`.
+    drift_keys: list[Key] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.config = self.manifest.providers[self.provider]
@@ -140,15 +235,11 @@ class _ProviderPlanner:
         self._states: dict[int, dict[str, Any]] = {}
         self.specs = [
             spec
-            for spec in self.manifest.models
-            if spec.provider == self.provider and not self._ignored(spec.name)
+            for spec in self.manifest.models_for(self.provider)
+            if ignored_by(self.policy, spec.name) is None
         ]
-        self.in_scope = sorted(
-            (m for m in self.snapshot.models if not m.preset and not self._ignored(m.name)),
-            key=lambda m: (m.name, m.id),
-        )
-        names = Counter(model.name for model in self.in_scope)
-        self.shared_model_names = {name for name, count in names.items() if count > 1}
+        self.in_scope = models_in_scope(self.snapshot, self.policy)
+        self.shared_model_names = shared_names(self.in_scope)
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -160,25 +251,23 @@ class _ProviderPlanner:
             state = self._states[id(model)] = model_state(model, self.uses)
         return state
 
-    def _ignored(self, *names: str) -> bool:
-        return is_glob_match(self.policy.ignore, *names) is not None
-
     def _origin(self, spec: ModelSpec) -> str:
         location = self.manifest.origins.get(f"models.{spec.provider}/{spec.name}")
         return f" at {location}" if location else ""
 
     def _model_address(self, model: LiveModel) -> str:
-        suffix = f"#{model.id}" if model.name in self.shared_model_names else ""
-        return f"{self.provider}/{model.name}{suffix}"
+        return model_address(self.provider, model, self.shared_model_names)
 
-    def _version_address(self, model: LiveModel, version: LiveVersion, shared: set[str]) -> str:
-        suffix = f"#{version.id}" if version.name in shared else ""
-        return f"{self._model_address(model)}/{version.name}{suffix}"
+    def _version_address(
+        self, model: LiveModel, version: LiveVersion, shared: frozenset[str]
+    ) -> str:
+        return version_address(self._model_address(model), version, shared)
 
     def _drift(
         self,
         *,
         address: str,
+        key: Key,
         kind: Kind,
         drift: DriftKind,
         detail: str,
@@ -186,6 +275,7 @@ class _ProviderPlanner:
         id: str | None = None,
         fields: tuple[FieldChange, ...] = (),
     ) -> None:
+        self.drift_keys.append(key)
         self.drift.append(
             Drift(
                 address=address,
@@ -235,7 +325,7 @@ class _ProviderPlanner:
         self,
         model: LiveModel,
         version: LiveVersion,
-        shared: set[str],
+        shared: frozenset[str],
         action: Action,
         reason: Reason,
         detail: str,
@@ -328,7 +418,8 @@ class _ProviderPlanner:
                             "them is deleted. Fix the id or the name in the declaration"
                         )
                     self._drift(
-                        address=f"{self.provider}/{spec.name}",
+                        address=declared_address(self.provider, spec.name),
+                        key=Key(self.provider, spec.name, spec.id),
                         kind=Kind.MODEL,
                         drift=DriftKind.AMBIGUOUS,
                         id=spec.id,
@@ -348,7 +439,8 @@ class _ProviderPlanner:
                         f"{'to delete' if spec.absent else 'to keep'} to the declaration"
                     )
                 self._drift(
-                    address=f"{self.provider}/{spec.name}",
+                    address=declared_address(self.provider, spec.name),
+                    key=Key(self.provider, spec.name, spec.id),
                     kind=Kind.MODEL,
                     drift=DriftKind.AMBIGUOUS,
                     detail=f'{len(candidates)} live models are named "{spec.name}" (ids '
@@ -359,7 +451,8 @@ class _ProviderPlanner:
                 )
             elif not spec.absent and self._is_preset(spec):
                 self._drift(
-                    address=f"{self.provider}/{spec.name}",
+                    address=declared_address(self.provider, spec.name),
+                    key=Key(self.provider, spec.name, spec.id),
                     kind=Kind.MODEL,
                     drift=DriftKind.MISSING,
                     id=spec.id,
@@ -369,7 +462,8 @@ class _ProviderPlanner:
                 )
             elif not spec.absent:
                 self._drift(
-                    address=f"{self.provider}/{spec.name}",
+                    address=declared_address(self.provider, spec.name),
+                    key=Key(self.provider, spec.name, spec.id),
                     kind=Kind.MODEL,
                     drift=DriftKind.MISSING,
                     id=spec.id,
@@ -387,13 +481,21 @@ class _ProviderPlanner:
         if spec.id is not None and spec.name != model.name:
             declared = {"name": spec.name, **declared}
         live = {"name": model.name, **model.attributes}
-        self._attribute_drift(self._model_address(model), Kind.MODEL, model.id, declared, live)
+        self._attribute_drift(
+            self._model_address(model),
+            Key(self.provider, model.name, model.id),
+            Kind.MODEL,
+            model.id,
+            declared,
+            live,
+        )
         if spec.versions is not None:
             self._declared_versions(model, spec, spec.versions)
 
     def _attribute_drift(
         self,
         address: str,
+        key: Key,
         kind: Kind,
         object_id: str,
         declared: Mapping[str, str],
@@ -403,6 +505,7 @@ class _ProviderPlanner:
         if changed:
             self._drift(
                 address=address,
+                key=key,
                 kind=kind,
                 drift=DriftKind.CHANGED,
                 id=object_id,
@@ -416,26 +519,21 @@ class _ProviderPlanner:
     def _declared_versions(
         self, model: LiveModel, spec: ModelSpec, version_specs: Sequence[VersionSpec]
     ) -> None:
-        live = sorted(
-            (
-                v
-                for v in model.versions
-                if not v.preset and not self._ignored(f"{model.name}/{v.name}")
-            ),
-            key=lambda v: (v.name, v.id),
-        )
-        names = Counter(version.name for version in live)
-        shared = {name for name, count in names.items() if count > 1}
+        live = versions_in_scope(model, self.policy)
+        shared = shared_names(live)
         by_id = {version.id: version for version in live}
         # Ignored versions are not managed: a declaration of one is neither matched nor missing.
         version_specs = [
-            vspec for vspec in version_specs if not self._ignored(f"{model.name}/{vspec.name}")
+            vspec
+            for vspec in version_specs
+            if ignored_by(self.policy, version_path(model.name, vspec.name)) is None
         ]
         matched: dict[str, VersionSpec] = {}
         #: Live versions a declaration cannot tell apart: version id -> why none is deleted.
         ambiguous: dict[str, str] = {}
         for vspec in version_specs:
-            address = f"{self._model_address(model)}/{vspec.name}"
+            address = f"{self._model_address(model)}/{quote(vspec.name)}"
+            key = Key(self.provider, model.name, model.id, vspec.name, vspec.id)
             namesakes = [version for version in live if version.name == vspec.name]
             if vspec.id is not None:
                 candidates = [by_id[vspec.id]] if vspec.id in by_id else []
@@ -454,6 +552,7 @@ class _ProviderPlanner:
                         )
                     self._drift(
                         address=address,
+                        key=key,
                         kind=Kind.VERSION,
                         drift=DriftKind.AMBIGUOUS,
                         id=vspec.id,
@@ -474,6 +573,7 @@ class _ProviderPlanner:
                     )
                 self._drift(
                     address=address,
+                    key=key,
                     kind=Kind.VERSION,
                     drift=DriftKind.AMBIGUOUS,
                     detail=f'{len(candidates)} live versions of "{model.name}" are named '
@@ -483,6 +583,7 @@ class _ProviderPlanner:
             else:
                 self._drift(
                     address=address,
+                    key=key,
                     kind=Kind.VERSION,
                     drift=DriftKind.MISSING,
                     id=vspec.id,
@@ -522,6 +623,7 @@ class _ProviderPlanner:
                     declared = {"name": version_spec.name, **declared}
                 self._attribute_drift(
                     self._version_address(model, version, shared),
+                    Key(self.provider, model.name, model.id, version.name, version.id),
                     Kind.VERSION,
                     version.id,
                     declared,
@@ -582,7 +684,9 @@ class _ProviderPlanner:
         self, model: LiveModel, version: LiveVersion, spec: ModelSpec | None
     ) -> tuple[Reason | None, str, Sequence[ServiceUse]]:
         """Why an otherwise deletable version must stay: protected or in use (None: it may go)."""
-        pattern = is_glob_match(self.policy.protect, model.name, f"{model.name}/{version.name}")
+        pattern = is_glob_match(
+            self.policy.protect, model.name, version_path(model.name, version.name)
+        )
         if pattern is not None:
             return Reason.PROTECTED, f'matches protect pattern "{pattern}"', ()
         if spec is not None and spec.protect:
@@ -617,13 +721,12 @@ class _ProviderPlanner:
                 )
             )
             return
-        names = Counter(version.name for version in model.versions)
-        shared = {name for name, count in names.items() if count > 1}
+        shared = shared_names(versions_in_scope(model, self.policy))
         deletable: list[LiveVersion] = []
         held: list[str] = []
         blocking: list[ServiceUse] = list(self.uses.by_model.get(model.id, []))
         for version in _by_name(model.versions):
-            if self._ignored(f"{model.name}/{version.name}"):
+            if ignored_by(self.policy, version_path(model.name, version.name)) is not None:
                 held.append(f'version "{version.name}" matches an ignore pattern')
                 continue
             if version.preset:
