@@ -6,11 +6,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from reconcile.errors import GuardError
+from reconcile.errors import GuardError, PlanError
 from reconcile.manifest import Manifest, ModelSpec, VersionSpec, is_glob_match
 from reconcile.model import LiveModel, LiveVersion, ServiceUse, Snapshot
 from reconcile.plan import Action, DriftKind, Kind, ProviderScope, Reason
-from reconcile.planner.matching import Found, Resolution, resolve
+from reconcile.planner.matching import Found, Resolution, claimed_twice, resolve
 from reconcile.planner.records import Records, by_name
 from reconcile.scope import (
     Key,
@@ -41,6 +41,24 @@ def _unique(services: Iterable[ServiceUse]) -> list[ServiceUse]:
     for service in services:
         seen.setdefault(service.id, service)
     return sorted(seen.values(), key=lambda s: s.id)
+
+
+def _claim(spec: ModelSpec | VersionSpec, live: LiveModel | LiveVersion, origin: str = "") -> str:
+    """How a declaration names a live object, for the message that refuses a second one."""
+    named = f'"{spec.name}"' + (f" with id {spec.id}" if spec.id is not None else "") + origin
+    return named + (" (by id)" if spec.id == live.id else " (by name)")
+
+
+def _refuse_claimed_twice(clashes: Iterable[str]) -> None:
+    found = list(clashes)
+    if found:
+        raise PlanError(
+            "two declarations claim one live object, so which one wins would decide what is "
+            "deleted: nothing was planned, nothing deleted\n"
+            + "\n".join(f"  - {clash}" for clash in found),
+            hint="declare each live object once: remove one of the two declarations, or correct "
+            "its name or id",
+        )
 
 
 @dataclass(frozen=True)
@@ -124,7 +142,14 @@ class ProviderPlanner:
         touch because a declaration cannot tell them apart (id -> why)."""
         matched: dict[str, ModelSpec] = {}
         held: dict[str, str] = {}
-        for resolution in resolve(self.specs, self.in_scope):
+        resolutions = resolve(self.specs, self.in_scope)
+        _refuse_claimed_twice(
+            f'live model "{model.name}" (id {model.id}) is claimed by two declarations: '
+            f"{_claim(first, model, self._origin(first))} and "
+            f"{_claim(second, model, self._origin(second))}"
+            for model, first, second in claimed_twice(resolutions)
+        )
+        for resolution in resolutions:
             spec = resolution.spec
             if resolution.found is Found.MATCHED:
                 matched[resolution.objects[0].id] = spec
@@ -239,7 +264,14 @@ class ProviderPlanner:
         matched: dict[str, VersionSpec] = {}
         #: Live versions a declaration cannot tell apart: version id -> why none is deleted.
         held: dict[str, str] = {}
-        for resolution in resolve(version_specs, live):
+        resolutions = resolve(version_specs, live)
+        _refuse_claimed_twice(
+            f'live version "{version.name}" (id {version.id}) of model "{model.name}" is claimed '
+            f"by two of its declared versions{self._origin(spec)}: {_claim(first, version)} and "
+            f"{_claim(second, version)}"
+            for version, first, second in claimed_twice(resolutions)
+        )
+        for resolution in resolutions:
             vspec = resolution.spec
             address = f"{self.records.model_address(model)}/{quote(vspec.name)}"
             key = Key(self.provider, model.name, model.id, vspec.name, vspec.id)

@@ -87,3 +87,19 @@ def _resolve_one(spec: S, by_id: dict[str, L], by_name: dict[str, list[L]]) -> R
         extra = () if picked is None else (picked,)
         return Resolution(spec, Found.WRONG_ID, namesakes + extra, id_live=picked is not None)
     return Resolution(spec, Found.MISSING, ())
+
+
+def claimed_twice(resolutions: Sequence[Resolution[S, L]]) -> list[tuple[L, S, S]]:
+    """Each live object that two declarations resolve to (matched or held), with both.
+
+    Which of the two would win is an accident of their order, and one may keep what the other
+    deletes: the planner refuses them all.
+    """
+    first: dict[str, S] = {}
+    clashes: list[tuple[L, S, S]] = []
+    for resolution in resolutions:
+        for item in resolution.objects:
+            earlier = first.setdefault(item.id, resolution.spec)
+            if earlier is not resolution.spec:
+                clashes.append((item, earlier, resolution.spec))
+    return clashes
