@@ -371,3 +371,38 @@ def test_two_declarations_of_one_live_model_are_refused_naming_both_tables(
     )
     assert "nothing deleted" in err
     assert "Apply complete" not in out
+
+
+# -- declarations that can have no effect -------------------------------------------------------
+
+
+def test_plan_warns_of_declarations_that_can_have_no_effect(
+    capsys: pytest.CaptureFixture[str], demo: Path
+) -> None:
+    """absent = true on a preset, and a declared model an ignore pattern takes out of scope:
+    plan says so above the plan (and in its JSON), with the table's file:line and the fix."""
+    manifest = demo / "reconcile.toml"
+    text = manifest.read_text(encoding="utf-8")
+    line = text.count("\n") + 2
+    manifest.write_text(
+        text + '\n[[models]]\nprovider = "fabric-demo"\nname = "qwen2-72b-instruct"\n'
+        'absent = true\n\n[[models]]\nprovider = "fabric-demo"\nname = "scratch-exp-1"\n',
+        encoding="utf-8",
+    )
+    code = main(["plan", str(demo)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert (
+        'Warning: model "qwen2-72b-instruct" is declared absent = true, but the live model is a '
+        f"platform preset, which reconcile never deletes ({manifest}:{line}): remove the "
+        "declaration" in out
+    )
+    assert (
+        'Warning: model "scratch-exp-1" is declared, but matches ignore pattern "scratch-*": '
+        f"reconcile never manages it ({manifest}:{line + 5}): remove the declaration, or the "
+        "ignore pattern" in out
+    )
+    assert out.index("Warning:") < out.index("fabric-demo (")
+    code = main(["plan", str(demo), "--json"])
+    warnings = json.loads(capsys.readouterr().out)["warnings"]
+    assert len(warnings) == 2

@@ -38,6 +38,7 @@ def build_plan(
     drift: list[Drift] = []
     drift_keys: list[Key] = []
     scopes: list[ProviderScope] = []
+    declarations: list[str] = []
     for provider in manifest.providers:
         snapshot = snapshots.get(provider)
         if snapshot is None:
@@ -48,6 +49,7 @@ def build_plan(
         drift.extend(planner.records.drift)
         drift_keys.extend(planner.records.drift_keys)
         scopes.append(planner.scope())
+        declarations.extend(planner.warnings)
     unknown = sorted(set(snapshots) - set(manifest.providers))
     if unknown:
         raise ReconcileError(f"live state given for providers not in the manifest: {unknown}")
@@ -61,6 +63,7 @@ def build_plan(
             + ". It may not show everything the manifests would change; use --target only for "
             "exceptional situations, never routinely."
         )
+    warnings.extend(declarations)
     plan = Plan(
         tool_version=tool_version,
         manifest_digest=manifest.digest(),

@@ -88,11 +88,20 @@ class ProviderPlanner:
         self.refuse_empty = refuse_empty
         self.config = manifest.providers[provider]
         self.policy = manifest.policy_for(provider)
-        self.specs = [
-            spec
-            for spec in manifest.models_for(provider)
-            if ignored_by(self.policy, spec.name) is None
-        ]
+        #: Declarations that can have no effect, as "<what> (<where>): <fix>".
+        self.warnings: list[str] = []
+        self.specs = []
+        for spec in manifest.models_for(provider):
+            pattern = ignored_by(self.policy, spec.name)
+            if pattern is None:
+                self.specs.append(spec)
+            else:
+                self._warn(
+                    spec,
+                    f'model "{spec.name}" is declared, but matches ignore pattern "{pattern}": '
+                    "reconcile never manages it",
+                    "remove the declaration, or the ignore pattern",
+                )
         self.in_scope = models_in_scope(snapshot, self.policy)
         self.records = Records(provider, snapshot, self.policy, self.in_scope)
 
@@ -102,6 +111,11 @@ class ProviderPlanner:
     def _origin(self, spec: ModelSpec) -> str:
         location = self.manifest.origins.get(f"models.{spec.provider}/{spec.name}")
         return f" at {location}" if location else ""
+
+    def _warn(self, spec: ModelSpec, what: str, fix: str) -> None:
+        """A declaration that can have no effect: "<what> (<where>): <fix>", as validate says."""
+        key = f"models.{spec.provider}/{spec.name}"
+        self.warnings.append(f"{what} ({self.manifest.origins.get(key, key)}): {fix}")
 
     # -- models -----------------------------------------------------------------------------------
 
@@ -174,6 +188,13 @@ class ProviderPlanner:
         )
 
     def _missing_model(self, spec: ModelSpec) -> None:
+        if spec.absent and self._is_preset(spec):
+            self._warn(
+                spec,
+                f'model "{spec.name}" is declared absent = true, but the live model is a '
+                "platform preset, which reconcile never deletes",
+                "remove the declaration",
+            )
         if spec.absent:
             return
         if self._is_preset(spec):
@@ -255,12 +276,7 @@ class ProviderPlanner:
         self, model: LiveModel, spec: ModelSpec, version_specs: Sequence[VersionSpec]
     ) -> None:
         live = versions_in_scope(model, self.policy)
-        # Ignored versions are not managed: a declaration of one is neither matched nor missing.
-        version_specs = [
-            vspec
-            for vspec in version_specs
-            if ignored_by(self.policy, version_path(model.name, vspec.name)) is None
-        ]
+        version_specs = self._managed_versions(model, spec, version_specs)
         matched: dict[str, VersionSpec] = {}
         #: Live versions a declaration cannot tell apart: version id -> why none is deleted.
         held: dict[str, str] = {}
@@ -301,6 +317,25 @@ class ProviderPlanner:
                 held.update(self._held(resolution, declaration))
         undeclared = self._keep_declared(model, spec, live, matched, held)
         self._retain(model, spec, undeclared)
+
+    def _managed_versions(
+        self, model: LiveModel, spec: ModelSpec, version_specs: Sequence[VersionSpec]
+    ) -> list[VersionSpec]:
+        """Ignored versions are not managed: a declaration of one is neither matched nor missing,
+        and is warned about."""
+        managed = []
+        for vspec in version_specs:
+            pattern = ignored_by(self.policy, version_path(model.name, vspec.name))
+            if pattern is None:
+                managed.append(vspec)
+                continue
+            self._warn(
+                spec,
+                f'version "{vspec.name}" of model "{model.name}" is declared, but matches ignore '
+                f'pattern "{pattern}": reconcile never manages it',
+                "remove it from the declaration, or the ignore pattern",
+            )
+        return managed
 
     def _keep_declared(
         self,
