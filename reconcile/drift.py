@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict
 
 from reconcile.manifest import Manifest
 from reconcile.model import FieldChange, LiveModel, ServiceUse, Snapshot
-from reconcile.plan import Change, Drift, DriftKind, Kind, Plan, Reason
+from reconcile.plan import Change, Drift, DriftKind, Group, Kind, Plan
 from reconcile.scope import model_address, models_in_scope, shared_names, version_in_scope
 
 FORMAT_VERSION = 1
@@ -163,15 +163,15 @@ class DriftReport(Record):
         return json.dumps(self.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
 
 
-_REASON_CATEGORY: dict[Reason, Category] = {
-    Reason.DECLARED: Category.IN_SYNC,
-    Reason.NOT_IN_MANIFEST: Category.UNMANAGED,
-    Reason.DECLARED_ABSENT: Category.UNMANAGED,
-    Reason.IN_USE: Category.BLOCKED,
-    Reason.PROTECTED: Category.BLOCKED,
-    Reason.AMBIGUOUS: Category.AMBIGUOUS,
-    Reason.RETENTION_KEEP_LATEST: Category.KEPT,
-    Reason.LAST_VERSION: Category.KEPT,
+#: The category of each plan group (`plan.REASON_GROUPS`): a report counts what a protect
+#: pattern holds as blocked (apply would delete it but for the pattern).
+_GROUP_CATEGORY: dict[Group, Category] = {
+    Group.IN_SYNC: Category.IN_SYNC,
+    Group.DELETE: Category.UNMANAGED,
+    Group.BLOCKED: Category.BLOCKED,
+    Group.PROTECTED: Category.BLOCKED,
+    Group.AMBIGUOUS: Category.AMBIGUOUS,
+    Group.KEPT: Category.KEPT,
 }
 
 
@@ -250,7 +250,7 @@ class _ProviderReport:
         self._sort()
 
     def _category(self, change: Change) -> Category:
-        category = _REASON_CATEGORY[change.action_reason]
+        category = _GROUP_CATEGORY[change.group]
         if category is Category.IN_SYNC and change.id in self.changed[change.kind]:
             return Category.CHANGED
         return category

@@ -6,13 +6,12 @@ The decision table is DESIGN.md's "What a plan decides"; each decision carries i
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from reconcile.errors import ReconcileError
 from reconcile.manifest import Manifest
 from reconcile.model import Snapshot
-from reconcile.plan import Change, Drift, Plan, ProviderScope, Reason, Summary
+from reconcile.plan import Change, Drift, Plan, ProviderScope, Summary
 from reconcile.planner.decisions import ProviderPlanner
 from reconcile.planner.targets import select
 from reconcile.scope import Key, parse_target
@@ -72,18 +71,6 @@ def build_plan(
         drift=tuple(drift),
         targets=tuple(targets),
         warnings=tuple(warnings),
-        summary=_summarise(changes, drift),
+        summary=Summary.of(changes, len(drift)),
     )
     return plan.sealed()
-
-
-def _summarise(changes: Iterable[Change], drift: Sequence[Drift]) -> Summary:
-    counts = Counter(change.action_reason for change in changes if not change.is_delete)
-    return Summary(
-        delete=sum(1 for change in changes if change.is_delete),
-        blocked=counts[Reason.IN_USE] + counts[Reason.AMBIGUOUS],
-        protected=counts[Reason.PROTECTED],
-        kept=counts[Reason.RETENTION_KEEP_LATEST] + counts[Reason.LAST_VERSION],
-        drifted=len(drift),
-        in_sync=counts[Reason.DECLARED],
-    )
