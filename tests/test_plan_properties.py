@@ -279,5 +279,10 @@ def test_no_plan_deletes_what_must_stay_and_apply_converges(data: st.DataObject)
     assert not clash, "two declarations name one live object, and a plan was made"
     check_safety(manifest, snapshot, plan)
     after = applied(snapshot, plan)
-    again = build_plan(manifest, {"p": after}, tool_version="t")
+    try:
+        again = build_plan(manifest, {"p": after}, tool_version="t")
+    except PlanError:
+        # A declaration whose id is gone now holds the live namesakes another one names by id.
+        assert claimed_twice(manifest, after)
+        return
     assert again.deletes() == [], [c.address for c in again.deletes()]
