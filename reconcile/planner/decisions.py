@@ -1,4 +1,8 @@
-"""The decisions for one provider scope: DESIGN.md's "What a plan decides", each with its reason."""
+"""The decisions for one provider scope: DESIGN.md's "What a plan decides", each with its reason.
+
+Over 450 lines on purpose: it is that decision table, read top to bottom (models, the versions
+of a declared model, models that should go); splitting it would scatter one table.
+"""
 
 from __future__ import annotations
 
