@@ -358,7 +358,8 @@ def validate(path: Path) -> int:
     "targets",
     multiple=True,
     metavar="ADDRESS",
-    help="Limit the plan to this address (repeatable).",
+    help="Limit the plan to this address (repeatable): PROVIDER[/MODEL[/VERSION]], a name "
+    'holding / " # or spaces in quotes (fab/"a/b"). One that selects nothing is an error.',
 )
 @_common
 def plan(
@@ -424,7 +425,8 @@ def plan(
     "targets",
     multiple=True,
     metavar="ADDRESS",
-    help="Limit the plan to this address (repeatable).",
+    help="Limit the plan to this address (repeatable): PROVIDER[/MODEL[/VERSION]], a name "
+    'holding / " # or spaces in quotes (fab/"a/b"). One that selects nothing is an error.',
 )
 @click.option(
     "--manifests",

@@ -29,15 +29,15 @@ the share of live objects in scope that the manifests declare and keep: (in_sync
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
-from reconcile.manifest import Manifest, is_glob_match
+from reconcile.manifest import Manifest
 from reconcile.model import FieldChange, LiveModel, ServiceUse, Snapshot
-from reconcile.plan import Change, Drift, DriftKind, Kind, Plan, Reason
+from reconcile.plan import Change, Drift, DriftKind, Group, Kind, Plan
+from reconcile.scope import model_address, models_in_scope, shared_names, version_in_scope
 
 FORMAT_VERSION = 1
 
@@ -163,15 +163,15 @@ class DriftReport(Record):
         return json.dumps(self.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
 
 
-_REASON_CATEGORY: dict[Reason, Category] = {
-    Reason.DECLARED: Category.IN_SYNC,
-    Reason.NOT_IN_MANIFEST: Category.UNMANAGED,
-    Reason.DECLARED_ABSENT: Category.UNMANAGED,
-    Reason.IN_USE: Category.BLOCKED,
-    Reason.PROTECTED: Category.BLOCKED,
-    Reason.AMBIGUOUS: Category.AMBIGUOUS,
-    Reason.RETENTION_KEEP_LATEST: Category.KEPT,
-    Reason.LAST_VERSION: Category.KEPT,
+#: The category of each plan group (`plan.REASON_GROUPS`): a report counts what a protect
+#: pattern holds as blocked (apply would delete it but for the pattern).
+_GROUP_CATEGORY: dict[Group, Category] = {
+    Group.IN_SYNC: Category.IN_SYNC,
+    Group.DELETE: Category.UNMANAGED,
+    Group.BLOCKED: Category.BLOCKED,
+    Group.PROTECTED: Category.BLOCKED,
+    Group.AMBIGUOUS: Category.AMBIGUOUS,
+    Group.KEPT: Category.KEPT,
 }
 
 
@@ -233,7 +233,7 @@ class _ProviderReport:
     def __init__(self, plan: Plan, manifest: Manifest, provider: str, snapshot: Snapshot) -> None:
         self.provider = provider
         self.scope = manifest.providers[provider].scope
-        self.ignore = manifest.policy_for(provider).ignore
+        self.policy = manifest.policy_for(provider)
         self.snapshot = snapshot
         #: Kind -> id -> the plan's line about that object (ids are unique per kind).
         self.changes: dict[Kind, dict[str, Change]] = {Kind.MODEL: {}, Kind.VERSION: {}}
@@ -249,18 +249,15 @@ class _ProviderReport:
         self.lines: list[Item] = []
         self._sort()
 
-    def _ignored(self, name: str) -> bool:
-        return is_glob_match(self.ignore, name) is not None
-
     def _category(self, change: Change) -> Category:
-        category = _REASON_CATEGORY[change.action_reason]
+        category = _GROUP_CATEGORY[change.group]
         if category is Category.IN_SYNC and change.id in self.changed[change.kind]:
             return Category.CHANGED
         return category
 
     def _sort(self) -> None:
-        in_scope = [m for m in self.snapshot.models if not m.preset and not self._ignored(m.name)]
-        names = Counter(model.name for model in in_scope)
+        in_scope = models_in_scope(self.snapshot, self.policy)
+        shared = shared_names(in_scope)
         model_changes, version_changes = self.changes[Kind.MODEL], self.changes[Kind.VERSION]
         for model in in_scope:
             change = model_changes.get(model.id)
@@ -274,7 +271,7 @@ class _ProviderReport:
             # model declared without `versions`, or not managed with their model.
             along = 0
             for version in model.versions:
-                if version.preset or self._ignored(f"{model.name}/{version.name}"):
+                if not version_in_scope(model, version, self.policy):
                     continue
                 own = version_changes.get(version.id)
                 if own is None:
@@ -285,7 +282,7 @@ class _ProviderReport:
                     self.tally[version_category] += 1
                     self._line(own, version_category)
             if change is None:
-                self._not_managed(model, along, shared=names[model.name] > 1)
+                self._not_managed(model, along, shared)
             else:
                 self._line(change, category, along if along_category is category else 0)
         for item in self.drift:
@@ -329,12 +326,11 @@ class _ProviderReport:
             )
         )
 
-    def _not_managed(self, model: LiveModel, versions: int, *, shared: bool) -> None:
-        suffix = f"#{model.id}" if shared else ""
+    def _not_managed(self, model: LiveModel, versions: int, shared: frozenset[str]) -> None:
         self.lines.append(
             Item(
                 category=Category.KEPT,
-                address=f"{self.provider}/{model.name}{suffix}",
+                address=model_address(self.provider, model, shared),
                 provider=self.provider,
                 kind=Kind.MODEL,
                 id=model.id,

@@ -128,6 +128,11 @@ class GuardError(ReconcileError):
     """A safety guard refused the run before any delete (max_deletes, empty scope, ...)."""
 
 
+class PlanError(ReconcileError):
+    """The manifests cannot be planned against live state as they stand (two declarations claim
+    one live object; a --target selects nothing): no plan is made, nothing is deleted."""
+
+
 class LockError(ReconcileError):
     """Another apply holds the state dir's lock."""
 

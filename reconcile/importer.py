@@ -28,6 +28,7 @@ from typing import Any
 
 from reconcile.manifest import Manifest, ModelSpec, dump_manifest, is_glob_match
 from reconcile.model import LiveModel, LiveVersion, Snapshot
+from reconcile.scope import model_in_scope, version_in_scope
 
 _OLDEST = datetime.min.replace(tzinfo=UTC)
 _GLOB_SPECIAL = str.maketrans({"*": "[*]", "?": "[?]", "[": "[[]"})
@@ -77,12 +78,7 @@ def import_manifest(
     if endpoint is not None:
         table["endpoint"] = endpoint
 
-    def ignored(name: str) -> bool:
-        return is_glob_match(policy.ignore, name) is not None
-
-    in_scope = sorted(
-        (m for m in snapshot.models if not m.preset and not ignored(m.name)), key=_age
-    )
+    in_scope = sorted((m for m in snapshot.models if model_in_scope(m, policy)), key=_age)
     selected = [m for m in in_scope if model_glob is None or is_glob_match((model_glob,), m.name)]
     by_name: dict[str, list[LiveModel]] = defaultdict(list)
     for model in selected:
@@ -103,7 +99,7 @@ def import_manifest(
                 f"once, so the oldest ({first.id}) is declared by id and the others "
                 f"({', '.join(m.id for m in others)}) are {kept}"
             )
-        versions = [v for v in first.versions if not v.preset and not ignored(f"{name}/{v.name}")]
+        versions = [v for v in first.versions if version_in_scope(first, v, policy)]
         versions.sort(key=_age)
         lines = [] if others else [f"id {first.id}"]
         repeated = sorted(n for n, count in Counter(v.name for v in versions).items() if count > 1)

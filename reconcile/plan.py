@@ -8,6 +8,8 @@ same decisions on the same live state always carry the same digest.
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Iterable
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -56,6 +58,36 @@ class Reason(StrEnum):
     AMBIGUOUS = "ambiguous"
     #: The last version of a declared model: never deleted.
     LAST_VERSION = "last_version"
+
+
+class Group(StrEnum):
+    """What a reason does to its object, as plans and reports count and show it."""
+
+    #: Declared and live: kept as it is.
+    IN_SYNC = "in_sync"
+    #: Undeclared, or declared absent: apply deletes it.
+    DELETE = "delete"
+    #: Would be deleted, but an inference service uses it.
+    BLOCKED = "blocked"
+    #: A declaration cannot tell it apart from its namesakes: never touched.
+    AMBIGUOUS = "ambiguous"
+    #: A protect pattern or `protect = true` keeps it.
+    PROTECTED = "protected"
+    #: Kept by a retention rule (keep_latest, the last version of a declared model).
+    KEPT = "kept"
+
+
+#: The one table of which group each reason is in: read by `Summary`, the renderers and drift.
+REASON_GROUPS: dict[Reason, Group] = {
+    Reason.DECLARED: Group.IN_SYNC,
+    Reason.NOT_IN_MANIFEST: Group.DELETE,
+    Reason.DECLARED_ABSENT: Group.DELETE,
+    Reason.IN_USE: Group.BLOCKED,
+    Reason.AMBIGUOUS: Group.AMBIGUOUS,
+    Reason.PROTECTED: Group.PROTECTED,
+    Reason.RETENTION_KEEP_LATEST: Group.KEPT,
+    Reason.LAST_VERSION: Group.KEPT,
+}
 
 
 class DriftKind(StrEnum):
@@ -144,8 +176,18 @@ class Change(Record):
         return (self.provider, self.kind.value, self.id, self.model_id)
 
     @property
+    def group(self) -> Group:
+        return REASON_GROUPS[self.action_reason]
+
+    @property
     def is_blocked(self) -> bool:
-        return self.action_reason in (Reason.IN_USE, Reason.AMBIGUOUS)
+        """Shown and counted as blocked: in use, or ambiguous."""
+        return self.group in (Group.BLOCKED, Group.AMBIGUOUS)
+
+    @property
+    def is_kept(self) -> bool:
+        """Shown and counted as kept: protected, or by a retention rule."""
+        return self.group in (Group.PROTECTED, Group.KEPT)
 
 
 class Drift(Record):
@@ -175,11 +217,32 @@ class ProviderScope(Record):
 
 class Summary(Record):
     delete: int = 0
+    #: In use or ambiguous.
     blocked: int = 0
     protected: int = 0
+    #: By a retention rule.
     kept: int = 0
     drifted: int = 0
     in_sync: int = 0
+
+    @classmethod
+    def of(cls, changes: Iterable[Change], drifted: int) -> Summary:
+        """The counts of `changes` by group (`REASON_GROUPS`), and of `drifted` drift records."""
+        deletes = 0
+        groups: Counter[Group] = Counter()
+        for change in changes:
+            if change.is_delete:
+                deletes += 1
+            else:
+                groups[change.group] += 1
+        return cls(
+            delete=deletes,
+            blocked=groups[Group.BLOCKED] + groups[Group.AMBIGUOUS],
+            protected=groups[Group.PROTECTED],
+            kept=groups[Group.KEPT],
+            drifted=drifted,
+            in_sync=groups[Group.IN_SYNC],
+        )
 
 
 class Plan(Record):

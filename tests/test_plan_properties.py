@@ -2,7 +2,9 @@
 
 Whatever the input: no plan deletes a declared, protected, ignored, in-use, preset or ambiguous
 object, nor the last version of a declared model; and applying a plan then planning again
-deletes nothing more (the deletable is gone, the rest is stable).
+deletes nothing more (the deletable is gone, the rest is stable). Declarations name live models
+and versions by name, by their own id, by the id of another live object or by an id that is not
+live, so that two of them often name one live object: exactly then the planner refuses.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconcile.manifest import Manifest
+from reconcile.errors import PlanError
+from reconcile.manifest import Manifest, ModelSpec, VersionSpec
 from reconcile.model import LiveModel, LiveVersion, ServiceUse, Snapshot
 from reconcile.plan import Kind, Plan
 from reconcile.planner import build_plan
@@ -77,27 +80,42 @@ def live_states(draw: st.DrawFn) -> Snapshot:
     )
 
 
+def _ids(own: list[str], others: list[str]) -> st.SearchStrategy[str | None]:
+    """No id mostly; else the id of a live object of the declared name, of any live object (of
+    another name, maybe declared too), or one that is not live."""
+    choices: list[st.SearchStrategy[str | None]] = [st.none(), st.none(), st.just("gone")]
+    choices += [st.sampled_from(ids) for ids in (own, others) if ids]
+    return st.one_of(*choices)
+
+
+@st.composite
+def version_specs(draw: st.DrawFn, snapshot: Snapshot, most: int) -> list[Any]:
+    """Declared versions: names, or tables naming a version by its id or by another's."""
+    every = [v for m in snapshot.models for v in m.versions]
+    result: list[Any] = []
+    for name in draw(st.lists(st.sampled_from(VERSION_NAMES), unique=True, max_size=most)):
+        own = [v.id for v in every if v.name == name]
+        version_id = draw(_ids(own, [v.id for v in every]))
+        result.append(name if version_id is None else {"name": name, "id": version_id})
+    return result
+
+
 @st.composite
 def manifests(draw: st.DrawFn, snapshot: Snapshot) -> Manifest:
     specs: list[dict[str, Any]] = []
+    all_models = [m.id for m in snapshot.models]
     names = draw(st.lists(st.sampled_from(sorted(set(MODEL_NAMES))), unique=True, max_size=4))
     for name in names:
         spec: dict[str, Any] = {"provider": "p", "name": name}
-        live_ids = [m.id for m in snapshot.models if m.name == name]
-        if live_ids and draw(st.integers(0, 3)) == 0:
-            spec["id"] = draw(st.sampled_from(live_ids))
+        model_id = draw(_ids([m.id for m in snapshot.models if m.name == name], all_models))
+        if model_id is not None:
+            spec["id"] = model_id
         kind = draw(st.sampled_from(["plain", "versions", "absent", "protect"]))
         if kind == "absent":
             spec["absent"] = True
-        elif kind == "protect":
-            spec["protect"] = True
-            spec["versions"] = draw(
-                st.lists(st.sampled_from(VERSION_NAMES), unique=True, max_size=2)
-            )
-        elif kind == "versions":
-            spec["versions"] = draw(
-                st.lists(st.sampled_from(VERSION_NAMES), unique=True, max_size=3)
-            )
+        elif kind in ("protect", "versions"):
+            spec["protect"] = kind == "protect"
+            spec["versions"] = draw(version_specs(snapshot, 2 if kind == "protect" else 3))
         specs.append(spec)
     policy = {
         "protect": draw(st.lists(st.sampled_from(PATTERNS), unique=True, max_size=2)),
@@ -125,28 +143,75 @@ def _matches(patterns: tuple[str, ...], *names: str) -> bool:
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns for name in names)
 
 
+def names(spec: ModelSpec | VersionSpec, item: LiveModel | LiveVersion, live: list[Any]) -> bool:
+    """Whether `spec` names `item` among the `live` objects in scope: by its id; by name without
+    an id; or by name when its id picks no live object of that name (none is then deleted)."""
+    if spec.id is None:
+        return spec.name == item.name
+    if spec.id == item.id:
+        return True
+    picked = any(other.id == spec.id and other.name == spec.name for other in live)
+    return spec.name == item.name and not picked
+
+
+def matched(spec: ModelSpec | VersionSpec, live: list[Any]) -> Any:
+    """The one live object `spec` is matched to (its versions are then planned), or None."""
+    named = [item for item in live if names(spec, item, live)]
+    by_id = [item for item in named if item.id == spec.id]
+    if spec.id is None:
+        return named[0] if len(named) == 1 else None
+    return by_id[0] if by_id and len(named) == 1 else None
+
+
+def versions_in_scope(model: LiveModel, policy: Any) -> list[LiveVersion]:
+    return [
+        v
+        for v in model.versions
+        if not v.preset and not _matches(policy.ignore, f"{model.name}/{v.name}")
+    ]
+
+
+def claimed_twice(manifest: Manifest, snapshot: Snapshot) -> bool:
+    """Whether two declarations name one live object in scope (a model, or a version of a model
+    matched to one declaration that lists its versions)."""
+    policy = manifest.policy_for("p")
+    specs = [spec for spec in manifest.models if not _matches(policy.ignore, spec.name)]
+    in_scope = [m for m in snapshot.models if not m.preset and not _matches(policy.ignore, m.name)]
+    if any(sum(names(spec, m, in_scope) for spec in specs) > 1 for m in in_scope):
+        return True
+    for spec in specs:
+        model = matched(spec, in_scope)
+        if model is None or spec.absent or spec.versions is None:
+            continue
+        live = versions_in_scope(model, policy)
+        vspecs = [v for v in spec.versions if not _matches(policy.ignore, f"{model.name}/{v.name}")]
+        if any(sum(names(vspec, v, live) for vspec in vspecs) > 1 for v in live):
+            return True
+    return False
+
+
 def check_safety(manifest: Manifest, snapshot: Snapshot, plan: Plan) -> None:
     policy = manifest.policy_for("p")
     models = {m.id: m for m in snapshot.models}
     versions = {v.id: v for m in snapshot.models for v in m.versions}
     in_scope = [m for m in snapshot.models if not m.preset and not _matches(policy.ignore, m.name)]
-    specs = {spec.name: spec for spec in manifest.models}
+    specs = [spec for spec in manifest.models if not _matches(policy.ignore, spec.name)]
     used_versions = {s.version_id for s in snapshot.services if s.version_id}
     used_models = {s.model_id for s in snapshot.services}
     model_only = {s.model_id for s in snapshot.services if s.version_id is None}
 
-    def declared_spec(model: LiveModel) -> Any:
-        for spec in manifest.models:
-            if spec.id == model.id or (spec.id is None and spec.name == model.name):
-                return spec
-        return None
+    def declaring(model: LiveModel) -> list[ModelSpec]:
+        """The declarations that name `model`: each must be obeyed (a plan is made only when
+        there is one, but a wrong delete is found whatever the planner refuses)."""
+        return [spec for spec in specs if names(spec, model, in_scope)]
 
     deleted_versions: set[str] = set()
     for change in plan.deletes():
         if change.kind is Kind.MODEL:
             model = models[change.id]
-            spec = declared_spec(model)
-            assert spec is None or spec.absent, f"declared model deleted: {change.address}"
+            for spec in declaring(model):
+                assert spec.absent, f"declared model deleted: {change.address}"
+                assert matched(spec, in_scope) is model, f"held model deleted: {change.address}"
             assert not model.preset
             assert not _matches(policy.protect, model.name)
             assert not _matches(policy.ignore, model.name)
@@ -157,35 +222,34 @@ def check_safety(manifest: Manifest, snapshot: Snapshot, plan: Plan) -> None:
                 full = f"{model.name}/{version.name}"
                 assert not _matches(policy.protect, model.name, full)
                 assert not _matches(policy.ignore, full)
-            if spec is None or spec.id is None:
-                namesakes = [m for m in in_scope if m.name == model.name]
-                assert spec is None or len(namesakes) == 1, f"ambiguous deleted: {change.address}"
             deleted_versions.update(v.id for v in model.versions)
         else:
             version = versions[change.id]
             model = models[version.model_id]
-            spec = declared_spec(model)
             full = f"{model.name}/{version.name}"
             assert not version.preset and not model.preset
             assert version.id not in used_versions, f"in-use version deleted: {change.address}"
             assert model.id not in model_only, f"version of a served model deleted: {full}"
             assert not _matches(policy.protect, model.name, full)
             assert not _matches(policy.ignore, model.name, full)
-            if spec is not None and not spec.absent:
+            for spec in declaring(model):
+                if spec.absent:
+                    continue
                 assert not spec.protect
                 assert spec.versions is not None
-                declared = {v.name for v in spec.versions}
-                assert version.name not in declared, f"declared version deleted: {full}"
+                assert matched(spec, in_scope) is model, f"version of a held model: {full}"
+                live = versions_in_scope(model, policy)
+                assert not any(names(vspec, version, live) for vspec in spec.versions), (
+                    f"declared version deleted: {full}"
+                )
             deleted_versions.add(version.id)
     for model in in_scope:
-        spec = declared_spec(model)
-        if spec is not None and not spec.absent and model.versions:
-            namesakes = [m for m in in_scope if m.name == model.name]
-            if spec.id is None and len(namesakes) > 1:
-                continue
+        kept = [spec for spec in declaring(model) if not spec.absent]
+        if kept and model.versions:
+            if any(matched(spec, in_scope) is not model for spec in kept):
+                continue  # held whole: nothing of it is deleted (checked above)
             left = [v for v in model.versions if v.id not in deleted_versions]
             assert left, f"the last version of declared model {model.name} was deleted"
-    _ = specs
 
 
 def applied(snapshot: Snapshot, plan: Plan) -> Snapshot:
@@ -200,13 +264,25 @@ def applied(snapshot: Snapshot, plan: Plan) -> Snapshot:
     return snapshot.model_copy(update={"models": models})
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_no_plan_deletes_what_must_stay_and_apply_converges(data: st.DataObject) -> None:
     snapshot = data.draw(live_states())
     manifest = data.draw(manifests(snapshot))
-    plan = build_plan(manifest, {"p": snapshot}, tool_version="t")
+    clash = claimed_twice(manifest, snapshot)
+    try:
+        plan = build_plan(manifest, {"p": snapshot}, tool_version="t")
+    except PlanError as error:
+        assert clash, f"refused, but no live object is declared twice: {error}"
+        assert "claimed by two" in str(error)
+        return
+    assert not clash, "two declarations name one live object, and a plan was made"
     check_safety(manifest, snapshot, plan)
     after = applied(snapshot, plan)
-    again = build_plan(manifest, {"p": after}, tool_version="t")
+    try:
+        again = build_plan(manifest, {"p": after}, tool_version="t")
+    except PlanError:
+        # A declaration whose id is gone now holds the live namesakes another one names by id.
+        assert claimed_twice(manifest, after)
+        return
     assert again.deletes() == [], [c.address for c in again.deletes()]

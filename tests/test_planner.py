@@ -19,6 +19,7 @@ from typing import NamedTuple, TypeVar
 import pytest
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from reconcile.cli import main
 from reconcile.errors import PlanFileError, ReconcileError
 from reconcile.manifest import Manifest
 from reconcile.model import LiveModel, LiveVersion, ServiceUse, Snapshot
@@ -340,3 +341,68 @@ def test_plan_digest_ignores_the_order_versions_are_listed_in() -> None:
         if any(_plan(case, s).plan_digest != first for s in _orders(case.snapshots, versions=True)):
             changed.append(name)
     assert changed == []
+
+
+# -- one live object, two declarations ---------------------------------------------------------
+
+
+def test_two_declarations_of_one_live_model_are_refused_naming_both_tables(
+    capsys: pytest.CaptureFixture[str], demo: Path
+) -> None:
+    """support-bot is declared by name (keeping v7, v8), and again by its id under another name
+    (keeping v3): whichever won, the plan deleted versions the other keeps. Refused, with the file
+    and line of both tables; nothing deleted."""
+    manifest = demo / "reconcile.toml"
+    manifest.write_text(
+        manifest.read_text(encoding="utf-8")
+        + '\n[[models]]\nprovider = "fabric-demo"\nname = "support-bot-renamed"\n'
+        'id = "2b07c96c-3a7a-52ae-ba71-bb190431beff"\nversions = ["v3"]\n',
+        encoding="utf-8",
+    )
+    code = main(["apply", str(demo), "--auto-approve"])
+    out, err = capsys.readouterr()
+    assert code == 1, out
+    assert "- delete" not in out
+    assert "Traceback" not in err
+    assert 'live model "support-bot" (id 2b07c96c-3a7a-52ae-ba71-bb190431beff)' in err
+    assert f'"support-bot" at {manifest}:21 (by name)' in err
+    assert (
+        f'"support-bot-renamed" with id 2b07c96c-3a7a-52ae-ba71-bb190431beff at {manifest}:' in err
+    )
+    assert "nothing deleted" in err
+    assert "Apply complete" not in out
+
+
+# -- declarations that can have no effect -------------------------------------------------------
+
+
+def test_plan_warns_of_declarations_that_can_have_no_effect(
+    capsys: pytest.CaptureFixture[str], demo: Path
+) -> None:
+    """absent = true on a preset, and a declared model an ignore pattern takes out of scope:
+    plan says so above the plan (and in its JSON), with the table's file:line and the fix."""
+    manifest = demo / "reconcile.toml"
+    text = manifest.read_text(encoding="utf-8")
+    line = text.count("\n") + 2
+    manifest.write_text(
+        text + '\n[[models]]\nprovider = "fabric-demo"\nname = "qwen2-72b-instruct"\n'
+        'absent = true\n\n[[models]]\nprovider = "fabric-demo"\nname = "scratch-exp-1"\n',
+        encoding="utf-8",
+    )
+    code = main(["plan", str(demo)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert (
+        'Warning: model "qwen2-72b-instruct" is declared absent = true, but the live model is a '
+        f"platform preset, which reconcile never deletes ({manifest}:{line}): remove the "
+        "declaration" in out
+    )
+    assert (
+        'Warning: model "scratch-exp-1" is declared, but matches ignore pattern "scratch-*": '
+        f"reconcile never manages it ({manifest}:{line + 5}): remove the declaration, or the "
+        "ignore pattern" in out
+    )
+    assert out.index("Warning:") < out.index("fabric-demo (")
+    code = main(["plan", str(demo), "--json"])
+    warnings = json.loads(capsys.readouterr().out)["warnings"]
+    assert len(warnings) == 2

@@ -12,6 +12,7 @@ import pytest
 from reconcile.cli import main
 from reconcile.drift import CATEGORIES, LABELS, DriftReport
 from reconcile.render.html import render_drift_html
+from reconcile.scope import quote
 from tests.test_drift import model, report_for, version
 
 SCRIPT_NAME = '<script>alert("x")</script><img src=x onerror=alert(1)>'
@@ -88,10 +89,10 @@ def test_platform_names_are_escaped(tmp_path: Path) -> None:
     page = render_drift_html(hostile_report(tmp_path))
     assert "<script" not in page
     assert "<img" not in page
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
+    assert "&lt;script&gt;alert(\\&quot;x\\&quot;)&lt;/script&gt;" in page  # quoted in addresses
     assert_self_contained(page)
     text = "".join(parse(page).text)
-    assert f"p/{SCRIPT_NAME}" in text  # shown exactly as the platform named it
+    assert f"p/{quote(SCRIPT_NAME)}" in text  # its address, as scope.py quotes it
     assert '"live \\"<b>\\" & co"' in text
 
 

@@ -12,6 +12,7 @@ import pytest
 from reconcile.cli import main
 from reconcile.model import ServiceUse
 from reconcile.render.markdown import code, render_drift_markdown, render_plan_markdown, text
+from reconcile.scope import quote
 from tests.test_drift import model, report_for, version
 
 HOSTILE = "<script>alert(1)</script>|`x`@team[a](b)"
@@ -62,7 +63,7 @@ def test_a_drift_report_with_hostile_names_stays_inside_its_table(tmp_path: Path
     for row in rows:
         expected = 10 if row.startswith("| provider") or "(fabric," in row else 5
         assert cells(row) == expected, row
-    assert code(f"p/{HOSTILE}") in markdown
+    assert code(f"p/{quote(HOSTILE)}") in markdown  # its address, as scope.py quotes it
 
 
 def test_drift_markdown_puts_a_summary_table_first_and_folds_the_details(

@@ -16,13 +16,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from reconcile.drift import CATEGORIES, LABELS, Category, DriftReport, Item
-from reconcile.plan import Change, Drift, FieldChange, Plan, Reason
+from reconcile.plan import Change, Drift, FieldChange, Plan
 from reconcile.render import percent, with_versions
 
 #: Detail rows stop once the document is this long (GitHub refuses comments over 65,536).
 DEFAULT_BUDGET = 60_000
 
-_KEEP_REASONS = (Reason.PROTECTED, Reason.RETENTION_KEEP_LATEST, Reason.LAST_VERSION)
 _SPECIAL = re.compile(r"([\\`*_\[\]<>|~&@])")
 _BREAKS = re.compile(r"[\r\n\t\x00-\x1f\x7f]+")
 _TICKS = re.compile(r"`+")
@@ -180,7 +179,7 @@ def render_plan_markdown(plan: Plan, *, budget: int = DEFAULT_BUDGET) -> str:
                 f"{scope.models} models, {scope.versions} versions",
                 str(sum(1 for c in changes if c.is_delete)),
                 str(sum(1 for c in changes if c.is_blocked)),
-                str(sum(1 for c in changes if c.action_reason in _KEEP_REASONS)),
+                str(sum(1 for c in changes if c.is_kept)),
                 str(sum(1 for d in plan.drift if d.provider == scope.provider)),
             ]
         )
@@ -207,7 +206,7 @@ def render_plan_markdown(plan: Plan, *, budget: int = DEFAULT_BUDGET) -> str:
     deletes = sorted(plan.deletes(), key=lambda c: c.address)
     blocked = sorted((c for c in plan.resource_changes if c.is_blocked), key=lambda c: c.address)
     kept = sorted(
-        (c for c in plan.resource_changes if c.action_reason in _KEEP_REASONS),
+        (c for c in plan.resource_changes if c.is_kept),
         key=lambda c: c.address,
     )
     doc.folded(

@@ -32,9 +32,6 @@ class _Style:
         return f"\x1b[{codes}m{text}\x1b[0m"
 
 
-_KEEP_REASONS = (Reason.PROTECTED, Reason.RETENTION_KEEP_LATEST, Reason.LAST_VERSION)
-
-
 def _value(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
@@ -92,7 +89,7 @@ def render_plan(plan: Plan, *, color: bool = False) -> str:
         groups: Sequence[list[Change]] = (
             [c for c in shown if c.is_delete],
             [c for c in shown if c.is_blocked],
-            [c for c in shown if c.action_reason in _KEEP_REASONS],
+            [c for c in shown if c.is_kept],
         )
         for group in groups:
             for change in sorted(group, key=lambda c: c.address):

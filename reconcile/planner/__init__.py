@@ -1,0 +1,76 @@
+"""The planner: `build_plan(manifest, snapshots) -> Plan`, a pure function.
+
+No I/O, no clock, no environment: the same manifest and live state always give the same plan.
+The decision table is DESIGN.md's "What a plan decides"; each decision carries its reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from reconcile.errors import ReconcileError
+from reconcile.manifest import Manifest
+from reconcile.model import Snapshot
+from reconcile.plan import Change, Drift, Plan, ProviderScope, Summary
+from reconcile.planner.decisions import ProviderPlanner
+from reconcile.planner.targets import select
+from reconcile.scope import Key, parse_target
+
+__all__ = ["build_plan"]
+
+
+def build_plan(
+    manifest: Manifest,
+    snapshots: Mapping[str, Snapshot],
+    *,
+    tool_version: str,
+    targets: Sequence[str] = (),
+    refuse_empty: bool = True,
+) -> Plan:
+    """Decide, for every live object in scope of every provider in `snapshots`, what to do.
+
+    `refuse_empty`: a "workspace" scope with no declared model (and no allow_empty) raises
+    GuardError. A read-only report passes False to show what such a plan would delete.
+    """
+    selected = [parse_target(text) for text in targets]
+    changes: list[Change] = []
+    drift: list[Drift] = []
+    drift_keys: list[Key] = []
+    scopes: list[ProviderScope] = []
+    declarations: list[str] = []
+    for provider in manifest.providers:
+        snapshot = snapshots.get(provider)
+        if snapshot is None:
+            continue
+        planner = ProviderPlanner(manifest, provider, snapshot, refuse_empty=refuse_empty)
+        planner.run()
+        changes.extend(planner.records.changes)
+        drift.extend(planner.records.drift)
+        drift_keys.extend(planner.records.drift_keys)
+        scopes.append(planner.scope())
+        declarations.extend(planner.warnings)
+    unknown = sorted(set(snapshots) - set(manifest.providers))
+    if unknown:
+        raise ReconcileError(f"live state given for providers not in the manifest: {unknown}")
+
+    warnings: list[str] = []
+    if selected:
+        changes, drift = select(selected, changes, drift, drift_keys, snapshots)
+        warnings.append(
+            "Resource targeting is in effect: this plan covers only "
+            + ", ".join(targets)
+            + ". It may not show everything the manifests would change; use --target only for "
+            "exceptional situations, never routinely."
+        )
+    warnings.extend(declarations)
+    plan = Plan(
+        tool_version=tool_version,
+        manifest_digest=manifest.digest(),
+        scopes=tuple(scopes),
+        resource_changes=tuple(changes),
+        drift=tuple(drift),
+        targets=tuple(targets),
+        warnings=tuple(warnings),
+        summary=Summary.of(changes, len(drift)),
+    )
+    return plan.sealed()

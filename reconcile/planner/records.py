@@ -1,0 +1,208 @@
+"""The plan's records for one provider scope: changes with their address, state digest and live
+record, drift with what a `--target` matches it by, and the scope's fingerprint."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconcile.diff import field_changes
+from reconcile.manifest import Policy
+from reconcile.model import (
+    FieldChange,
+    LiveModel,
+    LiveVersion,
+    ServiceUse,
+    Snapshot,
+    digest,
+    model_state,
+    version_state,
+)
+from reconcile.plan import Action, Change, Drift, DriftKind, Kind, ProviderScope, Reason
+from reconcile.scope import (
+    Key,
+    model_address,
+    shared_names,
+    version_address,
+    versions_in_scope,
+)
+
+
+def by_name(versions: Iterable[LiveVersion]) -> list[LiveVersion]:
+    """Versions in a fixed order: a plan must not depend on the order a platform lists them in."""
+    return sorted(versions, key=lambda v: (v.name, v.id))
+
+
+@dataclass
+class Records:
+    """Builds and collects the records of one provider scope, in the order they are decided."""
+
+    provider: str
+    snapshot: Snapshot
+    policy: Policy
+    #: The live models in scope.
+    models: Sequence[LiveModel]
+    changes: list[Change] = field(default_factory=list)
+    drift: list[Drift] = field(default_factory=list)
+    #: What a --target is matched against, one per item of `drift`.
+    drift_keys: list[Key] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.uses = self.snapshot.uses()
+        self.shared_models = shared_names(self.models)
+        #: `model_state` by the id() of the live record (held by the snapshot meanwhile).
+        self._states: dict[int, dict[str, Any]] = {}
+        #: Per model id: the version names that repeat among its versions in scope.
+        self._shared_versions: dict[str, frozenset[str]] = {}
+
+    def model_state(self, model: LiveModel) -> dict[str, Any]:
+        """`model_state`, made once per model: a deleted model's digest and the scope's
+        fingerprint both need it (10k models, 100k versions at scale)."""
+        state = self._states.get(id(model))
+        if state is None:
+            state = self._states[id(model)] = model_state(model, self.uses)
+        return state
+
+    def model_address(self, model: LiveModel) -> str:
+        return model_address(self.provider, model, self.shared_models)
+
+    def version_address(self, model: LiveModel, version: LiveVersion) -> str:
+        shared = self._shared_versions.get(model.id)
+        if shared is None:
+            shared = shared_names(versions_in_scope(model, self.policy))
+            self._shared_versions[model.id] = shared
+        return version_address(self.model_address(model), version, shared)
+
+    def model_change(
+        self,
+        model: LiveModel,
+        action: Action,
+        reason: Reason,
+        detail: str,
+        *,
+        blocked_by: Sequence[ServiceUse] = (),
+        version_ids: Sequence[str] = (),
+    ) -> None:
+        recorded = action is Action.DELETE or reason is Reason.IN_USE
+        self.changes.append(
+            Change.trusted(
+                address=self.model_address(model),
+                provider=self.provider,
+                kind=Kind.MODEL,
+                id=model.id,
+                name=model.name,
+                model_id=None,
+                model_name=None,
+                actions=(action,),
+                action_reason=reason,
+                detail=detail,
+                blocked_by=tuple(blocked_by),
+                version_ids=tuple(version_ids),
+                state_digest=digest(self.model_state(model)) if recorded else "",
+                before=(
+                    model.raw.with_list("versions", (v.raw for v in by_name(model.versions)))
+                    if recorded
+                    else None
+                ),
+            )
+        )
+
+    def version_change(
+        self,
+        model: LiveModel,
+        version: LiveVersion,
+        action: Action,
+        reason: Reason,
+        detail: str,
+        *,
+        blocked_by: Sequence[ServiceUse] = (),
+    ) -> None:
+        recorded = action is Action.DELETE or reason is Reason.IN_USE
+        self.changes.append(
+            Change.trusted(
+                address=self.version_address(model, version),
+                provider=self.provider,
+                kind=Kind.VERSION,
+                id=version.id,
+                name=version.name,
+                model_id=model.id,
+                model_name=model.name,
+                actions=(action,),
+                action_reason=reason,
+                detail=detail,
+                blocked_by=tuple(blocked_by),
+                version_ids=(),
+                state_digest=digest(version_state(version, self.uses)) if recorded else "",
+                before=version.raw if recorded else None,
+            )
+        )
+
+    def add_drift(
+        self,
+        *,
+        address: str,
+        key: Key,
+        kind: Kind,
+        drift: DriftKind,
+        detail: str,
+        hint: str,
+        id: str | None = None,
+        fields: tuple[FieldChange, ...] = (),
+    ) -> None:
+        self.drift_keys.append(key)
+        self.drift.append(
+            Drift(
+                address=address,
+                provider=self.provider,
+                kind=kind,
+                drift=drift,
+                id=id,
+                fields=fields,
+                detail=detail,
+                hint=hint,
+            )
+        )
+
+    def attribute_drift(
+        self,
+        model: LiveModel,
+        version: LiveVersion | None,
+        declared: Mapping[str, str],
+    ) -> None:
+        """Drift `changed` for the declared attributes (and a declared name, for an object
+        declared by id) that differ from the live ones of `version`, or of `model`."""
+        live_object: LiveModel | LiveVersion = model if version is None else version
+        changed = field_changes(declared, {"name": live_object.name, **live_object.attributes})
+        if not changed:
+            return
+        if version is None:
+            address, key = self.model_address(model), Key(self.provider, model.name, model.id)
+        else:
+            address = self.version_address(model, version)
+            key = Key(self.provider, model.name, model.id, version.name, version.id)
+        self.add_drift(
+            address=address,
+            key=key,
+            kind=Kind.MODEL if version is None else Kind.VERSION,
+            drift=DriftKind.CHANGED,
+            id=live_object.id,
+            fields=tuple(changed),
+            detail="declared attributes differ from the live ones: "
+            + ", ".join(change.field for change in changed),
+            hint="reconcile does not update objects: change them on the platform, or "
+            "declare the live values",
+        )
+
+    def scope(self, scope: str) -> ProviderScope:
+        return ProviderScope(
+            provider=self.provider,
+            type=self.snapshot.provider_type,
+            scope=scope,
+            location=self.snapshot.location,
+            fingerprint=digest(
+                [self.model_state(model) for model in sorted(self.models, key=lambda m: m.id)]
+            ),
+            models=len(self.models),
+            versions=sum(len(model.versions) for model in self.models),
+        )
