@@ -1046,8 +1046,16 @@ def journal(path: Path, state_dir: Path | None, apply_id: str | None) -> int:
     default=Path(DEFAULT_MANIFESTS) / ".reconcile",
     show_default=True,
 )
-def force_unlock(lock_id: str, state_dir: Path) -> int:
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Release it even though its holder may still be running (never while an apply runs).",
+)
+def force_unlock(lock_id: str, state_dir: Path, force: bool) -> int:
     """Release a lock left by an apply that is gone (give the id the lock error showed).
+
+    Refuses when the holder may still be running (a live process on this host, or any process
+    on another host) unless --force is given.
 
     \b
     Example:
@@ -1055,7 +1063,7 @@ def force_unlock(lock_id: str, state_dir: Path) -> int:
     """
     from reconcile.lock import force_unlock as release
 
-    release(state_dir, lock_id)
+    release(state_dir, lock_id, force=force)
     click.echo(f"Released lock {lock_id} in {state_dir}.")
     return EXIT_OK
 
