@@ -1,23 +1,35 @@
 """The applier: execute exactly a plan's deletes, after checking it still holds.
 
-It re-lists the scopes that hold deletes, refuses a stale plan (any target vanished, changed or now
-in use), then deletes versions before models, at most `parallelism` at a time. Every delete's full
-live record is journaled and fsynced before its request is sent, and its outcome after. It never
-prints: progress goes to the `on_event` callback.
+It re-lists the scopes that hold deletes and plans them again (`replan`): a plan whose deletes
+vanished, changed, became in use or protected, or whose records disagree with the listing, is
+refused as stale (`guards`), and what is sent and journaled is the deletes as the listing has
+them, never a plan file's word. Then it deletes versions before models, at most `parallelism` at
+a time. Every delete's full live record is journaled and fsynced before its request is sent, and
+its outcome after; an outcome the answer did not settle (already gone, failed, unknown) is
+verified by listing once more after the deletes. It never prints: progress goes to `on_event`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import re
 import uuid
-from collections import Counter, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
-from reconcile.errors import GuardError, NotFoundError, ReconcileError, StalePlanError
-from reconcile.journal import Journal
-from reconcile.model import LiveModel, LiveVersion, Snapshot, digest, model_state, version_state
+from reconcile.errors import NotFoundError, ProviderError, ReconcileError
+from reconcile.guards import (
+    check_max_deletes,
+    confirmed_deletes,
+    refuse_stale,
+    stale_reasons,
+    unconfirmed_deletes,
+)
+from reconcile.journal import Event, Journal
+from reconcile.model import Snapshot
 from reconcile.plan import Change, Kind, Plan
 from reconcile.providers.base import Progress, Provider
 
@@ -28,7 +40,10 @@ Status = Literal["deleted", "already_gone", "failed", "unknown"]
 class Outcome:
     change: Change
     status: Status
+    #: What the platform answered, or what the listing after the deletes showed.
     error: str | None = None
+    #: Settled by listing the object after the deletes, not by the answer alone.
+    verified: bool = False
 
 
 @dataclass
@@ -47,85 +62,13 @@ class ApplyResult:
         return self.with_status("failed")
 
 
-#: Called as things happen: ("relisted" | "deleting" | "done", change or None, outcome or None).
+#: Called as things happen: ("relisted" | "deleting" | "done" | "verified", change or None,
+#: outcome or None).
 EventHook = Callable[[str, Change | None, Outcome | None], None]
-
-
-def check_guards(plan: Plan, max_deletes: Mapping[str, int]) -> None:
-    """Refuse, before anything is sent, a plan that deletes more than a provider allows.
-
-    Objects are counted, not calls: a whole-model delete counts the model and its versions.
-    """
-    counts: Counter[str] = Counter()
-    for change in plan.deletes():
-        counts[change.provider] += 1 + len(change.version_ids)
-    over = [
-        f'provider "{provider}": {count} objects to delete, max_deletes is {max_deletes[provider]}'
-        for provider, count in sorted(counts.items())
-        if provider in max_deletes and count > max_deletes[provider]
-    ]
-    if over:
-        raise GuardError(
-            "refusing to apply: the plan deletes more than allowed (" + "; ".join(over) + ")",
-            hint="check the plan; if it is right, raise max_deletes in the manifest's [policy] or "
-            "pass --max-deletes N",
-        )
-
-
-def unconfirmed_deletes(plan: Plan, fresh: Plan) -> list[str]:
-    """The plan's deletes that a plan made now, from the same manifests, would not make (pure).
-
-    An object's own state can be unchanged while its context moved: its model renamed into a
-    protect or ignore pattern, a namesake appearing, the version that kept it retained deleted.
-    Only what both plans delete may go; this also refuses a plan file edited and re-sealed.
-    """
-    now = {change.identity: change for change in fresh.resource_changes}
-    reasons = []
-    for change in plan.deletes():
-        current = now.get(change.identity)
-        if current is not None and current.is_delete:
-            continue
-        if current is None:
-            why = "it is no longer in scope"
-        else:
-            why = f"{current.action_reason.value}: {current.detail}"
-        reasons.append(f"{change.address}: a plan made now would not delete it ({why})")
-    return reasons
-
-
-def stale_reasons(plan: Plan, snapshots: Mapping[str, Snapshot]) -> list[str]:
-    """Why the plan's deletes no longer hold on the live state in `snapshots` (pure)."""
-    reasons: list[str] = []
-    index: dict[str, tuple[dict[str, LiveModel], dict[str, LiveVersion], Snapshot]] = {}
-    for provider, snapshot in snapshots.items():
-        models = {model.id: model for model in snapshot.models}
-        versions = {version.id: version for model in snapshot.models for version in model.versions}
-        index[provider] = (models, versions, snapshot)
-    for change in plan.deletes():
-        models, versions, snapshot = index[change.provider]
-        uses = snapshot.uses()
-        if change.kind is Kind.MODEL:
-            model = models.get(change.id)
-            if model is None:
-                reasons.append(f"{change.address}: model {change.id} no longer exists")
-                continue
-            now = digest(model_state(model, uses))
-            services = uses.by_model.get(model.id, [])
-        else:
-            version = versions.get(change.id)
-            if version is None or version.model_id != change.model_id:
-                reasons.append(f"{change.address}: version {change.id} no longer exists")
-                continue
-            now = digest(version_state(version, uses))
-            services = uses.by_version.get(version.id, [])
-        if now == change.state_digest:
-            continue
-        if services:
-            used = ", ".join(f"{s.id} ({s.status})" for s in services)
-            reasons.append(f"{change.address}: now used by inference service {used}")
-        else:
-            reasons.append(f"{change.address}: changed since the plan was made")
-    return reasons
+#: Plans again from fresh listings (the same manifests and targets), and refuses what the guards
+#: refuse: only deletes that plan confirms, with its records, are sent.
+Replan = Callable[[Mapping[str, Snapshot]], Plan]
+T = TypeVar("T")
 
 
 class Applier:
@@ -134,72 +77,74 @@ class Applier:
         providers: Mapping[str, Provider],
         journal: Journal,
         *,
+        replan: Replan,
+        max_deletes: Mapping[str, int] | None = None,
         parallelism: int = 16,
         on_event: EventHook | None = None,
         stop: asyncio.Event | None = None,
-        replan: Callable[[Mapping[str, Snapshot]], Plan] | None = None,
         progress: Progress | None = None,
     ) -> None:
         self.providers = providers
         self.journal = journal
+        self.replan = replan
+        #: Objects each provider may lose, counted on the re-listing.
+        self.max_deletes = dict(max_deletes or {})
         self.parallelism = max(1, parallelism)
         self.on_event = on_event or (lambda kind, change, outcome: None)
         self.stop = stop or asyncio.Event()
-        #: Plans again from fresh listings (the same manifests and targets): only deletes that
-        #: plan confirms are sent.
-        self.replan = replan
-        #: Told how the re-listing goes (it takes as long as the plan's listing did).
+        #: Told how the listings go (each takes as long as the plan's listing did).
         self.progress = progress
         self._running: set[asyncio.Task[list[Outcome]]] = set()
         #: The journal fsync in progress in a worker thread, if any.
         self._syncing: asyncio.Future[None] | None = None
 
     def interrupt(self) -> None:
-        """First call: send no new delete, let those in flight finish. Second call: stop waiting
-        for them too (their outcome is journaled as unknown: the next plan shows the truth)."""
+        """First call: send no new delete, let those in flight finish, and stop a listing in
+        progress at once. Second call: stop waiting for the deletes in flight too (their
+        outcome is journaled as unknown: the next plan shows the truth)."""
         if not self.stop.is_set():
             self.stop.set()
             return
         for task in self._running:
             task.cancel()
 
-    async def relist(self, plan: Plan) -> dict[str, Snapshot]:
+    async def relist(self, plan: Plan) -> dict[str, Snapshot] | None:
+        """Fresh listings of the scopes that hold the plan's deletes, with full records (the
+        receipts come from them); None when interrupted meanwhile."""
         names = sorted({change.provider for change in plan.deletes()})
         missing = [name for name in names if name not in self.providers]
         if missing:
             raise ReconcileError(
                 f"the plan deletes in providers that are not configured: {missing}"
             )
-        snapshots = await asyncio.gather(
-            # States only: receipts carry the approved plan's records, not these.
-            *(self.providers[name].snapshot(self.progress, records=False) for name in names)
+        listed = await self._unless_stopped(
+            asyncio.gather(*(self.providers[name].snapshot(self.progress) for name in names))
         )
-        self.on_event("relisted", None, None)
-        return dict(zip(names, snapshots, strict=True))
+        if listed is None:
+            return None
+        return dict(zip(names, listed, strict=True))
 
     async def apply(
         self, plan: Plan, *, snapshots: Mapping[str, Snapshot] | None = None
     ) -> ApplyResult:
-        """Delete exactly the plan's deletes. `snapshots`, when given, must be fresh listings;
-        otherwise the scopes are listed again here."""
+        """Delete exactly the plan's deletes, as a fresh listing has them. `snapshots`, when
+        given, must be fresh listings; otherwise the scopes are listed again here."""
         result = ApplyResult(apply_id=uuid.uuid4().hex[:12])
-        deletes = plan.deletes()
-        if not deletes:
+        if not plan.deletes():
             return result
-        live = snapshots if snapshots is not None else await self.relist(plan)
-        reasons = stale_reasons(plan, live)
-        if self.replan is not None:
-            reasons += unconfirmed_deletes(plan, self.replan(live))
+        live = snapshots
+        if live is None:
+            live = await self.relist(plan)
+        self.on_event("relisted", None, None)
+        if live is None:
+            result.interrupted = True
+            result.not_attempted = plan.deletes()
+            return result
+        deletes = self._confirmed(plan, live)
         # Checked: the fresh listing is not needed for the deletes (100k records at scale).
         del live, snapshots
-        if reasons:
-            raise StalePlanError(
-                "the plan is stale: live state changed since it was made; nothing was deleted",
-                reasons=reasons,
-                hint="make a new plan and review it",
-            )
         self.journal.write(
-            "apply_started",
+            Event.APPLY_STARTED,
             apply_id=result.apply_id,
             plan_digest=plan.plan_digest,
             deletes=len(deletes),
@@ -209,23 +154,56 @@ class Applier:
             # Versions first: a model delete must not race the deletes of its own versions.
             for kind in (Kind.VERSION, Kind.MODEL):
                 await self._run_phase(result, self._units(deletes, kind))
+            await self._verify(result)
         finally:
-            if self._syncing is not None and not self._syncing.done():
-                # Never two syncs at once: the journal's file is not shared between threads.
-                await asyncio.wait({self._syncing})
-            result.interrupted = self.stop.is_set()
-            done = {id(outcome.change) for outcome in result.outcomes}
-            result.not_attempted = [change for change in deletes if id(change) not in done]
-            self.journal.write(
-                "apply_finished",
-                apply_id=result.apply_id,
-                deleted=len(result.with_status("deleted", "already_gone")),
-                failed=len(result.failed),
-                not_attempted=len(result.not_attempted),
-                interrupted=result.interrupted,
-            )
-            self.journal.sync()
+            await self._finish(result, deletes)
         return result
+
+    def _confirmed(self, plan: Plan, live: Mapping[str, Snapshot]) -> list[Change]:
+        """The plan's deletes as a plan made now from `live` has them, after every guard that
+        depends on the live state; or `StalePlanError` naming each that does not hold."""
+        fresh = self.replan(live)
+        refuse_stale(stale_reasons(plan, live) + unconfirmed_deletes(plan, fresh))
+        deletes = confirmed_deletes(plan, fresh)
+        check_max_deletes(deletes, self.max_deletes)
+        return deletes
+
+    async def _finish(self, result: ApplyResult, deletes: Sequence[Change]) -> None:
+        if self._syncing is not None and not self._syncing.done():
+            # Never two syncs at once: the journal's file is not shared between threads.
+            await asyncio.wait({self._syncing})
+        result.interrupted = self.stop.is_set()
+        done = {outcome.change.identity for outcome in result.outcomes}
+        result.not_attempted = [change for change in deletes if change.identity not in done]
+        self.journal.write(
+            Event.APPLY_FINISHED,
+            apply_id=result.apply_id,
+            deleted=len(result.with_status("deleted", "already_gone")),
+            failed=len(result.failed),
+            unknown=len(result.with_status("unknown")),
+            not_attempted=len(result.not_attempted),
+            interrupted=result.interrupted,
+        )
+        self.journal.sync()
+
+    async def _unless_stopped(self, work: Awaitable[T]) -> T | None:
+        """`work`'s result, or None as soon as `stop` is set (the work is cancelled then)."""
+        task = asyncio.ensure_future(work)
+        stopped = asyncio.ensure_future(self.stop.wait())
+        try:
+            await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            interrupted = not task.done()
+            if interrupted:
+                task.cancel()
+                await asyncio.wait({task})
+        if interrupted:
+            # Cut short, it ends cancelled or (a gather) with CancelledError: nothing to say.
+            if not task.cancelled():
+                task.exception()
+            return None
+        return task.result()
 
     async def _run_phase(self, result: ApplyResult, units: Sequence[list[Change]]) -> None:
         """At most `parallelism` calls in flight; the intents of each batch about to be sent
@@ -239,38 +217,81 @@ class Applier:
             ):
                 batch.append(pending.popleft())
             if batch:
-                for change in (change for unit in batch for change in unit):
-                    self.journal.write(
-                        "delete_intent",
-                        apply_id=result.apply_id,
-                        address=change.address,
-                        provider=change.provider,
-                        kind=change.kind.value,
-                        id=change.id,
-                        model_id=change.model_id,
-                        record=change.before.value() if change.before else None,
-                    )
-                await self._sync_journal()
-                for unit in batch:
-                    for change in unit:
-                        self.on_event("deleting", change, None)
-                    running.add(asyncio.create_task(self._delete(unit)))
+                await self._send(result, batch)
             if not running:
                 return
             finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
             running.difference_update(finished)
             for task in finished:
                 for outcome in task.result():
-                    self.journal.write(
-                        "delete_outcome",
-                        apply_id=result.apply_id,
-                        address=outcome.change.address,
-                        id=outcome.change.id,
-                        outcome=outcome.status,
-                        error=outcome.error,
-                    )
-                    result.outcomes.append(outcome)
-                    self.on_event("done", outcome.change, outcome)
+                    self._record(result, Event.DELETE_OUTCOME, outcome)
+
+    async def _send(self, result: ApplyResult, batch: list[list[Change]]) -> None:
+        for change in (change for unit in batch for change in unit):
+            self.journal.write(
+                Event.DELETE_INTENT,
+                apply_id=result.apply_id,
+                address=change.address,
+                provider=change.provider,
+                kind=change.kind.value,
+                id=change.id,
+                model_id=change.model_id,
+                record=change.before.value() if change.before else None,
+            )
+        await self._sync_journal()
+        for unit in batch:
+            for change in unit:
+                self.on_event("deleting", change, None)
+            self._running.add(asyncio.create_task(self._delete(unit)))
+
+    def _record(
+        self, result: ApplyResult, event: Event, outcome: Outcome, *, told: bool = True
+    ) -> None:
+        """Journal an outcome (or its verification), and tell `on_event` unless `told` is
+        False (a verification that changed nothing but the flag)."""
+        self.journal.write(
+            event,
+            apply_id=result.apply_id,
+            address=outcome.change.address,
+            id=outcome.change.id,
+            outcome=outcome.status,
+            error=outcome.error,
+        )
+        if event is Event.DELETE_OUTCOME:
+            result.outcomes.append(outcome)
+            self.on_event("done", outcome.change, outcome)
+        elif told:
+            self.on_event("verified", outcome.change, outcome)
+
+    async def _verify(self, result: ApplyResult) -> None:
+        """List once more the objects whose answer did not say they are deleted, and settle
+        each outcome by what the listing shows (as aws-nuke does): absent is deleted (or
+        already gone, when the platform said so), present is failed. Left as they are when
+        the run is interrupted; unknown when no listing can be made."""
+        doubtful = [i for i, outcome in enumerate(result.outcomes) if outcome.status != "deleted"]
+        if not doubtful or self.stop.is_set():
+            return
+        names = sorted({result.outcomes[i].change.provider for i in doubtful})
+        try:
+            listed = await self._unless_stopped(
+                asyncio.gather(
+                    *(self.providers[name].snapshot(self.progress, records=False) for name in names)
+                )
+            )
+        except ReconcileError as error:
+            note = f"no listing could confirm it ({error})"
+            settled = {i: _unconfirmed(result.outcomes[i], note) for i in doubtful}
+        else:
+            if listed is None:
+                return
+            present = _present(listed)
+            settled = {i: _settled(result.outcomes[i], present) for i in doubtful}
+        for index, outcome in settled.items():
+            before, result.outcomes[index] = result.outcomes[index], outcome
+            self._record(
+                result, Event.DELETE_VERIFIED, outcome, told=outcome.status != before.status
+            )
+        self.journal.sync()
 
     async def _sync_journal(self) -> None:
         """Make the intents written so far durable before their requests go out.
@@ -336,9 +357,71 @@ class Applier:
         return [_outcome(change, error) for change, error in zip(unit, errors, strict=True)]
 
 
+#: Words of a platform's error code or message that make a "not found" an authentication
+#: failure (Baidu's gateway: "NotFound, cause: Could not find credential.").
+_AUTH_WORDS = re.compile(r"credential|signature|authn|authori[sz]|access ?key|token", re.IGNORECASE)
+#: Client statuses that do not mean the platform refused (it may act on the request yet).
+_MAYBE_DONE = frozenset({408, 429})
+Identity = tuple[str, str, str, str | None]
+
+
+def is_auth_failure(error: ReconcileError) -> bool:
+    """Whether a platform's error is about the credentials or the signature, whatever its
+    class or status: such an error never means an object is gone."""
+    if not isinstance(error, ProviderError):
+        return False
+    if error.status in (401, 403):
+        return True
+    said = " ".join(part for part in (error.code, error.platform_message) if part)
+    return _AUTH_WORDS.search(said) is not None
+
+
 def _outcome(change: Change, error: ReconcileError | None) -> Outcome:
+    """What an answer says, before any listing confirms it: a not-found (that is no
+    authentication failure) is already gone; a refusal the platform made for sure is failed;
+    anything else (a 5xx, a lost answer, a retry's answer after one was lost) is unknown."""
     if error is None:
         return Outcome(change, "deleted")
-    if isinstance(error, NotFoundError):
-        return Outcome(change, "already_gone")
-    return Outcome(change, "failed", str(error))
+    if isinstance(error, NotFoundError) and not is_auth_failure(error):
+        return Outcome(change, "already_gone", str(error))
+    if _refused(error):
+        return Outcome(change, "failed", str(error))
+    return Outcome(change, "unknown", str(error))
+
+
+def _refused(error: ReconcileError) -> bool:
+    status = error.status if isinstance(error, ProviderError) else None
+    return status is not None and 400 <= status < 500 and status not in _MAYBE_DONE
+
+
+def _present(snapshots: Sequence[Snapshot]) -> set[Identity]:
+    """The identities (`Change.identity`) of every object in `snapshots`."""
+    present: set[Identity] = set()
+    for snapshot in snapshots:
+        for model in snapshot.models:
+            present.add((snapshot.provider, Kind.MODEL.value, model.id, None))
+            present.update(
+                (snapshot.provider, Kind.VERSION.value, version.id, model.id)
+                for version in model.versions
+            )
+    return present
+
+
+def _settled(outcome: Outcome, present: set[Identity]) -> Outcome:
+    change = outcome.change
+    said = f" (the platform answered: {outcome.error})" if outcome.error else ""
+    if change.identity in present:
+        if outcome.status == "failed":  # a refusal, confirmed: the platform's words say it all
+            return dataclasses.replace(outcome, verified=True)
+        return Outcome(change, "failed", f"still listed after the deletes{said}", verified=True)
+    if outcome.status == "already_gone":
+        return Outcome(change, "already_gone", "confirmed by listing", verified=True)
+    return Outcome(change, "deleted", f"confirmed by listing{said}", verified=True)
+
+
+def _unconfirmed(outcome: Outcome, note: str) -> Outcome:
+    """An outcome no listing could settle: only a refusal stays failed."""
+    if outcome.status == "failed":
+        return outcome
+    said = f"the platform answered: {outcome.error}; " if outcome.error else ""
+    return Outcome(outcome.change, "unknown", f"{said}{note}")

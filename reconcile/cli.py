@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from reconcile import __version__
-from reconcile.errors import ApprovalError, ReconcileError, StalePlanError
+from reconcile.errors import ApprovalError, ReconcileError
 
 if TYPE_CHECKING:  # the heavy modules load only when a command runs, so --help stays fast
     from reconcile.applier import ApplyResult, Outcome
@@ -208,21 +208,81 @@ def _state_dir(path: Path, state_dir: Path | None) -> Path:
     return state_dir if state_dir is not None else default_state_dir(path)
 
 
+class _Signals:
+    """SIGINT and SIGTERM while a command's event loop runs: the innermost handler decides.
+
+    `_run` installs the outermost one, which cancels the command at once (a listing stops, the
+    command exits 130 having deleted nothing); an apply's deletes install their own for the
+    time they run (`_on_signals`). Without this, a signal during a listing was noticed only
+    once the listing ended (SIGINT) or killed the process without cleanup (SIGTERM).
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.handlers: list[Callable[[], None]] = []
+
+    def notify(self) -> None:
+        if self.handlers:
+            self.handlers[-1]()
+
+    @contextlib.contextmanager
+    def handling(self, handler: Callable[[], None]) -> Iterator[None]:
+        self.handlers.append(handler)
+        try:
+            yield
+        finally:
+            self.handlers.remove(handler)
+
+    @contextlib.contextmanager
+    def installed(self, loop: Any) -> Iterator[None]:
+        """The loop calls `notify` on each signal, for the duration of the block."""
+        installed = []
+        for sig in self.SIGNALS:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self.notify)
+                installed.append(sig)
+        try:
+            yield
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+
+_SIGNALS = _Signals()
+
+
 def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run `coroutine` to its end; a signal that reaches no inner handler cancels it, and it
+    ends as KeyboardInterrupt (exit 130)."""
+    import asyncio  # here, not at the top: it is a third of `reconcile --help`'s start-up
+
     result: list[T] = []
+    interrupted: list[bool] = []
 
     async def main() -> None:
-        # The main task returns nothing: on the way out asyncio.run's SIGINT bookkeeping reprs
-        # the task (signal.getsignal formats a ValueError), result included, and the repr of a
-        # 100k-version plan or snapshot costs seconds.
-        result.append(await coroutine)
+        task = asyncio.current_task()
+        assert task is not None
+
+        def cancel() -> None:
+            interrupted.append(True)
+            task.cancel()
+
+        with _SIGNALS.installed(asyncio.get_running_loop()), _SIGNALS.handling(cancel):
+            # The main task returns nothing: on the way out asyncio.run's SIGINT bookkeeping
+            # reprs the task (signal.getsignal formats a ValueError), result included, and the
+            # repr of a 100k-version plan or snapshot costs seconds.
+            result.append(await coroutine)
 
     # Listing builds a record per live object too: paused, the collector's passes over the
     # growing heap cost nothing (they were 7 of 15 CPU seconds of a 100k-version plan).
-    import asyncio  # here, not at the top: it is a third of `reconcile --help`'s start-up
-
     with _collector_paused():
-        asyncio.run(main())
+        try:
+            asyncio.run(main())
+        except asyncio.CancelledError:
+            if interrupted:
+                raise KeyboardInterrupt from None
+            raise
     return result[0]
 
 
@@ -458,98 +518,135 @@ def apply(
       reconcile plan manifests/ -o plan.json && reconcile apply plan.json
       reconcile apply plan.json --expect-digest sha256:...
     """
-    from reconcile.plan import Plan
+    from reconcile.session import ApplyRequest, apply_plan
 
-    color = run.color
-    progress = _Progress(run.quiet)
-    saved: Plan | None = None
-    if path.is_file() and path.suffix == ".json":
-        saved = Plan.from_json(path.read_text(encoding="utf-8"), source=str(path))
-        if targets:
-            raise ReconcileError("--target cannot be used with a saved plan: target when planning")
-        manifest_path = manifest_override or Path(saved.manifest_path)
-        if not manifest_path.exists():
-            raise ReconcileError(
-                f"the plan was made from {saved.manifest_path}, which does not exist here",
-                hint="run from the same folder as plan, or pass --manifests PATH",
-            )
-    else:
-        manifest_path = path
+    saved, manifest_path = _plan_file(path, targets, manifest_override)
     manifest = _load(manifest_path, insecure=run.insecure)
     options = run.options(manifest_path)
     _warn_unfinished(options.state_dir)
-    limits = {
-        name: max_deletes if max_deletes is not None else manifest.policy_for(name).max_deletes
-        for name in manifest.providers
-    }
-
-    from reconcile.applier import check_guards
+    io = _ApplyIO(run.color, _Progress(run.quiet), auto_approve, manifest)
+    request = ApplyRequest(
+        manifest=manifest,
+        manifest_path=str(manifest_path),
+        options=options,
+        saved=saved is not None,
+        expect_digest=expect_digest,
+        max_deletes=max_deletes,
+    )
     from reconcile.lock import hold_lock
 
     with hold_lock(options.state_dir, "apply"):
-        if saved is not None:
-            if saved.manifest_digest != manifest.digest():
-                raise StalePlanError(
-                    "the plan is stale: nothing was deleted",
-                    reasons=[f"the manifests in {manifest_path} changed since the plan was made"],
-                    hint="make a new plan and review it",
-                )
-            the_plan = saved
-            providers_needed = sorted({c.provider for c in saved.deletes()})
-            _check_digest(the_plan, expect_digest)
-            check_guards(the_plan, limits)
-            click.echo(_render(the_plan, color), nl=False)
-            if not the_plan.deletes():
-                return EXIT_OK
-            return _run(_apply(the_plan, manifest, providers_needed, options, progress))
+        the_plan = saved
+        if the_plan is None:
+            the_plan = _run(_fresh_plan(manifest, options, targets, manifest_path, io.progress))
+        result = apply_plan(the_plan, request, io)
+    if result is None:
+        return EXIT_OK
+    click.echo(_render_result(result, len(the_plan.deletes())))
+    if result.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_PARTIAL if result.with_status("failed", "unknown") else EXIT_OK
 
-        async def make() -> Plan:
-            providers, snapshots = await _listed(manifest, options, progress)
-            await _close(providers)
-            return _make_plan(manifest, snapshots, targets, manifest_path)
 
-        the_plan = _run(make())
-        click.echo(_render(the_plan, color), nl=False)
-        _check_digest(the_plan, expect_digest)
-        if not the_plan.deletes():
-            return EXIT_OK
-        check_guards(the_plan, limits)
-        _confirm(the_plan, manifest, auto_approve)
-        needed = sorted({c.provider for c in the_plan.deletes()})
-        return _run(_apply(the_plan, manifest, needed, options, progress))
+def _plan_file(
+    path: Path, targets: Sequence[str], manifest_override: Path | None
+) -> tuple[Plan | None, Path]:
+    """A saved plan PATH (or None) and the manifests to check it against."""
+    from reconcile.plan import Plan
+
+    if not (path.is_file() and path.suffix == ".json"):
+        return None, path
+    saved = Plan.from_json(path.read_text(encoding="utf-8"), source=str(path))
+    if targets:
+        raise ReconcileError("--target cannot be used with a saved plan: target when planning")
+    manifest_path = manifest_override or Path(saved.manifest_path)
+    if not manifest_path.exists():
+        raise ReconcileError(
+            f"the plan was made from {saved.manifest_path}, which does not exist here",
+            hint="run from the same folder as plan, or pass --manifests PATH",
+        )
+    return saved, manifest_path
+
+
+async def _fresh_plan(
+    manifest: Manifest, options: Options, targets: Sequence[str], path: Path, progress: _Progress
+) -> Plan:
+    """A plan made now, for apply: its guards (empty scope too) are the apply path's."""
+    providers, snapshots = await _listed(manifest, options, progress)
+    await _close(providers)
+    return _make_plan(manifest, snapshots, targets, path, refuse_empty=False)
+
+
+class _ApplyIO:
+    """The terminal side of `session.apply_plan`: show, ask, run, report progress, signals."""
+
+    def __init__(
+        self, color: bool, progress: _Progress, auto_approve: bool, manifest: Manifest
+    ) -> None:
+        self.color = color
+        self.progress = progress
+        self.auto_approve = auto_approve
+        self.manifest = manifest
+        self.done = 0
+        self.total = 0
+
+    def show(self, plan: Plan) -> None:
+        self.total = len(plan.deletes())
+        click.echo(_render(plan, self.color), nl=False)
+
+    def approve(self, plan: Plan) -> None:
+        _confirm(plan, self.manifest, self.auto_approve)
+
+    def run(self, work: Coroutine[Any, Any, T]) -> T:
+        try:
+            return _run(work)
+        finally:
+            self.progress.clear()
+
+    def interrupts(self, handler: Callable[[], None]) -> contextlib.AbstractContextManager[None]:
+        return _on_signals(handler)
+
+    def on_event(self, kind: str, change: Change | None, outcome: Outcome | None) -> None:
+        """Failures as they are known: refusals at once, the rest once verified."""
+        if outcome is None:
+            return
+        if kind == "done":
+            self.done += 1
+        shown = "failed" if kind == "done" else ("failed", "unknown")
+        if outcome.status in shown:
+            self.progress.clear()
+            click.echo(f"  {outcome.status}: {outcome.change.address}: {outcome.error}", err=True)
+        if kind == "done":
+            self.progress("deleting", self.done, self.total)
 
 
 def _warn_unfinished(state_dir: Path) -> None:
-    """After a crash (kill -9, power loss) mid-apply, say which deletes were sent without a
-    recorded outcome: the plan below shows what is really live now."""
+    """After a crash (kill -9, power loss) or an interrupt mid-apply, say which deletes were
+    sent without a known outcome: the plan below shows what is really live now."""
     from reconcile.journal import JOURNAL_FILE, read_journal, summarize_applies
 
-    applies = summarize_applies(read_journal(state_dir / JOURNAL_FILE))
+    applies = summarize_applies(read_journal(state_dir / JOURNAL_FILE, _warn))
     last = applies[-1] if applies else None
-    if last is None or last["finished"] is not None or not last["unfinished"]:
+    if last is None or last.finished or not last.open:
         return
     click.echo(
-        f"Warning: apply {last['apply_id']} (started {last['started']}) did not finish: "
-        f"{len(last['unfinished'])} delete(s) were sent without a recorded outcome: "
-        + ", ".join(last["unfinished"])
+        f"Warning: apply {last.apply_id} (started {last.started}) {last.status.value}: "
+        f"{len(last.open)} delete(s) were sent without a known outcome: "
+        + ", ".join(last.open)
         + ". What is still live shows below; `reconcile journal` has the full receipts.",
         err=True,
     )
 
 
-def _check_digest(the_plan: Plan, expected: str | None) -> None:
-    if expected is not None and expected != the_plan.plan_digest:
-        raise ReconcileError(
-            f"the plan's digest is {the_plan.plan_digest}, not the expected {expected}: "
-            "nothing was deleted",
-            hint="the live state or the manifests changed since the digest was approved; "
-            "review a new plan",
-        )
+def _warn(message: str) -> None:
+    click.echo(f"Warning: {message}", err=True)
 
 
 def _confirm(the_plan: Plan, manifest: Manifest, auto_approve: bool) -> None:
     """Interactive approval: the literal `yes`; above a provider's `confirm_name_above` deletes,
     the name of the workspace instead, so a large delete is never approved by reflex."""
+    from reconcile.guards import names_to_confirm
+
     if auto_approve:
         return
     if not sys.stdin.isatty():
@@ -557,17 +654,9 @@ def _confirm(the_plan: Plan, manifest: Manifest, auto_approve: bool) -> None:
             "refusing to apply without confirmation: no terminal to ask on",
             hint="review the plan and pass --auto-approve, or apply a saved plan file",
         )
-    counts: dict[str, int] = {}
-    for change in the_plan.deletes():
-        counts[change.provider] = counts.get(change.provider, 0) + 1
-    large = {
-        provider: count
-        for provider, count in counts.items()
-        if count > manifest.policy_for(provider).confirm_name_above
-    }
-    total = sum(counts.values())
+    large = names_to_confirm(the_plan, manifest)
     click.echo(
-        f"\nDo you want to delete these {total} objects?\n"
+        f"\nDo you want to delete these {len(the_plan.deletes())} objects?\n"
         "  reconcile will delete exactly the objects listed above. This cannot be undone."
     )
     if not large:
@@ -576,8 +665,7 @@ def _confirm(the_plan: Plan, manifest: Manifest, auto_approve: bool) -> None:
         if answer.strip() != "yes":
             raise ApprovalError("apply cancelled: nothing was deleted")
         return
-    for provider, count in sorted(large.items()):
-        name = _scope_name(manifest, provider)
+    for provider, (count, name) in large.items():
         click.echo(
             f"  {count} deletes in {provider}: type the name of the workspace, {name}, "
             "to approve.\n"
@@ -589,77 +677,10 @@ def _confirm(the_plan: Plan, manifest: Manifest, auto_approve: bool) -> None:
             )
 
 
-def _scope_name(manifest: Manifest, provider: str) -> str:
-    """What a user types to approve a large delete: the workspace id, or the provider's name."""
-    return str(getattr(manifest.providers[provider], "workspace_id", provider))
-
-
-async def _apply(
-    the_plan: Plan,
-    manifest: Manifest,
-    names: list[str],
-    options: Options,
-    progress: _Progress,
-) -> int:
-    from reconcile.applier import Applier
-    from reconcile.journal import JOURNAL_FILE, Journal
-    from reconcile.wiring import open_providers
-
-    providers = open_providers(manifest, names, options)
-    total = len(the_plan.deletes())
-    done = 0
-
-    def on_event(kind: str, change: Change | None, outcome: Outcome | None) -> None:
-        nonlocal done
-        if kind == "done" and outcome is not None:
-            done += 1
-            if outcome.status == "failed":
-                progress.clear()
-                click.echo(f"  failed: {outcome.change.address}: {outcome.error}", err=True)
-            progress("deleting", done, total)
-
-    try:
-        with Journal(options.state_dir / JOURNAL_FILE) as journal:
-            applier = Applier(
-                providers,
-                journal,
-                parallelism=options.parallelism,
-                on_event=on_event,
-                replan=lambda live: _replan(manifest, live, the_plan),
-                progress=progress,
-            )
-            with _on_signals(applier.interrupt):
-                result = await applier.apply(the_plan)
-    finally:
-        progress.clear()
-        await _close(providers)
-    click.echo(_render_result(result, total))
-    if result.interrupted:
-        return EXIT_INTERRUPTED
-    return EXIT_PARTIAL if result.with_status("failed", "unknown") else EXIT_OK
-
-
-def _replan(manifest: Manifest, live: Mapping[str, Snapshot], saved: Plan) -> Plan:
-    """A plan of the scopes just listed again, with the saved plan's targets."""
-    from reconcile.planner import build_plan
-
-    scopes = {scope.provider for scope in saved.scopes}
-    return build_plan(
-        manifest,
-        {name: snapshot for name, snapshot in live.items() if name in scopes},
-        tool_version=__version__,
-        targets=saved.targets,
-    )
-
-
 @contextlib.contextmanager
 def _on_signals(handler: Callable[[], None]) -> Iterator[None]:
-    """SIGINT/SIGTERM during deletes: no new delete is sent, those in flight finish and are
-    journaled (a second signal stops waiting for them)."""
-    import asyncio
-
-    loop = asyncio.get_running_loop()
-    installed = []
+    """SIGINT/SIGTERM during an apply: no new delete is sent, a listing stops at once, deletes
+    in flight finish and are journaled (a second signal stops waiting for them)."""
 
     def notify() -> None:
         click.echo(
@@ -669,36 +690,36 @@ def _on_signals(handler: Callable[[], None]) -> Iterator[None]:
         )
         handler()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, notify)
-            installed.append(sig)
-    try:
+    with _SIGNALS.handling(notify):
         yield
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
 
 
 def _render_result(result: ApplyResult, total: int) -> str:
     deleted = len(result.with_status("deleted"))
     gone = len(result.with_status("already_gone"))
+    unknown = result.with_status("unknown")
     lines = []
+    for outcome in result.outcomes:
+        if outcome.verified and outcome.status != "failed":
+            lines.append(f"  - {outcome.status} {outcome.change.address}: {outcome.error}")
     for outcome in result.failed:
         lines.append(f"  ! failed {outcome.change.address}: {outcome.error}")
-    for outcome in result.with_status("unknown"):
+    for outcome in unknown:
         lines.append(f"  ? unknown {outcome.change.address}: {outcome.error}")
     for change in result.not_attempted:
         lines.append(f"  . not attempted {change.address}")
+    counts = f"{deleted} deleted, {gone} already gone, {len(result.failed)} failed"
+    if unknown:
+        counts += f", {len(unknown)} unknown"
     if result.interrupted:
         lines.append(
-            f"Interrupted: {deleted} deleted, {gone} already gone, {len(result.failed)} failed, "
-            f"{len(result.not_attempted)} not attempted. Run plan again to see what is left."
+            f"Interrupted: {counts}, {len(result.not_attempted)} not attempted. "
+            "Run plan again to see what is left."
         )
-    elif result.failed:
+    elif result.failed or unknown:
         lines.append(
-            f"Apply finished with errors: {deleted} deleted, {gone} already gone, "
-            f"{len(result.failed)} failed (of {total}). Run plan again to retry what is left."
+            f"Apply finished with errors: {counts} (of {total}). "
+            "Run plan again to retry what is left."
         )
     else:
         lines.append(f"Apply complete: {deleted} deleted, {gone} already gone.")
@@ -1014,28 +1035,30 @@ def journal(path: Path, state_dir: Path | None, apply_id: str | None) -> int:
     from reconcile.journal import JOURNAL_FILE, read_journal, summarize_applies
 
     file = _state_dir(path, state_dir) / JOURNAL_FILE
-    applies = summarize_applies(read_journal(file))
+    applies = summarize_applies(read_journal(file, _warn))
     if apply_id is not None:
-        applies = [entry for entry in applies if entry["apply_id"] == apply_id]
+        applies = [entry for entry in applies if entry.apply_id == apply_id]
         if not applies:
             raise ReconcileError(f"no apply with id {apply_id} in {file}")
     if not applies:
         click.echo(f"No applies recorded in {file}.")
         return EXIT_OK
     for entry in applies:
-        status = "finished" if entry["finished"] else "did not finish (process died?)"
+        counts = f"{len(entry.deleted)} deleted, {len(entry.failed)} failed"
+        if entry.unknown:
+            counts += f", {len(entry.unknown)} unknown"
         click.echo(
-            f"{entry['apply_id']}  {entry['started']}  {len(entry['deleted'])} deleted, "
-            f"{len(entry['failed'])} failed, {len(entry['unfinished'])} unfinished  {status}"
+            f"{entry.apply_id}  {entry.started}  {counts}, {len(entry.unfinished)} unfinished  "
+            f"{entry.status.value}"
         )
         if apply_id is not None:
-            for label in ("deleted", "failed", "unfinished"):
-                for address in entry[label]:
+            for label in ("deleted", "failed", "unknown", "unfinished"):
+                for address in getattr(entry, label):
                     click.echo(f"  {label}: {address}")
-        elif entry["unfinished"]:
+        elif entry.open:
             click.echo(
-                "  deletes sent without a recorded outcome (check them with plan): "
-                + ", ".join(entry["unfinished"])
+                "  deletes sent without a known outcome (check them with plan): "
+                + ", ".join(entry.open)
             )
     return EXIT_OK
 
@@ -1048,8 +1071,16 @@ def journal(path: Path, state_dir: Path | None, apply_id: str | None) -> int:
     default=Path(DEFAULT_MANIFESTS) / ".reconcile",
     show_default=True,
 )
-def force_unlock(lock_id: str, state_dir: Path) -> int:
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Release it even though its holder may still be running (never while an apply runs).",
+)
+def force_unlock(lock_id: str, state_dir: Path, force: bool) -> int:
     """Release a lock left by an apply that is gone (give the id the lock error showed).
+
+    Refuses when the holder may still be running (a live process on this host, or any process
+    on another host) unless --force is given.
 
     \b
     Example:
@@ -1057,7 +1088,7 @@ def force_unlock(lock_id: str, state_dir: Path) -> int:
     """
     from reconcile.lock import force_unlock as release
 
-    release(state_dir, lock_id)
+    release(state_dir, lock_id, force=force)
     click.echo(f"Released lock {lock_id} in {state_dir}.")
     return EXIT_OK
 

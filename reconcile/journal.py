@@ -1,20 +1,40 @@
 """The journal: append-only JSON lines, one receipt per step of every apply.
 
 Before a delete request is sent, the object's full live record is written and fsynced
-(`delete_intent`); after, its outcome (`delete_outcome`). Nothing is deleted without a receipt from
-which it could be registered again.
+(`Event.DELETE_INTENT`); after, its outcome (`Event.DELETE_OUTCOME`), and, where the answer did not
+say for sure what happened, what a listing made after the deletes showed (`Event.DELETE_VERIFIED`).
+Nothing is deleted without a receipt from which it could be registered again.
+
+A crash can tear the last line. Every append starts on a fresh line, so a torn line never takes
+the next record with it, and readers skip a line they cannot parse and say which one.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, TextIO
 
 JOURNAL_FILE = "journal.jsonl"
+
+#: Told of each line a reader skipped, in words that name the file and the line.
+Warn = Callable[[str], None]
+
+
+class Event(StrEnum):
+    """What a journal record is about (its `event` field)."""
+
+    APPLY_STARTED = "apply_started"
+    DELETE_INTENT = "delete_intent"
+    DELETE_OUTCOME = "delete_outcome"
+    #: An outcome settled by listing the object after the deletes.
+    DELETE_VERIFIED = "delete_verified"
+    APPLY_FINISHED = "apply_finished"
 
 
 class Journal:
@@ -26,6 +46,10 @@ class Journal:
     def __enter__(self) -> Journal:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = self.path.open("a", encoding="utf-8")
+        if not _ends_a_line(self.path):
+            # The last append was torn by a crash: the first record of this run must not be
+            # glued to it.
+            self._file.write("\n")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -34,13 +58,13 @@ class Journal:
             self._file.close()
             self._file = None
 
-    def write(self, event: str, **fields: Any) -> None:
+    def write(self, event: Event, **fields: Any) -> None:
         """Append one record (buffered); `sync()` makes everything written so far durable."""
         if self._file is None:
             raise RuntimeError("journal is not open")
         record = {
             "time": self._clock().isoformat(timespec="milliseconds"),
-            "event": event,
+            "event": event.value,
             **fields,
         }
         self._file.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
@@ -51,62 +75,124 @@ class Journal:
             os.fsync(self._file.fileno())
 
 
-def read_journal(path: Path) -> Iterator[dict[str, Any]]:
-    """Every record of a journal; a torn last line (a crash mid-write) is skipped."""
+def _ends_a_line(path: Path) -> bool:
+    """Whether the file is empty or its last byte ends a line."""
+    with path.open("rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        if handle.tell() == 0:
+            return True
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) == b"\n"
+
+
+def read_journal(path: Path, warn: Warn | None = None) -> Iterator[dict[str, Any]]:
+    """Every record of a journal. A line that is not a JSON object (torn by a crash mid-write,
+    or damaged) is skipped, and `warn` is told its file and line number."""
     if not path.exists():
         return
-    with path.open(encoding="utf-8") as lines:
-        for line in lines:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
+    with path.open("rb") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
                 continue
-            if isinstance(record, dict):
-                yield record
+            record = _parsed(line)
+            if record is None:
+                if warn is not None:
+                    warn(
+                        f"{path}:{number}: skipped a journal line that is not a complete record "
+                        "(torn by a crash?)"
+                    )
+                continue
+            yield record
 
 
-def summarize_applies(records: Iterator[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One entry per apply, oldest first: when, its plan, what it deleted, what failed, and the
-    deletes whose outcome never made it to the journal (the process died with them in flight)."""
-    applies: dict[str, dict[str, Any]] = {}
+def _parsed(line: bytes) -> dict[str, Any] | None:
+    try:
+        record = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+class ApplyStatus(StrEnum):
+    FINISHED = "finished"
+    #: Stopped by a signal: what was sent finished or is unknown; the rest was not attempted.
+    INTERRUPTED = "interrupted"
+    #: No `apply_finished` record: the process died (kill -9, power loss) mid-apply.
+    DID_NOT_FINISH = "did not finish (process died?)"
+
+
+@dataclass
+class ApplySummary:
+    """One apply as its journal records tell it."""
+
+    apply_id: str
+    started: str | None
+    plan_digest: str | None = None
+    status: ApplyStatus = ApplyStatus.DID_NOT_FINISH
+    #: Addresses deleted (or found already gone), as the last word on each says.
+    deleted: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    #: Sent, and what happened is not known (the answer was lost, the run was interrupted).
+    unknown: list[str] = field(default_factory=list)
+    #: Sent, without any recorded outcome (the process died with them in flight).
+    unfinished: list[str] = field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        return self.status is ApplyStatus.FINISHED
+
+    @property
+    def open(self) -> list[str]:
+        """Deletes whose result nobody knows: check them with a new plan."""
+        return sorted(self.unknown + self.unfinished)
+
+
+@dataclass
+class _Collected:
+    summary: ApplySummary
+    intents: dict[Any, str] = field(default_factory=dict)
+    #: The last word on each object: its outcome, or what verifying it found.
+    outcomes: dict[Any, tuple[str, str]] = field(default_factory=dict)
+
+
+def summarize_applies(records: Iterable[dict[str, Any]]) -> list[ApplySummary]:
+    """One summary per apply, oldest first: when, its plan, what it deleted, what failed, what is
+    unknown, and the deletes whose outcome never made it to the journal."""
+    applies: dict[str, _Collected] = {}
     for record in records:
         apply_id = record.get("apply_id")
-        if not isinstance(apply_id, str):
-            continue
-        entry = applies.setdefault(
-            apply_id,
-            {
-                "apply_id": apply_id,
-                "started": record.get("time"),
-                "plan_digest": None,
-                "intents": {},
-                "outcomes": {},
-                "finished": None,
-            },
-        )
-        event = record.get("event")
-        if event == "apply_started":
-            entry["started"] = record.get("time")
-            entry["plan_digest"] = record.get("plan_digest")
-        elif event == "delete_intent":
-            entry["intents"][record.get("id")] = record
-        elif event == "delete_outcome":
-            entry["outcomes"][record.get("id")] = record
-        elif event == "apply_finished":
-            entry["finished"] = record
-    result = []
-    for entry in applies.values():
-        intents, outcomes = entry.pop("intents"), entry.pop("outcomes")
-        entry["deleted"] = sorted(
-            o["address"]
-            for o in outcomes.values()
-            if o.get("outcome") in ("deleted", "already_gone")
-        )
-        entry["failed"] = sorted(
-            o["address"] for o in outcomes.values() if o.get("outcome") == "failed"
-        )
-        entry["unfinished"] = sorted(
-            i["address"] for key, i in intents.items() if key not in outcomes
-        )
-        result.append(entry)
-    return result
+        if isinstance(apply_id, str):
+            entry = applies.get(apply_id)
+            if entry is None:
+                entry = applies[apply_id] = _Collected(ApplySummary(apply_id, record.get("time")))
+            _collect(entry, record)
+    return [_summary(entry) for entry in applies.values()]
+
+
+def _collect(entry: _Collected, record: dict[str, Any]) -> None:
+    event = record.get("event")
+    address = str(record.get("address", record.get("id")))
+    if event == Event.APPLY_STARTED:
+        entry.summary.started = record.get("time")
+        entry.summary.plan_digest = record.get("plan_digest")
+    elif event == Event.DELETE_INTENT:
+        entry.intents[record.get("id")] = address
+    elif event in (Event.DELETE_OUTCOME, Event.DELETE_VERIFIED):
+        entry.outcomes[record.get("id")] = (address, str(record.get("outcome")))
+    elif event == Event.APPLY_FINISHED:
+        interrupted = record.get("interrupted") is True
+        entry.summary.status = ApplyStatus.INTERRUPTED if interrupted else ApplyStatus.FINISHED
+
+
+def _summary(entry: _Collected) -> ApplySummary:
+    summary = entry.summary
+    by_outcome: dict[str, list[str]] = {}
+    for address, outcome in entry.outcomes.values():
+        by_outcome.setdefault(outcome, []).append(address)
+    summary.deleted = sorted(by_outcome.get("deleted", []) + by_outcome.get("already_gone", []))
+    summary.failed = sorted(by_outcome.get("failed", []))
+    summary.unknown = sorted(by_outcome.get("unknown", []))
+    summary.unfinished = sorted(
+        address for key, address in entry.intents.items() if key not in entry.outcomes
+    )
+    return summary

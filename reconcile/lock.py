@@ -1,4 +1,10 @@
-"""One apply per state dir at a time: `.reconcile/lock`, created exclusively."""
+"""One apply per state dir at a time: `.reconcile/lock`, created exclusively.
+
+A lock is only ever removed by the holder that made it (its id is compared, atomically, on the
+way out), so a lock released by `force-unlock` and taken by another run is never removed under
+that run's feet; and `force-unlock` refuses to release a lock whose holder may still be running
+unless told `force`.
+"""
 
 from __future__ import annotations
 
@@ -20,9 +26,16 @@ LOCK_FILE = "lock"
 
 def read_lock(state_dir: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads((state_dir / LOCK_FILE).read_text(encoding="utf-8"))
+        return _read(state_dir / LOCK_FILE)
     except FileNotFoundError:
         return None
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise
     except (OSError, ValueError):
         return {"id": "unreadable"}
     return data if isinstance(data, dict) else {"id": "unreadable"}
@@ -57,11 +70,38 @@ def hold_lock(state_dir: Path, operation: str) -> Iterator[str]:
     try:
         yield str(info["id"])
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+        release(state_dir, str(info["id"]))
 
 
-def force_unlock(state_dir: Path, lock_id: str) -> None:
+def release(state_dir: Path, lock_id: str) -> bool:
+    """Remove the lock if, and only if, it is still the one with `lock_id`; whether it was.
+
+    The compare is atomic: the lock is first renamed to a name of this holder's own (a rename
+    takes the file that is there, whoever wrote it), read there, and put back untouched when it
+    turns out to be another holder's.
+    """
+    path = state_dir / LOCK_FILE
+    held = read_lock(state_dir)
+    if held is None or held.get("id") != lock_id:
+        return False  # released by force-unlock, and perhaps taken by another run since
+    claimed = state_dir / f"{LOCK_FILE}.{lock_id}.release"
+    try:
+        path.rename(claimed)
+    except FileNotFoundError:
+        return False
+    try:
+        mine = _read(claimed).get("id") == lock_id
+        if not mine:
+            with contextlib.suppress(FileExistsError):
+                os.link(claimed, path)  # another run's lock goes back, unless a newer one is there
+        return mine
+    finally:
+        claimed.unlink(missing_ok=True)
+
+
+def force_unlock(state_dir: Path, lock_id: str, *, force: bool = False) -> None:
+    """Release a lock whose holder is gone. A holder that may still run (alive on this host, or
+    on another host, which cannot be checked from here) is refused unless `force`."""
     held = read_lock(state_dir)
     if held is None:
         raise LockError(f"the state dir {state_dir} is not locked")
@@ -70,7 +110,32 @@ def force_unlock(state_dir: Path, lock_id: str) -> None:
             f"the lock in {state_dir} has id {held.get('id')}, not {lock_id}: not released",
             hint="give the id the lock error showed",
         )
-    (state_dir / LOCK_FILE).unlink()
+    if not force and not _dead(held):
+        raise LockError(
+            f"not released: the lock {lock_id} in {state_dir} is held by {describe(held)}, "
+            f"which {_liveness(held)}",
+            hint="wait for that run to finish; if you are sure it is gone, run force-unlock "
+            "again with --force",
+        )
+    if not release(state_dir, lock_id):
+        raise LockError(f"the lock in {state_dir} changed meanwhile: not released")
+
+
+def describe(held: dict[str, Any]) -> str:
+    """Who holds a lock, in words: the operation, user and host, pid and since when."""
+    if held.get("id") == "unreadable":
+        return "an unknown holder (the lock file cannot be read)"
+    return (
+        f"{held.get('operation', 'another run')} of {held.get('who', '?')} "
+        f"(pid {held.get('pid', '?')}, since {held.get('since', '?')})"
+    )
+
+
+def _liveness(held: dict[str, Any]) -> str:
+    who = str(held.get("who", ""))
+    if held.get("id") != "unreadable" and who.rpartition("@")[2] == socket.gethostname():
+        return "is still running on this host"
+    return "may still be running (it cannot be checked from this host)"
 
 
 def _user() -> str:

@@ -391,6 +391,15 @@ def journal_records(folder: Path) -> list[dict[str, Any]]:
     return list(read_journal(folder / ".reconcile" / "journal.jsonl"))
 
 
+def final_outcomes(records: list[dict[str, Any]]) -> dict[str, str]:
+    """Each delete's last word: its outcome, or what the listing after the deletes showed."""
+    return {
+        r["id"]: r["outcome"]
+        for r in records
+        if r.get("event") in ("delete_outcome", "delete_verified")
+    }
+
+
 def stats(
     capsys: pytest.CaptureFixture[str],
     app: Any,
@@ -400,7 +409,7 @@ def stats(
 ) -> dict[str, Any]:
     requests = app.state.emulator.requests
     faults = Counter(r["fault"] for r in requests if r["fault"])
-    outcomes = Counter(r["outcome"] for r in records if r.get("event") == "delete_outcome")
+    outcomes = Counter(final_outcomes(records).values())
     # A retry: a request like one whose answer was a fault (but a slow one, a late answer). For
     # Qianfan (calls told apart by their bodies, which the log does not keep) an upper bound.
     retries = 0
@@ -418,6 +427,7 @@ def stats(
         "deleted": outcomes.get("deleted", 0),
         "already_gone": outcomes.get("already_gone", 0),
         "failed": outcomes.get("failed", 0),
+        "unknown": outcomes.get("unknown", 0),
         "requests": len(requests),
         "faulted": sum(faults.values()),
         "faults": dict(sorted(faults.items())),
@@ -448,7 +458,7 @@ def assert_exactly_the_plan_was_deleted(
     assert set(check.targets) == run.planned
     records = journal_records(folder)
     intents = [r for r in records if r.get("event") == "delete_intent"]
-    outcomes = {r["id"]: r["outcome"] for r in records if r.get("event") == "delete_outcome"}
+    outcomes = final_outcomes(records)
     assert sorted(r["id"] for r in intents) == sorted(run.planned)
     assert all(r["record"] and r["record"] == deletes[r["id"]]["before"] for r in intents)
     assert set(outcomes) == run.planned
@@ -574,17 +584,20 @@ def test_fabric_apply_under_thirty_percent_faults_with_one_attempt_exits_3_and_c
     assert code == 3, err
     assert check.unreceipted == []
 
-    # What failed is exactly what the last request for it was faulted (a transport may resend
-    # an idempotent request once on a dropped keep-alive connection: aiohttp does), and each
-    # failure is listed with its address.
+    # What failed is exactly what the last request for it was faulted and not applied (a
+    # transport may resend an idempotent request once on a dropped keep-alive connection:
+    # aiohttp does), and each failure is listed with its address. A "lost" delete was applied
+    # and answered 500: a listing after the deletes shows it gone, and the report says so.
     last: dict[str, str | None] = {}
     for request in app.state.emulator.requests:
         if request["method"] == "DELETE":
             last[request["path"].rsplit("/", 1)[-1]] = request["fault"]
     faulted = {target for target, fault in last.items() if fault}
+    lost = {target for target, fault in last.items() if fault == "lost"}
     records = journal_records(tmp_path)
-    failed = {r["id"] for r in records if r.get("outcome") == "failed"}
-    assert failed == faulted and len(failed) > 20
+    reported = final_outcomes(records)
+    failed = {target for target, outcome in reported.items() if outcome == "failed"}
+    assert failed == faulted - lost and len(failed) > 20
     addresses = {r["id"]: r["address"] for r in records if r.get("event") == "delete_intent"}
     for target in failed:
         assert f"! failed {addresses[target]}: " in out
@@ -592,12 +605,17 @@ def test_fabric_apply_under_thirty_percent_faults_with_one_attempt_exits_3_and_c
     planned = set(addresses)
     assert planned == fabric_expected()
     assert f"failed (of {len(planned)})" in out
-    lost = {
-        r["path"].rsplit("/", 1)[-1]
-        for r in app.state.emulator.requests
-        if r["method"] == "DELETE" and r["fault"] == "lost"
-    }
-    assert lost and lost <= failed  # deleted, but the client was told otherwise
+    # After verification the report is the emulator's truth: zero deletes that happened are
+    # reported failed, and every one that did not happen is.
+    gone = before - live_ids(app)
+    assert lost and not failed & gone
+    assert {t for t, outcome in reported.items() if outcome in ("deleted", "already_gone")} == (
+        planned & gone
+    )
+    assert failed == planned - gone
+    for target in lost:
+        assert reported[target] == "deleted"
+        assert f"- deleted {addresses[target]}: confirmed by listing" in out
     stats(
         capsys,
         app,
@@ -610,7 +628,7 @@ def test_fabric_apply_under_thirty_percent_faults_with_one_attempt_exits_3_and_c
     app.state.emulator.faults = []
     code, out, err = cli(capsys, "apply", str(manifest), "--auto-approve")
     assert code == 0, err
-    assert f"Apply complete: {len(failed - lost)} deleted, 0 already gone." in out
+    assert f"Apply complete: {len(failed)} deleted, 0 already gone." in out
     code, out, err = cli(capsys, "plan", str(manifest), "--detailed-exitcode")
     assert code == 0, err
     assert "Plan: 0 to delete" in out and "No changes." in out

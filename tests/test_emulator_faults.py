@@ -591,9 +591,16 @@ def test_a_retried_delete_after_a_lost_answer_counts_as_already_gone(
     async def go() -> Any:
         try:
             snapshot = await provider.snapshot()
-            plan = build_plan(load_manifest(manifest_file), {"fab": snapshot}, tool_version="t")
+            manifest = load_manifest(manifest_file)
+            plan = build_plan(manifest, {"fab": snapshot}, tool_version="t")
             with Journal(tmp_path / "journal.jsonl") as journal:
-                return plan, await Applier({"fab": provider}, journal, parallelism=1).apply(plan)
+                applier = Applier(
+                    {"fab": provider},
+                    journal,
+                    replan=lambda live: build_plan(manifest, live, tool_version="t"),
+                    parallelism=1,
+                )
+                return plan, await applier.apply(plan)
         finally:
             await provider.aclose()
 

@@ -96,6 +96,7 @@ def test_the_applier_reports_its_relisting(tmp_path: Any) -> None:
         applier = Applier(
             {"p": Listed()},
             journal,
+            replan=lambda live: OnePlan(),
             progress=lambda what, done, total: seen.append((what, done, total)),
         )
         asyncio.run(applier.relist(OnePlan()))

@@ -14,6 +14,9 @@ from typing import Any
 import pytest
 
 from reconcile.cli import main
+from reconcile.errors import StalePlanError
+from reconcile.guards import confirmed_deletes, unconfirmed_deletes
+from reconcile.model import Snapshot
 from reconcile.plan import Plan
 
 Workspace = dict[str, Any]
@@ -131,3 +134,136 @@ def test_a_plan_file_edited_and_sealed_again_cannot_delete_a_declared_version(
     assert code == 1
     assert "fabric-demo/support-bot/v7: a plan made now would not delete it (declared" in err
     assert _ids(demo) == before
+
+
+# -- plan files edited and sealed again: every record must be the live one ------------------------
+
+
+def _forge(plan_file: Path, edit: Callable[[dict[str, Any]], None]) -> Plan:
+    """Edit the plan file's deletes (as JSON) and seal it again, as a forger would."""
+    data = json.loads(plan_file.read_text())
+    for change in data["resource_changes"]:
+        if change["actions"] == ["delete"]:
+            edit(change)
+    forged = Plan.model_validate(data).sealed()
+    plan_file.write_text(forged.to_json())
+    return forged
+
+
+def _empty_version_ids(change: dict[str, Any]) -> None:
+    change["version_ids"] = []
+
+
+def _forged_before(change: dict[str, Any]) -> None:
+    if change["before"] is not None:
+        change["before"] = {**change["before"], "name": "not-what-is-live", "id": "x"}
+
+
+def _null_before(change: dict[str, Any]) -> None:
+    change["before"] = None
+
+
+def _reordered_versions(change: dict[str, Any]) -> None:
+    change["version_ids"] = list(reversed(change["version_ids"]))
+
+
+@pytest.mark.parametrize(
+    ("edit", "field", "limit"),
+    [
+        # 8 deletes in the file, 16 objects live: the file alone would pass a limit of 9.
+        (_empty_version_ids, "version_ids", "9"),
+        (_forged_before, "before", "25"),
+        (_null_before, "before", "25"),
+    ],
+    ids=["empty-version-ids", "forged-before", "null-before"],
+)
+def test_a_resealed_plan_whose_records_disagree_with_the_listing_is_refused(
+    capsys: pytest.CaptureFixture[str],
+    demo: Path,
+    tmp_path: Path,
+    edit: Callable[[dict[str, Any]], None],
+    field: str,
+    limit: str,
+) -> None:
+    plan_file = tmp_path / "plan.json"
+    assert main(["plan", str(demo), "-o", str(plan_file)]) == 0
+    _forge(plan_file, edit)
+    before = _ids(demo)
+    # Without --expect-digest: the file is sealed, so only the live listing can tell.
+    code = main(["apply", str(plan_file), "--max-deletes", limit])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "the plan is stale" in err
+    assert f"disagrees with the live listing ({field})" in err
+    assert _ids(demo) == before
+    assert (
+        not (demo / ".reconcile" / "journal.jsonl").exists()
+        or "delete_intent" not in (demo / ".reconcile" / "journal.jsonl").read_text()
+    )
+
+
+def test_max_deletes_counts_the_versions_the_listing_shows_not_the_file(
+    capsys: pytest.CaptureFixture[str], demo: Path, tmp_path: Path
+) -> None:
+    """A whole-model delete's versions go with it whatever the file says: counted from the
+    listing, fabric-demo's 8 deletes are 16 objects, over a limit of 9."""
+    from reconcile.applier import Applier
+    from reconcile.errors import GuardError
+
+    plan_file = tmp_path / "plan.json"
+    assert main(["plan", str(demo), "-o", str(plan_file)]) == 0
+    saved = Plan.from_json(plan_file.read_text(), source="plan.json")
+    emptied = tuple(
+        change.model_copy(update={"version_ids": ()}) if change.is_delete else change
+        for change in saved.resource_changes
+    )
+    forged = saved.model_copy(update={"resource_changes": emptied}).sealed()
+    applier = Applier({}, None, replan=lambda live: saved, max_deletes={"fabric-demo": 9})  # type: ignore[arg-type]
+    with pytest.raises(GuardError, match='"fabric-demo": 16 objects to delete, max_deletes is 9'):
+        applier._confirmed(saved, _live(demo, saved))
+    with pytest.raises(StalePlanError, match=r"disagrees with the live listing \(version_ids\)"):
+        applier._confirmed(forged, _live(demo, saved))
+
+
+def test_a_reordering_of_version_ids_is_no_disagreement(demo: Path, tmp_path: Path) -> None:
+    plan_file = tmp_path / "plan.json"
+    assert main(["plan", str(demo), "-o", str(plan_file)]) == 0
+    saved = Plan.from_json(plan_file.read_text(), source="plan.json")
+    forged = _forge(plan_file, _reordered_versions)
+    assert unconfirmed_deletes(forged, saved) == []
+    assert confirmed_deletes(forged, saved) == saved.deletes()
+
+
+def test_the_receipts_are_the_live_records(demo: Path, tmp_path: Path) -> None:
+    """The journal's record of each delete is the listing's, not the file's."""
+    plan_file = tmp_path / "plan.json"
+    assert main(["plan", str(demo), "-o", str(plan_file)]) == 0
+    saved = Plan.from_json(plan_file.read_text(), source="plan.json")
+    assert main(["apply", str(plan_file)]) == 0
+    journal = (demo / ".reconcile" / "journal.jsonl").read_text().splitlines()
+    intents = [json.loads(line) for line in journal if '"delete_intent"' in line]
+    live = {change.id: change.before for change in saved.deletes()}
+    assert len(intents) == 11
+    for intent in intents:
+        assert intent["record"] and intent["record"] == live[intent["id"]].value()  # type: ignore[union-attr]
+
+
+def _live(demo: Path, plan: Plan) -> dict[str, Snapshot]:
+    """Fresh listings of the plan's providers, as apply makes them."""
+    import asyncio
+
+    from reconcile.manifest import load_manifest
+    from reconcile.wiring import Options, default_state_dir, open_providers
+
+    manifest = load_manifest(demo)
+    names = sorted({change.provider for change in plan.deletes()})
+
+    async def listing() -> dict[str, Snapshot]:
+        providers = open_providers(manifest, names, Options(state_dir=default_state_dir(demo)))
+        try:
+            return {name: await providers[name].snapshot() for name in names}
+        finally:
+            for provider in providers.values():
+                await provider.aclose()
+
+    return asyncio.run(listing())
