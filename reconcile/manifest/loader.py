@@ -1,0 +1,406 @@
+"""Reading manifests: a file or a folder of files, each read, validated and checked on its own,
+then merged. Any problem raises one `ManifestError` that names the file, the line and the TOML
+path at fault.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import ipaddress
+import itertools
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ValidationError
+
+from reconcile.errors import ManifestError
+from reconcile.manifest.explain import (
+    _PATTERN_RULES,
+    _describe,
+    _did_you_mean,
+    _explain,
+    _quote,
+    _quoted_list,
+    _secret_hint,
+    _tuples,
+)
+from reconcile.manifest.merge import _merge
+from reconcile.manifest.scanner import Loc, scan_key_lines, toml_path
+from reconcile.manifest.source import FileManifest
+from reconcile.manifest.specs import (
+    NAME_PATTERN,
+    FabricProvider,
+    Manifest,
+    ModelSpec,
+    Policy,
+    QianfanProvider,
+)
+
+TOP_LEVEL_KEYS = ("providers", "policy", "models")
+PROVIDER_TYPES: dict[str, type[FabricProvider] | type[QianfanProvider]] = {
+    "fabric": FabricProvider,
+    "qianfan": QianfanProvider,
+}
+EMULATOR_PREFIX = "emulator:"
+_CREDENTIAL_EXAMPLES = {
+    "fabric": '{ ak_env = "HUAWEICLOUD_SDK_AK", sk_env = "HUAWEICLOUD_SDK_SK" }',
+    "qianfan": '{ ak_env = "QIANFAN_ACCESS_KEY", sk_env = "QIANFAN_SECRET_KEY" }',
+}
+_TOML_DECODE_POSITION = re.compile(
+    r"^(?P<message>.*?) \((?:at line (?P<line>\d+), column (?P<column>\d+)|at end of document)\)$",
+    re.DOTALL,
+)
+
+
+def manifest_files(path: Path) -> list[Path]:
+    """The files a manifest path stands for: the file itself, or a folder's `*.toml` by name.
+
+    Only files directly in the folder count; hidden ones (editor lock and backup files such as
+    `.#prod.toml`) are skipped. Paths stay as the user spelled them, joined with the file name.
+    """
+    try:
+        is_file, is_dir = path.is_file(), path.is_dir()
+    except OSError as error:  # a name too long, no permission to look
+        raise ManifestError(f"cannot open: {error.strerror}", file=str(path)) from None
+    if is_file:
+        return [path]
+    if not is_dir:
+        raise ManifestError(
+            "no such file or folder",
+            file=str(path),
+            hint="give a .toml manifest or a folder of them",
+        )
+    try:
+        files = [
+            entry
+            for entry in path.iterdir()
+            if entry.suffix == ".toml" and not entry.name.startswith(".") and entry.is_file()
+        ]
+    except OSError as error:
+        raise ManifestError(f"cannot list the folder: {error.strerror}", file=str(path)) from None
+    if not files:
+        raise ManifestError(
+            "no *.toml manifest in this folder",
+            file=str(path),
+            hint="add a manifest such as main.toml to the folder, or give the path of a .toml file",
+        )
+    return sorted(files, key=lambda entry: entry.name)
+
+
+def load_manifest(path: Path, *, insecure: bool = False) -> Manifest:
+    """Read a `.toml` file, or every `*.toml` directly in a folder, into one validated Manifest.
+
+    Files are merged: provider tables and `[[models]]` from all files, `[policy]` from at most one.
+    Any problem raises one ManifestError naming the file, the line and the TOML path at fault.
+    `insecure` lets endpoints use plain http:// to hosts that are not loopback (--insecure).
+    """
+    parts = [_load_file(file, str(file), insecure) for file in manifest_files(path)]
+    return _merge(parts, path)
+
+
+_S = TypeVar("_S", bound=BaseModel)
+
+
+class _FileChecker:
+    """Validates one file's tables; keeps the first problem of each and raises the topmost."""
+
+    def __init__(self, manifest: FileManifest) -> None:
+        self.manifest = manifest
+        self.problems: list[ManifestError] = []
+
+    def fail(self, error: ManifestError) -> None:
+        self.problems.append(error)
+
+    def raise_first(self) -> None:
+        if self.problems:
+            raise min(self.problems, key=lambda error: error.line or 0)
+
+    def validate(self, spec: type[_S], data: Any, loc: Loc) -> _S | None:
+        try:
+            return spec.model_validate(_tuples(data), strict=True)
+        except ValidationError as invalid:
+            explained = [
+                _explain(detail, spec, loc, self.manifest)
+                for detail in invalid.errors(include_url=False)
+            ]
+            # A missing key is often explained by a misspelt one: report that first.
+            explained.sort(key=lambda item: (item[0], item[1].line or 0))
+            self.fail(explained[0][1])
+            return None
+
+
+def _load_file(path: Path, file: str, insecure: bool = False) -> FileManifest:
+    text = _read_text(path, file)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise _syntax_error(error, text, file) from None
+    except RecursionError:
+        raise ManifestError(
+            "values are nested too deeply to read", file=file, hint="flatten the arrays"
+        ) from None
+    except ValueError:  # Python's limit on the digits of a decimal integer (tomllib lets it out)
+        raise ManifestError(
+            "a number has too many digits", file=file, hint="check for pasted data"
+        ) from None
+    manifest = FileManifest(file=file, lines=scan_key_lines(text), insecure=insecure)
+    checker = _FileChecker(manifest)
+    for key in data:
+        if key not in TOP_LEVEL_KEYS:
+            checker.fail(
+                manifest.error(
+                    (),
+                    f"unknown top-level key {_quote(key)}{_did_you_mean(key, TOP_LEVEL_KEYS)}",
+                    hint="a manifest holds [providers.NAME] tables, one [policy] and [[models]]",
+                    at=(key,),
+                )
+            )
+    _check_providers(checker, data.get("providers"))
+    if "policy" in data:
+        manifest.policy = checker.validate(Policy, data["policy"], ("policy",))
+    _check_models(checker, data.get("models"))
+    checker.raise_first()
+    return manifest
+
+
+def _read_text(path: Path, file: str) -> str:
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise ManifestError(f"cannot read the file: {error.strerror}", file=file) from None
+    try:
+        return raw.decode("utf-8-sig")  # a byte-order mark from a Windows editor is harmless
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise ManifestError(
+            f"not UTF-8 text: byte 0x{raw[error.start]:02x} cannot be decoded",
+            file=file,
+            line=line,
+            hint="TOML files are UTF-8: save the file as UTF-8 (and check for pasted binary data)",
+        ) from None
+
+
+def _syntax_error(error: tomllib.TOMLDecodeError, text: str, file: str) -> ManifestError:
+    match = _TOML_DECODE_POSITION.match(str(error))
+    message, line, column = str(error), None, None
+    if match:
+        message = match["message"]
+        line = int(match["line"]) if match["line"] else max(1, len(text.splitlines()))
+        column = match["column"]
+    hint = "fix the TOML syntax: see https://toml.io/en/v1.0.0"
+    if declared_twice := re.fullmatch(r"Cannot declare (\(.*\)) twice", message):
+        table = declared_twice.group(1)
+        with contextlib.suppress(ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            keys = ast.literal_eval(table)
+            if isinstance(keys, tuple) and all(isinstance(key, str) for key in keys):
+                table = toml_path(keys)
+        message = f"table [{table}] is declared twice in this file"
+        hint = "merge the two tables into one"
+    elif message == "Cannot overwrite a value":
+        message = "a key is set twice"
+        hint = "keep one of the two assignments"
+    elif message.startswith("Cannot mutate immutable namespace"):
+        message = "an inline table or array cannot be extended by a later key or table"
+        hint = "write all of it in one place: in the inline { ... } or as a [table]"
+    else:
+        if message in ("Illegal character '\\n'", "Unterminated string"):
+            message = "a string is not closed"
+            hint = 'close the string with its quote ("...")'
+        message = f"invalid TOML: {message[:1].lower()}{message[1:]}"
+        message += f" (column {column})" if column else ""
+    return ManifestError(message, file=file, line=line, hint=hint)
+
+
+def _check_providers(checker: _FileChecker, providers: Any) -> None:
+    manifest = checker.manifest
+    if providers is None:
+        return
+    if not isinstance(providers, dict):
+        checker.fail(
+            manifest.error(
+                ("providers",),
+                f"expected a table of providers, got {_describe(providers)}",
+                hint='declare each provider as [providers.NAME] with type = "fabric" or "qianfan"',
+            )
+        )
+        return
+    for name, table in providers.items():
+        loc: Loc = ("providers", name)
+        if not re.fullmatch(NAME_PATTERN, name):
+            checker.fail(
+                manifest.error(
+                    loc,
+                    f"invalid provider name {_quote(name)}: use {_PATTERN_RULES[NAME_PATTERN]}",
+                    hint="rename the table, and the provider = ... of its models",
+                )
+            )
+            continue
+        if not isinstance(table, dict):
+            checker.fail(
+                manifest.error(
+                    loc,
+                    f"expected a table, got {_describe(table)}",
+                    hint=f'write [providers.{name}] and below it type = "fabric" or "qianfan"',
+                )
+            )
+            continue
+        kind = table.get("type")
+        spec = PROVIDER_TYPES.get(kind) if isinstance(kind, str) else None
+        if spec is None:
+            allowed = _quoted_list(PROVIDER_TYPES)
+            hint = f"type is one of {allowed}"
+            if "type" not in table:
+                type_problem = manifest.error(
+                    loc, f"missing required key 'type' ({hint})", hint=hint
+                )
+            elif not isinstance(kind, str):
+                type_problem = manifest.error(
+                    (*loc, "type"), f"expected a string, got {_describe(kind)}", hint=hint
+                )
+            else:
+                type_problem = manifest.error(
+                    (*loc, "type"),
+                    f"unknown provider type {_quote(kind)}{_did_you_mean(kind, PROVIDER_TYPES)}",
+                    hint=hint,
+                )
+            checker.fail(type_problem)
+            continue
+        provider = checker.validate(spec, table, loc)
+        if provider is not None:
+            problem = _provider_problem(name, provider, manifest)
+            if problem is None:
+                manifest.providers[name] = provider
+            else:
+                checker.fail(problem)
+
+
+def _provider_problem(
+    name: str, provider: FabricProvider | QianfanProvider, manifest: FileManifest
+) -> ManifestError | None:
+    """What the schema cannot see: endpoint safety and credentials that a real endpoint needs."""
+    loc: Loc = ("providers", name)
+    endpoints = [("endpoint", provider.endpoint)]
+    if isinstance(provider, FabricProvider) and provider.services_endpoint is not None:
+        endpoints.append(("services_endpoint", provider.services_endpoint))
+    for key, url in endpoints:
+        # Only the API endpoint can be the built-in emulator; it serves the services too.
+        emulator_allowed = key == "endpoint"
+        problem = _endpoint_problem(
+            url, emulator_allowed=emulator_allowed, insecure=manifest.insecure
+        )
+        if problem is not None:
+            hint = (
+                "use https://HOST; http:// only for a loopback host (a local emulator) or "
+                "with --insecure"
+            )
+            if emulator_allowed:
+                hint += ", or emulator:STATE.json for the built-in emulator"
+            return manifest.error((*loc, key), problem, hint=hint)
+    emulated = provider.endpoint.startswith(EMULATOR_PREFIX)
+    if provider.credentials is None:
+        # Qianfan falls back to the SDK's own variables, QIANFAN_ACCESS_KEY / QIANFAN_SECRET_KEY.
+        if emulated or isinstance(provider, QianfanProvider):
+            return None
+        return manifest.error(
+            loc,
+            f"missing credentials for the real endpoint {_quote(provider.endpoint)}",
+            hint=f"add credentials = {_CREDENTIAL_EXAMPLES[provider.type]} (or token_env): the "
+            "names of environment variables holding the secrets; or use endpoint = "
+            '"emulator:STATE.json" for the built-in emulator',
+        )
+    for key, value in provider.credentials.model_dump(exclude_none=True).items():
+        if _looks_like_secret(value):
+            return manifest.error(
+                (*loc, "credentials", key),
+                "expected the NAME of an environment variable, got a value that looks like "
+                "a secret itself",
+                hint=_secret_hint(key),
+            )
+    return None
+
+
+def _endpoint_problem(url: str, *, emulator_allowed: bool, insecure: bool = False) -> str | None:
+    if url.startswith(EMULATOR_PREFIX) and emulator_allowed:
+        if url == EMULATOR_PREFIX:
+            return "emulator: needs the name of a state file, as in emulator:state.json"
+        return None
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return "not a valid URL"
+    # Checked first, so that no message below repeats a password.
+    if "@" in parts.netloc:
+        return "the URL carries a user name or password: secrets never go into a manifest"
+    if parts.scheme not in ("https", "http") or not host:
+        return f"{_quote(url)} is not an https:// URL"
+    if parts.scheme == "http" and not _is_loopback(host) and not insecure:
+        return f"{_quote(url)} is plain http:// to a host that is not loopback"
+    return None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _looks_like_secret(value: str) -> bool:
+    """An access or secret key pasted where a variable name belongs (the pattern let it through).
+
+    Platform keys are 20 to 40 random letters and digits (`HPUAK3X9ZB7LMN2RT4WQ`); variable names
+    are words, with underscores when long, and digits, if any, in one run (`FABRIC_TOKEN_2024`).
+    """
+    if len(value) < 16 or "_" in value:
+        return False
+    switches = sum(left.isdigit() != right.isdigit() for left, right in itertools.pairwise(value))
+    return switches >= 4
+
+
+def _check_models(checker: _FileChecker, models: Any) -> None:
+    manifest = checker.manifest
+    if models is None:
+        return
+    if not isinstance(models, list):
+        checker.fail(
+            manifest.error(
+                ("models",),
+                f"expected an array of tables, got {_describe(models)}",
+                hint="declare each model in its own [[models]] table (two brackets)",
+            )
+        )
+        return
+    for index, table in enumerate(models):
+        loc: Loc = ("models", index)
+        model = checker.validate(ModelSpec, table, loc)
+        if model is None:
+            continue
+        problem = _duplicate_version(model, loc, manifest)
+        if problem is None:
+            manifest.models.append(model)
+        else:
+            checker.fail(problem)
+
+
+def _duplicate_version(model: ModelSpec, loc: Loc, manifest: FileManifest) -> ManifestError | None:
+    seen: dict[tuple[str, str], int] = {}
+    for index, version in enumerate(model.versions or ()):
+        keys = [("name", version.name)] + ([("id", version.id)] if version.id else [])
+        for kind, value in keys:
+            first = seen.setdefault((kind, value), index)
+            if first != index:
+                first_loc = (*loc, "versions", first)
+                return manifest.error(
+                    (*loc, "versions", index),
+                    f"version {kind} {value!r} is declared twice in model {model.name!r} "
+                    f"(first as {toml_path(first_loc)}, line {manifest.line(first_loc)})",
+                    hint="declare each version once",
+                )
+    return None
