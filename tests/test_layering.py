@@ -13,7 +13,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "reconcile"
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "model": {"errors"},
-    "manifest": {"errors", "model"},
+    "endpoints": {"errors"},
+    "manifest": {"errors", "model", "endpoints"},
     "diff": {"model"},
     "plan": {"errors", "model"},
     "planner": {"model", "manifest", "plan", "diff", "errors"},
@@ -24,7 +25,7 @@ ALLOWED: dict[str, set[str]] = {
     "importer": {"manifest", "model"},
     "schema": {"manifest"},
     "render": {"plan", "model", "drift"},
-    "providers": {"errors", "model", "manifest", "providers", "emulator"},
+    "providers": {"errors", "model", "endpoints", "manifest", "providers", "emulator"},
 }
 # third-party libraries and the one module (prefix) that owns each
 OWNERS = {"deepdiff": {"diff"}, "click": {"cli"}, "httpx": {"providers"}, "tomli_w": {"manifest"}}

@@ -206,9 +206,50 @@ def test_models_for_lists_one_providers_models_in_order(tmp_path: Path) -> None:
 )
 def test_loopback_http_and_emulator_endpoints_need_no_tls(tmp_path: Path, endpoint: str) -> None:
     text = f'[providers.local]\ntype = "qianfan"\nendpoint = "{endpoint}"\n'
-    text += 'credentials = { token_env = "QIANFAN_TOKEN" }\n'
+    text += 'credentials = { ak_env = "QIANFAN_AK", sk_env = "QIANFAN_SK" }\n'
     manifest = load_manifest(write(tmp_path / "m.toml", text))
     assert manifest.providers["local"].endpoint == endpoint
+
+
+#: (endpoint, accepted without --insecure): the one rule of reconcile.endpoints.
+ENDPOINT_RULES = [
+    ("https://fabric.cn-north-4.myhuaweicloud.com", True),
+    ("http://127.0.0.1:8080", True),
+    ("http://localhost:9000/api", True),
+    ("http://[::1]:80", True),
+    # Loopback by address but not one of the loopback names: `plan` always refused it, and
+    # `validate` now does too (the stricter of the two rules).
+    ("http://127.0.0.2:8080", False),
+    ("http://127.1.2.3", False),
+    ("http://example.com", False),
+    ("ftp://example.com", False),
+    ("https://user:hunter2@example.com", False),
+]
+
+
+@pytest.mark.parametrize(("endpoint", "accepted"), ENDPOINT_RULES)
+def test_validate_and_the_http_layer_apply_one_endpoint_rule(
+    tmp_path: Path, endpoint: str, accepted: bool
+) -> None:
+    from reconcile.errors import ReconcileError
+    from reconcile.providers.http import check_endpoint
+
+    text = f'[providers.p]\ntype = "qianfan"\nendpoint = "{endpoint}"\n'
+    path = write(tmp_path / "m.toml", text)
+    if accepted:
+        assert load_manifest(path).providers["p"].endpoint == endpoint
+        assert check_endpoint(endpoint) == endpoint.rstrip("/")
+    else:
+        error = load_error(path)
+        assert str(error).startswith(f"{path}:3: providers.p.endpoint: ")
+        assert "hunter2" not in str(error)
+        with pytest.raises(ReconcileError) as refused:
+            check_endpoint(endpoint)
+        assert "hunter2" not in str(refused.value)
+        # --insecure lets plain http through to any host, in both places alike.
+        if endpoint.startswith("http://"):
+            assert load_manifest(path, insecure=True).providers["p"].endpoint == endpoint
+            assert check_endpoint(endpoint, insecure=True) == endpoint
 
 
 def test_digest_ignores_comments_layout_and_file_split(tmp_path: Path) -> None:

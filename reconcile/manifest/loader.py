@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import ipaddress
 import itertools
 import re
 import tomllib
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ValidationError
 
+from reconcile.endpoints import endpoint_hint, endpoint_problem, is_emulator
 from reconcile.errors import ManifestError
 from reconcile.manifest.explain import (
     _PATTERN_RULES,
@@ -45,7 +44,6 @@ PROVIDER_TYPES: dict[str, type[FabricProvider] | type[QianfanProvider]] = {
     "fabric": FabricProvider,
     "qianfan": QianfanProvider,
 }
-EMULATOR_PREFIX = "emulator:"
 _CREDENTIAL_EXAMPLES = {
     "fabric": '{ ak_env = "HUAWEICLOUD_SDK_AK", sk_env = "HUAWEICLOUD_SDK_SK" }',
     "qianfan": '{ ak_env = "QIANFAN_ACCESS_KEY", sk_env = "QIANFAN_SECRET_KEY" }',
@@ -289,18 +287,13 @@ def _provider_problem(
     for key, url in endpoints:
         # Only the API endpoint can be the built-in emulator; it serves the services too.
         emulator_allowed = key == "endpoint"
-        problem = _endpoint_problem(
+        problem = endpoint_problem(
             url, emulator_allowed=emulator_allowed, insecure=manifest.insecure
         )
         if problem is not None:
-            hint = (
-                "use https://HOST; http:// only for a loopback host (a local emulator) or "
-                "with --insecure"
-            )
-            if emulator_allowed:
-                hint += ", or emulator:STATE.json for the built-in emulator"
+            hint = endpoint_hint(emulator_allowed=emulator_allowed)
             return manifest.error((*loc, key), problem, hint=hint)
-    emulated = provider.endpoint.startswith(EMULATOR_PREFIX)
+    emulated = is_emulator(provider.endpoint)
     if provider.credentials is None:
         # Qianfan falls back to the SDK's own variables, QIANFAN_ACCESS_KEY / QIANFAN_SECRET_KEY.
         if emulated or isinstance(provider, QianfanProvider):
@@ -321,35 +314,6 @@ def _provider_problem(
                 hint=_secret_hint(key),
             )
     return None
-
-
-def _endpoint_problem(url: str, *, emulator_allowed: bool, insecure: bool = False) -> str | None:
-    if url.startswith(EMULATOR_PREFIX) and emulator_allowed:
-        if url == EMULATOR_PREFIX:
-            return "emulator: needs the name of a state file, as in emulator:state.json"
-        return None
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-    except ValueError:
-        return "not a valid URL"
-    # Checked first, so that no message below repeats a password.
-    if "@" in parts.netloc:
-        return "the URL carries a user name or password: secrets never go into a manifest"
-    if parts.scheme not in ("https", "http") or not host:
-        return f"{_quote(url)} is not an https:// URL"
-    if parts.scheme == "http" and not _is_loopback(host) and not insecure:
-        return f"{_quote(url)} is plain http:// to a host that is not loopback"
-    return None
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _looks_like_secret(value: str) -> bool:
