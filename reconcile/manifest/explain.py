@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import date, datetime, time
 from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
@@ -16,21 +17,25 @@ from pydantic import BaseModel
 from pydantic_core import ErrorDetails
 
 from reconcile.errors import ManifestError
+from reconcile.manifest.credentials import secret_hint
 from reconcile.manifest.scanner import Loc
 from reconcile.manifest.source import FileManifest
 from reconcile.manifest.specs import (
     ENV_NAME_PATTERN,
     FABRIC_ID_PATTERN,
     NAME_PATTERN,
+    FabricProvider,
     ModelSpec,
     Policy,
     PolicyOverrides,
+    QianfanProvider,
 )
 
 _CREDENTIALS_HINT = (
     'write credentials = { token_env = "NAME" } or { ak_env = "AK_NAME", sk_env = "SK_NAME" }: '
     "the names of environment variables that hold the secrets"
 )
+_PROVIDER_TYPES: dict[type[BaseModel], str] = {FabricProvider: "fabric", QianfanProvider: "qianfan"}
 _PATTERN_RULES = {
     NAME_PATTERN: "1 to 64 letters, digits, '_' and '-'",
     FABRIC_ID_PATTERN: "1 to 36 letters, digits and '-' (a Fabric id)",
@@ -49,103 +54,203 @@ _EXPECTED = {
 }
 
 
+@dataclass(frozen=True)
+class _Detail:
+    """One pydantic error, with what the explanations need to know about where it is."""
+
+    spec: type[BaseModel]
+    #: The error's place relative to `spec`, and in the file.
+    relative: Loc
+    loc: Loc
+    kind: str
+    value: Any
+    context: dict[str, Any]
+    message: str
+    manifest: FileManifest
+
+    @property
+    def key(self) -> str | int | None:
+        return self.relative[-1] if self.relative else None
+
+    @property
+    def field(self) -> str | None:
+        return self.key if isinstance(self.key, str) else None
+
+    @property
+    def secret(self) -> bool:
+        """Whatever sits under credentials may be a pasted secret: never repeat it."""
+        return "credentials" in self.loc
+
+    @property
+    def provider_type(self) -> str | None:
+        return _PROVIDER_TYPES.get(self.spec)
+
+    def error(self, message: str, *, hint: str | None = None, at: Loc | None = None) -> Explained:
+        return 0, self.manifest.error(self.loc, message, hint=hint, at=at)
+
+
+#: A ManifestError and its priority: the lower is reported first.
+Explained = tuple[int, ManifestError]
+
+
 def _explain(
     detail: ErrorDetails, spec: type[BaseModel], base: Loc, manifest: FileManifest
-) -> tuple[int, ManifestError]:
+) -> Explained:
     """One pydantic error as (priority, ManifestError); the lower priority is reported first."""
-    hint: str | None
     relative: Loc = tuple(detail["loc"])
-    loc = (*base, *relative)
-    kind, value, context = detail["type"], detail["input"], detail.get("ctx") or {}
-    key = relative[-1] if relative else None
-    field = key if isinstance(key, str) else None
-    # Whatever sits under credentials may be a pasted secret: never repeat it.
-    secret = "credentials" in loc
-    if kind == "extra_forbidden" and isinstance(key, str):
-        allowed = _fields_at(spec, relative[:-1])
-        suggestion = _did_you_mean(key, allowed)
-        if not suggestion and f"{key}_env" in allowed:
-            suggestion = f" (did you mean '{key}_env'?)"
-        allowed_hint = f"keys allowed here: {', '.join(allowed)}" if allowed else "remove it"
-        message = f"unknown key {_quote(key)}{suggestion}"
-        return 0, manifest.error(
-            loc[:-1], message, hint=_CREDENTIALS_HINT if secret else allowed_hint, at=loc
+    found = _Detail(
+        spec=spec,
+        relative=relative,
+        loc=(*base, *relative),
+        kind=detail["type"],
+        value=detail["input"],
+        context=dict(detail.get("ctx") or {}),
+        message=detail["msg"],
+        manifest=manifest,
+    )
+    if found.kind in _EXPECTED:
+        return _wrong_type(found)
+    explain = _BY_KIND.get(found.kind, _otherwise)
+    return explain(found)
+
+
+def _unknown_key(found: _Detail) -> Explained:
+    key = found.field
+    if key is None:
+        return _otherwise(found)
+    allowed = _fields_at(found.spec, found.relative[:-1])
+    suggestion = _did_you_mean(key, allowed)
+    if not suggestion and f"{key}_env" in allowed:
+        suggestion = f" (did you mean '{key}_env'?)"
+    allowed_hint = f"keys allowed here: {', '.join(allowed)}" if allowed else "remove it"
+    message = f"unknown key {_quote(key)}{suggestion}"
+    hint = _CREDENTIALS_HINT if found.secret else allowed_hint
+    return 0, found.manifest.error(found.loc[:-1], message, hint=hint, at=found.loc)
+
+
+def _missing(found: _Detail) -> Explained:
+    key = found.field
+    if key is None:
+        return _otherwise(found)
+    parent = found.loc[:-1]
+    message = f"missing required key {key!r}"
+    return 1, found.manifest.error(parent, message, hint=_missing_hint(key), at=parent)
+
+
+def _wrong_type(found: _Detail) -> Explained:
+    expected, hint = _expected(found)
+    if hint is None and expected == "a table":
+        hint = "write a [table] with its keys below it, or an inline table { key = value }"
+    given = _describe(found.value, show=not found.secret)
+    return found.error(f"expected {expected}, got {given}", hint=hint)
+
+
+def _expected(found: _Detail) -> tuple[str, str | None]:
+    """What a value of the wrong type should have been, and how to write it."""
+    field, kind = found.field, found.kind
+    if field == "versions":
+        return (
+            "an array of version names or [[models.versions]] tables",
+            'write versions = ["v1", "v2"], or a [[models.versions]] table per version',
         )
-    if kind == "missing" and isinstance(key, str):
-        return 1, manifest.error(
-            loc[:-1], f"missing required key {key!r}", hint=_missing_hint(key), at=loc[:-1]
+    if isinstance(found.key, int) and found.loc[-2:-1] == ("versions",):
+        return (
+            "a version name or a table",
+            'write each version as a name ("v1") or a table ({ name = "v1" })',
         )
-    if kind in _EXPECTED:
-        expected = _EXPECTED[kind]
-        hint = None
-        if field == "versions":
-            expected = "an array of version names or [[models.versions]] tables"
-            hint = 'write versions = ["v1", "v2"], or a [[models.versions]] table per version'
-        elif isinstance(key, int) and loc[-2:-1] == ("versions",):
-            expected = "a version name or a table"
-            hint = 'write each version as a name ("v1") or a table ({ name = "v1" })'
-        elif field in ("protect", "ignore") and spec in (Policy, PolicyOverrides):
-            expected = "an array of glob strings"
-            hint = f'write {field} = ["prod-*"]'
-        elif field == "credentials":
-            hint = _CREDENTIALS_HINT
-        elif kind == "bool_type" and field:
-            hint = f"write {field} = true or {field} = false, without quotes"
-        elif kind == "int_type" and field:
-            hint = f"write {field} = 3: a whole number, without quotes"
-        elif kind == "string_type" and field:
-            hint = f'write {field} = "...", in quotes'
-        if hint is None and expected == "a table":
-            hint = "write a [table] with its keys below it, or an inline table { key = value }"
-        given = _describe(value, show=not secret)
-        return 0, manifest.error(loc, f"expected {expected}, got {given}", hint=hint)
-    if kind == "literal_error":
-        options = str(context.get("expected", ""))
-        choices = re.findall(r"'([^']*)'", options)
-        shown = repr(value) if isinstance(value, str) else _describe(value)
-        message = f"{shown} is not allowed: expected {options}"
-        if isinstance(value, str):
-            message += _did_you_mean(value, choices)
-        return 0, manifest.error(loc, message, hint=f"use one of {', '.join(choices)}")
-    if kind == "string_pattern_mismatch":
-        if secret or context.get("pattern") == ENV_NAME_PATTERN:
-            return 0, manifest.error(
-                loc,
-                "expected the NAME of an environment variable (letters, digits and '_', not "
-                "starting with a digit), got something else: a secret pasted here?",
-                hint=_secret_hint(str(field)),
-            )
-        rule = _PATTERN_RULES.get(str(context.get("pattern")), f"match {context.get('pattern')}")
-        hint = "a provider is named by the key of its [providers.NAME] table"
-        if field and field.endswith("_id"):
-            hint = f"{field} is the platform's id as its console or API shows it, not a name"
-        return 0, manifest.error(loc, f"invalid {field} {_quote(value)}: use {rule}", hint=hint)
-    if kind == "string_too_short":
-        least = context.get("min_length", 1)
-        message = "must not be empty" if least == 1 else f"must be {least} characters or more"
-        return 0, manifest.error(loc, message, hint=f"give a {field} of {least} or more characters")
-    if kind == "string_too_long":
-        size, most = len(value) if isinstance(value, str) else 0, context.get("max_length")
-        message = f"is {size} characters long: at most {most} are allowed"
-        return 0, manifest.error(loc, message, hint=f"shorten {field}")
-    if kind == "greater_than_equal":
-        bound = context.get("ge")
-        return 0, manifest.error(
-            loc,
-            f"must be {bound} or more, got {value if abs(value) < _HUGE else 'a huge number'}",
-            hint=f"use {field} = {bound} or more",
+    if field in ("protect", "ignore") and found.spec in (Policy, PolicyOverrides):
+        return "an array of glob strings", f'write {field} = ["prod-*"]'
+    expected = _EXPECTED[kind]
+    if field == "credentials":
+        return expected, _CREDENTIALS_HINT
+    hint = _TYPE_HINTS.get(kind)
+    return expected, hint.format(field) if hint and field else None
+
+
+def _literal(found: _Detail) -> Explained:
+    value = found.value
+    options = str(found.context.get("expected", ""))
+    choices = re.findall(r"'([^']*)'", options)
+    shown = _quote(value) if isinstance(value, str) else _describe(value)
+    message = f"{shown} is not allowed: expected {options}"
+    if isinstance(value, str):
+        message += _did_you_mean(value, choices)
+    return found.error(message, hint=f"use one of {', '.join(choices)}")
+
+
+def _pattern(found: _Detail) -> Explained:
+    field, pattern = found.field, str(found.context.get("pattern"))
+    if found.secret or pattern == ENV_NAME_PATTERN:
+        return found.error(
+            "expected the NAME of an environment variable (letters, digits and '_', not "
+            "starting with a digit), got something else: a secret pasted here?",
+            hint=secret_hint(str(field), found.provider_type),
         )
-    if kind == "value_error":
-        message = str(context.get("error", detail["msg"]))
-        if "credentials" in loc:
-            return 0, manifest.error(loc, message, hint=_CREDENTIALS_HINT)
-        if spec is ModelSpec and not relative and isinstance(value, dict) and "absent" in value:
-            other = "versions" if "versions" in message else "protect = true"
-            hint = f"remove {other} to delete the whole model, or remove absent = true to keep it"
-            return 0, manifest.error(loc, message, hint=hint, at=(*loc, "absent"))
-        return 0, manifest.error(loc, message)
-    message = detail["msg"].removeprefix("Input should be ").removeprefix("Value error, ")
-    return 0, manifest.error(loc, f"invalid value: {message}")
+    rule = _PATTERN_RULES.get(pattern, f"match {pattern}")
+    hint = "a provider is named by the key of its [providers.NAME] table"
+    if field and field.endswith("_id"):
+        hint = f"{field} is the platform's id as its console or API shows it, not a name"
+    return found.error(f"invalid {field} {_quote(found.value)}: use {rule}", hint=hint)
+
+
+def _too_short(found: _Detail) -> Explained:
+    least = found.context.get("min_length", 1)
+    message = "must not be empty" if least == 1 else f"must be {least} characters or more"
+    return found.error(message, hint=f"give a {found.field} of {least} or more characters")
+
+
+def _too_long(found: _Detail) -> Explained:
+    value = found.value
+    size, most = len(value) if isinstance(value, str) else 0, found.context.get("max_length")
+    message = f"is {size} characters long: at most {most} are allowed"
+    return found.error(message, hint=f"shorten {found.field}")
+
+
+def _too_small(found: _Detail) -> Explained:
+    bound, value = found.context.get("ge"), found.value
+    shown = value if abs(value) < _HUGE else "a huge number"
+    return found.error(
+        f"must be {bound} or more, got {shown}", hint=f"use {found.field} = {bound} or more"
+    )
+
+
+def _value_error(found: _Detail) -> Explained:
+    message = str(found.context.get("error", found.message))
+    value = found.value
+    if found.secret:
+        return found.error(message, hint=_CREDENTIALS_HINT)
+    if (
+        found.spec is ModelSpec
+        and not found.relative
+        and isinstance(value, dict)
+        and "absent" in value
+    ):
+        other = "versions" if "versions" in message else "protect = true"
+        hint = f"remove {other} to delete the whole model, or remove absent = true to keep it"
+        return found.error(message, hint=hint, at=(*found.loc, "absent"))
+    return found.error(message)
+
+
+def _otherwise(found: _Detail) -> Explained:
+    message = found.message.removeprefix("Input should be ").removeprefix("Value error, ")
+    return found.error(f"invalid value: {message}")
+
+
+_BY_KIND: dict[str, Callable[[_Detail], Explained]] = {
+    "extra_forbidden": _unknown_key,
+    "missing": _missing,
+    "literal_error": _literal,
+    "string_pattern_mismatch": _pattern,
+    "string_too_short": _too_short,
+    "string_too_long": _too_long,
+    "greater_than_equal": _too_small,
+    "value_error": _value_error,
+}
+_TYPE_HINTS = {
+    "bool_type": "write {0} = true or {0} = false, without quotes",
+    "int_type": "write {0} = 3: a whole number, without quotes",
+    "string_type": 'write {0} = "...", in quotes',
+}
 
 
 def _missing_hint(key: str) -> str:
@@ -243,16 +348,3 @@ def _tuples(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: _tuples(item) for key, item in value.items()}
     return value
-
-
-def _secret_hint(key: str) -> str:
-    example = {
-        "token_env": "FABRIC_TOKEN",
-        "ak_env": "HUAWEICLOUD_SDK_AK",
-        "sk_env": "HUAWEICLOUD_SDK_SK",
-        "security_token_env": "HUAWEICLOUD_SDK_SECURITY_TOKEN",
-    }.get(key, "MY_SECRET")
-    return (
-        f'write {key} = "{example}" and export the secret in that variable; if a real secret was '
-        "written here, rotate it: it may already be in version control"
-    )

@@ -1,22 +1,22 @@
 """Reading manifests: a file or a folder of files, each read, validated and checked on its own,
-then merged. Any problem raises one `ManifestError` that names the file, the line and the TOML
-path at fault.
+then merged. Every problem found raises one `ManifestErrors`: each names the file, the line and
+the TOML path at fault, and says how to fix it.
 """
 
 from __future__ import annotations
 
 import ast
 import contextlib
-import itertools
 import re
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from reconcile.endpoints import endpoint_hint, endpoint_problem, is_emulator
 from reconcile.errors import ManifestError
+from reconcile.manifest.checks import provider_problems
 from reconcile.manifest.explain import (
     _PATTERN_RULES,
     _describe,
@@ -24,10 +24,9 @@ from reconcile.manifest.explain import (
     _explain,
     _quote,
     _quoted_list,
-    _secret_hint,
     _tuples,
 )
-from reconcile.manifest.merge import _merge
+from reconcile.manifest.merge import merge
 from reconcile.manifest.scanner import Loc, scan_key_lines, toml_path
 from reconcile.manifest.source import FileManifest
 from reconcile.manifest.specs import (
@@ -43,10 +42,6 @@ TOP_LEVEL_KEYS = ("providers", "policy", "models")
 PROVIDER_TYPES: dict[str, type[FabricProvider] | type[QianfanProvider]] = {
     "fabric": FabricProvider,
     "qianfan": QianfanProvider,
-}
-_CREDENTIAL_EXAMPLES = {
-    "fabric": '{ ak_env = "HUAWEICLOUD_SDK_AK", sk_env = "HUAWEICLOUD_SDK_SK" }',
-    "qianfan": '{ ak_env = "QIANFAN_ACCESS_KEY", sk_env = "QIANFAN_SECRET_KEY" }',
 }
 _TOML_DECODE_POSITION = re.compile(
     r"^(?P<message>.*?) \((?:at line (?P<line>\d+), column (?P<column>\d+)|at end of document)\)$",
@@ -93,29 +88,22 @@ def load_manifest(path: Path, *, insecure: bool = False) -> Manifest:
     """Read a `.toml` file, or every `*.toml` directly in a folder, into one validated Manifest.
 
     Files are merged: provider tables and `[[models]]` from all files, `[policy]` from at most one.
-    Any problem raises one ManifestError naming the file, the line and the TOML path at fault.
+    Every problem of every file is found in one run: they raise one `ManifestErrors` that lists
+    each with its file, line, TOML path and fix (first the first file's, in line order).
     `insecure` lets endpoints use plain http:// to hosts that are not loopback (--insecure).
     """
     parts = [_load_file(file, str(file), insecure) for file in manifest_files(path)]
-    return _merge(parts, path)
+    return merge(parts, path)
 
 
 _S = TypeVar("_S", bound=BaseModel)
 
 
 class _FileChecker:
-    """Validates one file's tables; keeps the first problem of each and raises the topmost."""
+    """Validates one file's tables, keeping every problem of each table."""
 
     def __init__(self, manifest: FileManifest) -> None:
         self.manifest = manifest
-        self.problems: list[ManifestError] = []
-
-    def fail(self, error: ManifestError) -> None:
-        self.problems.append(error)
-
-    def raise_first(self) -> None:
-        if self.problems:
-            raise min(self.problems, key=lambda error: error.line or 0)
 
     def validate(self, spec: type[_S], data: Any, loc: Loc) -> _S | None:
         try:
@@ -127,14 +115,40 @@ class _FileChecker:
             ]
             # A missing key is often explained by a misspelt one: report that first.
             explained.sort(key=lambda item: (item[0], item[1].line or 0))
-            self.fail(explained[0][1])
+            self.manifest.fail(*_distinct(problem for _, problem in explained))
             return None
 
 
+def _distinct(problems: Iterable[ManifestError]) -> list[ManifestError]:
+    """Each problem once (a value of a union type fails each member the same way)."""
+    seen: dict[str, ManifestError] = {}
+    for problem in problems:
+        seen.setdefault(str(problem), problem)
+    return list(seen.values())
+
+
 def _load_file(path: Path, file: str, insecure: bool = False) -> FileManifest:
-    text = _read_text(path, file)
+    """One file, read and checked on its own; what is wrong is in its `problems`."""
     try:
-        data = tomllib.loads(text)
+        text = _read_text(path, file)
+        data = _parse(text, file)
+    except ManifestError as error:
+        manifest = FileManifest(file=file, lines={}, insecure=insecure, parsed=False)
+        manifest.fail(error)
+        return manifest
+    manifest = FileManifest(file=file, lines=scan_key_lines(text), insecure=insecure)
+    checker = _FileChecker(manifest)
+    _check_top_level(manifest, data)
+    _check_providers(checker, data.get("providers"))
+    if "policy" in data:
+        manifest.policy = checker.validate(Policy, data["policy"], ("policy",))
+    _check_models(checker, data.get("models"))
+    return manifest
+
+
+def _parse(text: str, file: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise _syntax_error(error, text, file) from None
     except RecursionError:
@@ -145,11 +159,12 @@ def _load_file(path: Path, file: str, insecure: bool = False) -> FileManifest:
         raise ManifestError(
             "a number has too many digits", file=file, hint="check for pasted data"
         ) from None
-    manifest = FileManifest(file=file, lines=scan_key_lines(text), insecure=insecure)
-    checker = _FileChecker(manifest)
+
+
+def _check_top_level(manifest: FileManifest, data: dict[str, Any]) -> None:
     for key in data:
         if key not in TOP_LEVEL_KEYS:
-            checker.fail(
+            manifest.fail(
                 manifest.error(
                     (),
                     f"unknown top-level key {_quote(key)}{_did_you_mean(key, TOP_LEVEL_KEYS)}",
@@ -157,12 +172,6 @@ def _load_file(path: Path, file: str, insecure: bool = False) -> FileManifest:
                     at=(key,),
                 )
             )
-    _check_providers(checker, data.get("providers"))
-    if "policy" in data:
-        manifest.policy = checker.validate(Policy, data["policy"], ("policy",))
-    _check_models(checker, data.get("models"))
-    checker.raise_first()
-    return manifest
 
 
 def _read_text(path: Path, file: str) -> str:
@@ -218,7 +227,7 @@ def _check_providers(checker: _FileChecker, providers: Any) -> None:
     if providers is None:
         return
     if not isinstance(providers, dict):
-        checker.fail(
+        manifest.fail(
             manifest.error(
                 ("providers",),
                 f"expected a table of providers, got {_describe(providers)}",
@@ -227,105 +236,65 @@ def _check_providers(checker: _FileChecker, providers: Any) -> None:
         )
         return
     for name, table in providers.items():
-        loc: Loc = ("providers", name)
-        if not re.fullmatch(NAME_PATTERN, name):
-            checker.fail(
-                manifest.error(
-                    loc,
-                    f"invalid provider name {_quote(name)}: use {_PATTERN_RULES[NAME_PATTERN]}",
-                    hint="rename the table, and the provider = ... of its models",
-                )
-            )
-            continue
-        if not isinstance(table, dict):
-            checker.fail(
-                manifest.error(
-                    loc,
-                    f"expected a table, got {_describe(table)}",
-                    hint=f'write [providers.{name}] and below it type = "fabric" or "qianfan"',
-                )
-            )
-            continue
-        kind = table.get("type")
-        spec = PROVIDER_TYPES.get(kind) if isinstance(kind, str) else None
+        kind = table.get("type") if isinstance(table, dict) else None
+        manifest.declared[name] = kind if isinstance(kind, str) and kind in PROVIDER_TYPES else None
+        spec = _provider_spec(manifest, name, table)
         if spec is None:
-            allowed = _quoted_list(PROVIDER_TYPES)
-            hint = f"type is one of {allowed}"
-            if "type" not in table:
-                type_problem = manifest.error(
-                    loc, f"missing required key 'type' ({hint})", hint=hint
-                )
-            elif not isinstance(kind, str):
-                type_problem = manifest.error(
-                    (*loc, "type"), f"expected a string, got {_describe(kind)}", hint=hint
-                )
-            else:
-                type_problem = manifest.error(
-                    (*loc, "type"),
-                    f"unknown provider type {_quote(kind)}{_did_you_mean(kind, PROVIDER_TYPES)}",
-                    hint=hint,
-                )
-            checker.fail(type_problem)
             continue
-        provider = checker.validate(spec, table, loc)
-        if provider is not None:
-            problem = _provider_problem(name, provider, manifest)
-            if problem is None:
-                manifest.providers[name] = provider
-            else:
-                checker.fail(problem)
+        provider = checker.validate(spec, table, ("providers", name))
+        if provider is None:
+            continue
+        problems = provider_problems(name, provider, manifest)
+        if problems:
+            manifest.fail(*problems)
+        else:
+            manifest.providers[name] = provider
 
 
-def _provider_problem(
-    name: str, provider: FabricProvider | QianfanProvider, manifest: FileManifest
-) -> ManifestError | None:
-    """What the schema cannot see: endpoint safety and credentials that a real endpoint needs."""
+def _provider_spec(
+    manifest: FileManifest, name: str, table: Any
+) -> type[FabricProvider] | type[QianfanProvider] | None:
+    """The record class a provider table is validated with; None (and a problem) if none fits."""
     loc: Loc = ("providers", name)
-    endpoints = [("endpoint", provider.endpoint)]
-    if isinstance(provider, FabricProvider) and provider.services_endpoint is not None:
-        endpoints.append(("services_endpoint", provider.services_endpoint))
-    for key, url in endpoints:
-        # Only the API endpoint can be the built-in emulator; it serves the services too.
-        emulator_allowed = key == "endpoint"
-        problem = endpoint_problem(
-            url, emulator_allowed=emulator_allowed, insecure=manifest.insecure
-        )
-        if problem is not None:
-            hint = endpoint_hint(emulator_allowed=emulator_allowed)
-            return manifest.error((*loc, key), problem, hint=hint)
-    emulated = is_emulator(provider.endpoint)
-    if provider.credentials is None:
-        # Qianfan falls back to the SDK's own variables, QIANFAN_ACCESS_KEY / QIANFAN_SECRET_KEY.
-        if emulated or isinstance(provider, QianfanProvider):
-            return None
-        return manifest.error(
-            loc,
-            f"missing credentials for the real endpoint {_quote(provider.endpoint)}",
-            hint=f"add credentials = {_CREDENTIAL_EXAMPLES[provider.type]} (or token_env): the "
-            "names of environment variables holding the secrets; or use endpoint = "
-            '"emulator:STATE.json" for the built-in emulator',
-        )
-    for key, value in provider.credentials.model_dump(exclude_none=True).items():
-        if _looks_like_secret(value):
-            return manifest.error(
-                (*loc, "credentials", key),
-                "expected the NAME of an environment variable, got a value that looks like "
-                "a secret itself",
-                hint=_secret_hint(key),
+    if not re.fullmatch(NAME_PATTERN, name):
+        manifest.fail(
+            manifest.error(
+                loc,
+                f"invalid provider name {_quote(name)}: use {_PATTERN_RULES[NAME_PATTERN]}",
+                hint="rename the table, and the provider = ... of its models",
             )
-    return None
+        )
+        return None
+    if not isinstance(table, dict):
+        manifest.fail(
+            manifest.error(
+                loc,
+                f"expected a table, got {_describe(table)}",
+                hint=f'write [providers.{name}] and below it type = "fabric" or "qianfan"',
+            )
+        )
+        return None
+    kind = table.get("type")
+    spec = PROVIDER_TYPES.get(kind) if isinstance(kind, str) else None
+    if spec is None:
+        manifest.fail(_type_problem(manifest, loc, table))
+    return spec
 
 
-def _looks_like_secret(value: str) -> bool:
-    """An access or secret key pasted where a variable name belongs (the pattern let it through).
-
-    Platform keys are 20 to 40 random letters and digits (`HPUAK3X9ZB7LMN2RT4WQ`); variable names
-    are words, with underscores when long, and digits, if any, in one run (`FABRIC_TOKEN_2024`).
-    """
-    if len(value) < 16 or "_" in value:
-        return False
-    switches = sum(left.isdigit() != right.isdigit() for left, right in itertools.pairwise(value))
-    return switches >= 4
+def _type_problem(manifest: FileManifest, loc: Loc, table: dict[str, Any]) -> ManifestError:
+    kind = table.get("type")
+    hint = f"type is one of {_quoted_list(PROVIDER_TYPES)}"
+    if "type" not in table:
+        return manifest.error(loc, f"missing required key 'type' ({hint})", hint=hint)
+    if not isinstance(kind, str):
+        return manifest.error(
+            (*loc, "type"), f"expected a string, got {_describe(kind)}", hint=hint
+        )
+    return manifest.error(
+        (*loc, "type"),
+        f"unknown provider type {_quote(kind)}{_did_you_mean(kind, PROVIDER_TYPES)}",
+        hint=hint,
+    )
 
 
 def _check_models(checker: _FileChecker, models: Any) -> None:
@@ -333,7 +302,7 @@ def _check_models(checker: _FileChecker, models: Any) -> None:
     if models is None:
         return
     if not isinstance(models, list):
-        checker.fail(
+        manifest.fail(
             manifest.error(
                 ("models",),
                 f"expected an array of tables, got {_describe(models)}",
@@ -346,25 +315,29 @@ def _check_models(checker: _FileChecker, models: Any) -> None:
         model = checker.validate(ModelSpec, table, loc)
         if model is None:
             continue
-        problem = _duplicate_version(model, loc, manifest)
-        if problem is None:
-            manifest.models.append(model)
+        problems = _duplicate_versions(model, loc, manifest)
+        if problems:
+            manifest.fail(*problems)
         else:
-            checker.fail(problem)
+            manifest.models.append(model)
 
 
-def _duplicate_version(model: ModelSpec, loc: Loc, manifest: FileManifest) -> ManifestError | None:
+def _duplicate_versions(model: ModelSpec, loc: Loc, manifest: FileManifest) -> list[ManifestError]:
     seen: dict[tuple[str, str], int] = {}
+    problems = []
     for index, version in enumerate(model.versions or ()):
         keys = [("name", version.name)] + ([("id", version.id)] if version.id else [])
         for kind, value in keys:
             first = seen.setdefault((kind, value), index)
             if first != index:
                 first_loc = (*loc, "versions", first)
-                return manifest.error(
-                    (*loc, "versions", index),
-                    f"version {kind} {value!r} is declared twice in model {model.name!r} "
-                    f"(first as {toml_path(first_loc)}, line {manifest.line(first_loc)})",
-                    hint="declare each version once",
+                problems.append(
+                    manifest.error(
+                        (*loc, "versions", index),
+                        f"version {kind} {_quote(value)} is declared twice in model "
+                        f"{_quote(model.name)} (first as {toml_path(first_loc)}, line "
+                        f"{manifest.line(first_loc)})",
+                        hint="declare each version once",
+                    )
                 )
-    return None
+    return problems
