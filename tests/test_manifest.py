@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import string
 import tomllib
 from pathlib import Path
@@ -1010,3 +1011,25 @@ def test_the_hint_for_a_value_that_is_no_name_at_all_names_qianfans_variables(
     assert error.hint is not None
     assert 'ak_env = "QIANFAN_ACCESS_KEY"' in error.hint
     assert "HUAWEICLOUD" not in error.hint
+
+
+# --- The plan does not depend on how the manifest path is spelt (issue 12) -----------------------
+
+
+def test_a_plans_digest_does_not_depend_on_how_the_manifest_path_is_spelt(
+    demo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconcile.cli import main
+
+    monkeypatch.chdir(demo.parent)
+    plans = []
+    for spelling in ("demo", "demo/", str(demo), f"{demo}/reconcile.toml", "./demo/../demo"):
+        assert main(["plan", spelling, "--json", "--state-dir", str(demo / ".state")]) == 0
+        plans.append(json.loads(capsys.readouterr().out))
+    assert len({plan["plan_digest"] for plan in plans}) == 1
+    # What differs is only what the digest leaves out: the path as given, and the time.
+    details = {change["detail"] for change in plans[0]["resource_changes"]}
+    assert "declared at reconcile.toml:27" in details
+    assert all(str(demo) not in change["detail"] for change in plans[2]["resource_changes"])
+    assert plans[2]["manifest_path"] == str(demo)
+

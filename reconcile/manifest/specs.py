@@ -268,11 +268,16 @@ class ModelSpec(Spec):
 
 
 class Location(Spec):
+    """Where something is declared: `file` as the user spelt the manifest path (to open it)."""
+
     file: str
     line: int
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}"
+        """`NAME.toml:LINE`: the file's name only, as plans show it. A manifest path stands for one
+        file or a folder's files, so the name says which within it; and a plan's text (and so its
+        digest) must not depend on how the path was spelt (`manifests/` or an absolute path)."""
+        return f"{Path(self.file).name}:{self.line}"
 
 
 class Manifest(Spec):
