@@ -1033,3 +1033,40 @@ def test_a_plans_digest_does_not_depend_on_how_the_manifest_path_is_spelt(
     assert all(str(demo) not in change["detail"] for change in plans[2]["resource_changes"])
     assert plans[2]["manifest_path"] == str(demo)
 
+
+# --- Declarations that can have no effect (issue 12) ---------------------------------------------
+
+
+def test_validate_warns_about_a_declaration_an_ignore_pattern_matches(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from reconcile.cli import main
+
+    text = (
+        EMULATED_PROVIDER
+        + '\n[providers.demo.policy]\nignore = ["scratch-*", "bot/tmp-*"]\n'
+        + '\n[[models]]\nprovider = "demo"\nname = "scratch-1"\n'
+        + '\n[[models]]\nprovider = "demo"\nname = "bot"\nversions = ["v1", "tmp-2"]\n'
+        + '\n[[models]]\nprovider = "demo"\nname = "kept"\n'
+    )
+    path = write(tmp_path / "m.toml", text)
+    assert main(["validate", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert "valid: 1 provider(s), 3 model(s)" in out
+    assert err.splitlines() == [
+        f"warning: model demo/scratch-1 is declared but matches the ignore pattern 'scratch-*', "
+        f"so the declaration has no effect ({path}:9): remove the declaration, or narrow the "
+        "ignore pattern so that it is managed",
+        f"warning: version demo/bot/tmp-2 is declared but matches the ignore pattern "
+        f"'bot/tmp-*', so the declaration has no effect ({path}:13): remove the declaration, or "
+        "narrow the ignore pattern so that it is managed",
+    ]
+
+
+def test_validate_prints_no_warning_for_the_demo(
+    capsys: pytest.CaptureFixture[str], demo: Path
+) -> None:
+    from reconcile.cli import main
+
+    assert main(["validate", str(demo)]) == 0
+    assert capsys.readouterr().err == ""

@@ -8,6 +8,7 @@ modules use are re-exported here.
 
 from __future__ import annotations
 
+from reconcile.manifest.advice import manifest_warnings
 from reconcile.manifest.loader import load_manifest, manifest_files
 from reconcile.manifest.scanner import Loc, line_of, scan_key_lines, toml_path
 from reconcile.manifest.specs import (
@@ -52,6 +53,7 @@ __all__ = [
     "line_of",
     "load_manifest",
     "manifest_files",
+    "manifest_warnings",
     "scan_key_lines",
     "toml_path",
 ]
