@@ -218,31 +218,37 @@ class _KeyLineScanner:
             pos = self._skip(pos)
             if pos >= len(text):
                 break
-            container, char = containers[-1], text[pos]
-            if char in "]}":
+            if text[pos] in "]}":
                 containers.pop()
                 pos += 1
                 if not containers:
                     return pos
-            elif char == ",":
-                if container.is_array:
-                    container.index += 1
-                container.wants_item = True
-                pos += 1
-            elif not container.wants_item:
-                pos = self._scalar_end(pos)  # e.g. the time of a date-time written with a space
-            elif container.is_array:
-                container.wants_item = False
-                starting = (*container.path, container.index)
-                self._record(starting, self._line_at(pos), known=len(container.path))
-            elif match := _KEY_VALUE_RE.match(text, pos):
-                container.wants_item = False
-                starting = container.path + self._parts(match.group(1))
-                self._record(starting, self._line_at(pos), known=len(container.path))
-                pos = match.end()
             else:
-                pos += 1
+                pos, starting = self._in_container(pos, containers[-1])
         return pos
+
+    def _in_container(self, pos: int, container: _Container) -> tuple[int, Loc | None]:
+        """One step inside an array or inline table, at `pos` (not a closing bracket): where the
+        next step starts, and the loc of a value that starts there (None: no value starts)."""
+        text = self.text
+        if text[pos] == ",":
+            if container.is_array:
+                container.index += 1
+            container.wants_item = True
+            return pos + 1, None
+        if not container.wants_item:
+            return self._scalar_end(pos), None  # e.g. the time of a date-time with a space
+        if container.is_array:
+            container.wants_item = False
+            starting = (*container.path, container.index)
+            self._record(starting, self._line_at(pos), known=len(container.path))
+            return pos, starting
+        if match := _KEY_VALUE_RE.match(text, pos):
+            container.wants_item = False
+            starting = container.path + self._parts(match.group(1))
+            self._record(starting, self._line_at(pos), known=len(container.path))
+            return match.end(), starting
+        return pos + 1, None
 
     def _scalar_end(self, pos: int) -> int:
         for pattern in _SCALAR_RES:
