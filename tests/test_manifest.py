@@ -928,8 +928,8 @@ def test_qianfan_credentials_are_ak_sk_only(tmp_path: Path, credentials: str, ke
     path = write(tmp_path / "m.toml", text)
     error = load_error(path)
     assert str(error).startswith(
-        f"{path}:3: providers.qf.credentials.{key}: Qianfan signs requests with an access key "
-        f"and secret key (AK/SK) only: {key} is not supported"
+        f"{path}:3: providers.qf.credentials.{key}: Qianfan signs requests with AK/SK (an access "
+        f"key and a secret key) only: {key} is not supported"
     )
     assert error.hint is not None
     assert "QIANFAN_ACCESS_KEY" in error.hint

@@ -93,8 +93,8 @@ def _credential_problems(
             problems.append(
                 manifest.error(
                     at,
-                    f"{_PLATFORMS[provider.type]} signs requests with an access key and secret "
-                    f"key (AK/SK) only: {key} is not supported",
+                    f"{_PLATFORMS[provider.type]} signs requests with AK/SK (an access key and "
+                    f"a secret key) only: {key} is not supported",
                     hint=f"write credentials = {credentials_example(provider.type)}",
                 )
             )
