@@ -388,7 +388,11 @@ def validate(path: Path) -> int:
       reconcile validate manifests/
       reconcile validate manifests/prod.toml
     """
+    from reconcile.manifest import manifest_warnings
+
     manifest = _load(path)
+    for warning in manifest_warnings(manifest):
+        click.echo(warning, err=True)
     versions = sum(len(model.versions or ()) for model in manifest.models)
     click.echo(
         f"{path}: valid: {len(manifest.providers)} provider(s), {len(manifest.models)} model(s), "

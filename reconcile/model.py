@@ -326,3 +326,28 @@ def model_state(model: LiveModel, uses: Uses) -> dict[str, Any]:
             version_state(version, uses) for version in sorted(model.versions, key=lambda v: v.id)
         ],
     }
+
+
+#: How the characters that `printable` escapes are written: the usual escapes for the common ones.
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: str) -> str:
+    """`text` (a name, id or message from a platform) safe to show on one line of a terminal or a
+    page: every character that is not printable (controls such as a newline or the ESC of a
+    terminal sequence, C1 controls, bidi overrides and other format characters, separators other
+    than the space) is written as a visible escape (`\\n`, `\\x1b`, `\\u202e`); the rest, any
+    script included, is shown as it is. The one escaping function of every renderer."""
+    if text.isprintable():  # the common case, decided in C
+        return text
+    return "".join(char if char.isprintable() else _escape(char) for char in text)
+
+
+def _escape(char: str) -> str:
+    known = _ESCAPES.get(char)
+    if known is not None:
+        return known
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"

@@ -3,8 +3,9 @@
 For editors: TOML language servers (taplo, Even Better TOML) validate and complete a manifest
 that starts with `#:schema ./reconcile.schema.json`. The schema describes one file of a manifest
 folder, so every top-level table is optional. It checks what a schema can say (keys, types,
-patterns, ranges, the provider types); `reconcile validate` checks the rest (credentials given in
-pairs, endpoints, names declared twice across files).
+patterns, ranges, the provider types, Qianfan's AK/SK-only credentials); `reconcile validate`
+checks the rest (credentials given in pairs, names that look like secrets, endpoints, ids of the
+platform's shape, names declared twice across files).
 """
 
 from __future__ import annotations
@@ -54,7 +55,23 @@ def manifest_schema() -> dict[str, Any]:
     versions["items"] = {
         "anyOf": [{"type": "string", "minLength": 1, "maxLength": 128}, versions["items"]]
     }
+    _qianfan_signs_with_keys(schema)
     return schema
+
+
+def _qianfan_signs_with_keys(schema: dict[str, Any]) -> None:
+    """Qianfan's credentials are ak_env and sk_env only (`bce-auth-v1`): no token_env."""
+    definitions = schema["$defs"]
+    credentials = definitions["Credentials"]
+    keys = ("ak_env", "sk_env")
+    definitions["QianfanCredentials"] = {
+        **credentials,
+        "title": "QianfanCredentials",
+        "properties": {key: credentials["properties"][key] for key in keys},
+        "required": list(keys),
+    }
+    field = definitions["QianfanProvider"]["properties"]["credentials"]
+    field["$ref"] = "#/$defs/QianfanCredentials"
 
 
 def _for_toml(node: Any) -> Any:

@@ -17,8 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from reconcile.endpoints import EMULATOR_PREFIX
 from reconcile.errors import ReconcileError
-from reconcile.manifest import EMULATOR_PREFIX, Credentials, Manifest, Policy
+from reconcile.manifest import Credentials, Manifest, Policy
 from reconcile.providers import PLATFORMS
 from reconcile.providers.base import Keys, Opening, Platform, Provider
 from reconcile.providers.failures import Redactor

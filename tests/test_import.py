@@ -214,7 +214,9 @@ def test_dump_manifest_round_trips_through_the_loader(tmp_path: Path) -> None:
     models = [
         ModelSpec(provider="p", name='q"uote', description="multi\nline"),
         ModelSpec(provider="p", name="empty", versions=()),
-        ModelSpec(provider="p", name="full", id="m-1", versions=(VersionSpec(name="v", id="x"),)),
+        ModelSpec(
+            provider="p", name="full", id="am-1", versions=(VersionSpec(name="v", id="amv-x"),)
+        ),
     ]
     file = tmp_path / "m.toml"
     file.write_text(

@@ -13,7 +13,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "reconcile"
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "model": {"errors"},
-    "manifest": {"errors", "model"},
+    "endpoints": {"errors"},
+    "manifest": {"errors", "model", "endpoints"},
     "diff": {"model"},
     "plan": {"errors", "model"},
     "scope": {"model", "manifest", "errors"},

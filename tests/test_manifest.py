@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import string
 import tomllib
 from pathlib import Path
@@ -206,9 +207,50 @@ def test_models_for_lists_one_providers_models_in_order(tmp_path: Path) -> None:
 )
 def test_loopback_http_and_emulator_endpoints_need_no_tls(tmp_path: Path, endpoint: str) -> None:
     text = f'[providers.local]\ntype = "qianfan"\nendpoint = "{endpoint}"\n'
-    text += 'credentials = { token_env = "QIANFAN_TOKEN" }\n'
+    text += 'credentials = { ak_env = "QIANFAN_AK", sk_env = "QIANFAN_SK" }\n'
     manifest = load_manifest(write(tmp_path / "m.toml", text))
     assert manifest.providers["local"].endpoint == endpoint
+
+
+#: (endpoint, accepted without --insecure): the one rule of reconcile.endpoints.
+ENDPOINT_RULES = [
+    ("https://fabric.cn-north-4.myhuaweicloud.com", True),
+    ("http://127.0.0.1:8080", True),
+    ("http://localhost:9000/api", True),
+    ("http://[::1]:80", True),
+    # Loopback by address but not one of the loopback names: `plan` always refused it, and
+    # `validate` now does too (the stricter of the two rules).
+    ("http://127.0.0.2:8080", False),
+    ("http://127.1.2.3", False),
+    ("http://example.com", False),
+    ("ftp://example.com", False),
+    ("https://user:hunter2@example.com", False),
+]
+
+
+@pytest.mark.parametrize(("endpoint", "accepted"), ENDPOINT_RULES)
+def test_validate_and_the_http_layer_apply_one_endpoint_rule(
+    tmp_path: Path, endpoint: str, accepted: bool
+) -> None:
+    from reconcile.errors import ReconcileError
+    from reconcile.providers.http import check_endpoint
+
+    text = f'[providers.p]\ntype = "qianfan"\nendpoint = "{endpoint}"\n'
+    path = write(tmp_path / "m.toml", text)
+    if accepted:
+        assert load_manifest(path).providers["p"].endpoint == endpoint
+        assert check_endpoint(endpoint) == endpoint.rstrip("/")
+    else:
+        error = load_error(path)
+        assert str(error).startswith(f"{path}:3: providers.p.endpoint: ")
+        assert "hunter2" not in str(error)
+        with pytest.raises(ReconcileError) as refused:
+            check_endpoint(endpoint)
+        assert "hunter2" not in str(refused.value)
+        # --insecure lets plain http through to any host, in both places alike.
+        if endpoint.startswith("http://"):
+            assert load_manifest(path, insecure=True).providers["p"].endpoint == endpoint
+            assert check_endpoint(endpoint, insecure=True) == endpoint
 
 
 def test_digest_ignores_comments_layout_and_file_split(tmp_path: Path) -> None:
@@ -739,3 +781,292 @@ def test_scanner_finds_every_key_and_element_of_a_document(
     for path in key_paths(tomllib.loads(text)):
         assert path in lines, (path, text)
         assert 1 <= lines[path] <= len(text_lines)
+
+
+# --- Every error in one run (issue 12) -----------------------------------------------------------
+
+TWO_BAD_FILES = {
+    "a.toml": """\
+[providers.fab]
+type = "fabric"
+endpoint = "http://example.com"
+workspace_id = "ws-1"
+credentials = { token_env = "FABRIC_TOKEN" }
+
+[policy]
+keep_latest = -1
+""",
+    "b.toml": """\
+[[models]]
+provider = "fab"
+name = ""
+
+[[models]]
+provider = "fab"
+name = "bot"
+colour = "blue"
+""",
+}
+
+
+def test_every_error_of_every_file_is_reported_at_once(tmp_path: Path) -> None:
+    for name, text in TWO_BAD_FILES.items():
+        write(tmp_path / "m" / name, text)
+    error = load_error(tmp_path / "m")
+    a, b = str(tmp_path / "m" / "a.toml"), str(tmp_path / "m" / "b.toml")
+    problems = [str(problem).splitlines()[0] for problem in getattr(error, "problems", [error])]
+    assert problems == [
+        f"{a}:3: providers.fab.endpoint: 'http://example.com' is plain http:// to a host that is "
+        "not loopback",
+        f"{a}:8: policy.keep_latest: must be 0 or more, got -1",
+        f"{b}:3: models[0].name: must not be empty",
+        f"{b}:8: models[1]: unknown key 'colour'",
+    ]
+    # It reads as its first problem, as a single error did.
+    assert str(error).splitlines()[0] == problems[0]
+    assert (error.file, error.line) == (a, 3)
+
+
+@pytest.mark.parametrize("command", ["validate", "plan"])
+def test_validate_and_plan_print_every_error_and_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    from reconcile.cli import main
+
+    for name, text in TWO_BAD_FILES.items():
+        write(tmp_path / "m" / name, text)
+    code = main([command, str(tmp_path / "m")])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert out == ""
+    errors = [line for line in err.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 4
+    assert all(f"{tmp_path / 'm'}/" in line for line in errors)
+    assert err.count("  hint: ") == 4
+    assert "4 errors in 2 files" in err
+    assert "Traceback" not in err
+
+
+def test_a_file_that_does_not_parse_does_not_hide_the_others(tmp_path: Path) -> None:
+    write(tmp_path / "m" / "a.toml", "[providers.fab\n")
+    write(tmp_path / "m" / "b.toml", '[[models]]\nprovider = "fab"\nname = ""\n')
+    error = load_error(tmp_path / "m")
+    lines = [str(problem).splitlines()[0] for problem in getattr(error, "problems", [error])]
+    assert len(lines) == 2
+    assert lines[0].startswith(f"{tmp_path / 'm' / 'a.toml'}:1: invalid TOML")
+    # The provider may be declared in the file that could not be read: no "no provider" error.
+    assert lines[1] == f"{tmp_path / 'm' / 'b.toml'}:3: models[0].name: must not be empty"
+
+
+# --- Declared ids and credentials a platform cannot use (issue 12) -------------------------------
+
+FABRIC_HEAD = EMULATED_PROVIDER
+QIANFAN_HEAD = '[providers.demo]\ntype = "qianfan"\nendpoint = "emulator:state.json"\n'
+
+
+@pytest.mark.parametrize(
+    ("head", "declaration", "at", "rule"),
+    [
+        (FABRIC_HEAD, 'id = "../../admin%2Fx"', "models[0].id", "a Fabric model id"),
+        (FABRIC_HEAD, 'id = "m 1"', "models[0].id", "a Fabric model id"),
+        (FABRIC_HEAD, 'id = "a-b-c-d-e-f-0123456789012345678901234"', "models[0].id", "Fabric"),
+        (
+            FABRIC_HEAD,
+            'versions = [{ name = "v1", id = "../v1" }]',
+            "models[0].versions[0].id",
+            "a Fabric version id",
+        ),
+        (QIANFAN_HEAD, 'id = "../../admin%2Fx"', "models[0].id", "a Qianfan model id"),
+        (QIANFAN_HEAD, 'id = "585"', "models[0].id", "a Qianfan model id is 'am-'"),
+        (
+            QIANFAN_HEAD,
+            'versions = [{ name = "v1", id = "am-1" }]',
+            "models[0].versions[0].id",
+            "a Qianfan version id is 'amv-'",
+        ),
+    ],
+)
+def test_a_declared_id_no_platform_id_can_be_is_refused(
+    tmp_path: Path, head: str, declaration: str, at: str, rule: str
+) -> None:
+    text = head + f'\n[[models]]\nprovider = "demo"\nname = "bot"\n{declaration}\n'
+    path = write(tmp_path / "m.toml", text)
+    error = load_error(path)
+    first = str(error).splitlines()[0]
+    assert first.startswith(f"{path}:{text.count(chr(10))}: {at}: invalid id ")
+    assert rule in first
+    assert error.hint
+
+
+@pytest.mark.parametrize(
+    ("head", "declaration"),
+    [
+        (FABRIC_HEAD, 'id = "b6bd4abb-0c1d-4e2f-8a9b-0123456789ab"'),
+        (FABRIC_HEAD, 'versions = [{ name = "v1", id = "0123456789abcdef0123456789abcdef" }]'),
+        (QIANFAN_HEAD, 'id = "am-g73j3faikzpz"'),
+        (QIANFAN_HEAD, 'versions = [{ name = "v1", id = "amv-g73j3faikzpz" }]'),
+    ],
+)
+def test_ids_of_the_platforms_shape_load(tmp_path: Path, head: str, declaration: str) -> None:
+    text = head + f'\n[[models]]\nprovider = "demo"\nname = "bot"\n{declaration}\n'
+    assert load_manifest(write(tmp_path / "m.toml", text)).models[0].name == "bot"
+
+
+@pytest.mark.parametrize(
+    ("credentials", "key"),
+    [
+        ('{ token_env = "QIANFAN_TOKEN" }', "token_env"),
+        (
+            '{ ak_env = "QIANFAN_ACCESS_KEY", sk_env = "QIANFAN_SECRET_KEY", '
+            'security_token_env = "QIANFAN_STS" }',
+            "security_token_env",
+        ),
+    ],
+)
+def test_qianfan_credentials_are_ak_sk_only(tmp_path: Path, credentials: str, key: str) -> None:
+    text = '[providers.qf]\ntype = "qianfan"\n' + f"credentials = {credentials}\n"
+    path = write(tmp_path / "m.toml", text)
+    error = load_error(path)
+    assert str(error).startswith(
+        f"{path}:3: providers.qf.credentials.{key}: Qianfan signs requests with AK/SK (an access "
+        f"key and a secret key) only: {key} is not supported"
+    )
+    assert error.hint is not None
+    assert "QIANFAN_ACCESS_KEY" in error.hint
+    assert "HUAWEICLOUD" not in error.hint
+
+
+# --- Secrets pasted where a variable's name belongs (issue 12) -----------------------------------
+
+PASTED_SECRETS = [
+    "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC",  # an IAM token (its start)
+    "MIIDzTCCArWgAwIBAgI",
+    "HPUAKXZBLMNRTWQPLKJH",  # a Huawei AK, letters only
+    "ABCDEFGHIJKLMNOPQRST",
+    "HPUAK3X9ZB7LMN2RT4WQ",
+    "q8Zt1xY9wKd3LmN0pQr7sTuV2wXyZ4aBcDeFgH",  # a secret key
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",  # a Qianfan AK (32 hex)
+    "a3f9c2e1b7d4f6a8",
+    "kqhkiG9w0BAQEF_AASCBKcwggSjAgE",  # base64url holds '_'
+    "X" * 120,
+]
+VARIABLE_NAMES = [
+    "HUAWEICLOUD_SDK_AK",
+    "HUAWEICLOUD_SDK_SECURITY_TOKEN",
+    "QIANFAN_ACCESS_KEY",
+    "QIANFANACCESSKEY",
+    "FABRIC_TOKEN_2024",
+    "fabric_prod_ak",
+    "AWS_SECRET_ACCESS_KEY",
+    "QianfanAccessKey",
+    "_PRIVATE",
+    "T",
+]
+
+
+@pytest.mark.parametrize("secret", PASTED_SECRETS)
+@pytest.mark.parametrize("platform", ["fabric", "qianfan"])
+def test_a_pasted_key_or_token_is_refused_and_never_repeated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], secret: str, platform: str
+) -> None:
+    from reconcile.cli import main
+
+    head = FABRIC_HEAD if platform == "fabric" else QIANFAN_HEAD
+    text = head + f'credentials = {{ ak_env = "{secret}", sk_env = "OK_NAME" }}\n'
+    path = write(tmp_path / "m.toml", text)
+    error = load_error(path)
+    assert str(error).startswith(
+        f"{path}:{text.count(chr(10))}: providers.demo.credentials.ak_env: expected the NAME of "
+        "an environment "
+        "variable, got "
+    )
+    assert secret not in str(error)
+    assert secret[:12] not in str(error)
+    # The hint names the platform's own variables.
+    assert error.hint is not None
+    own, other = (
+        ("HUAWEICLOUD_SDK_AK", "QIANFAN") if platform == "fabric" else ("QIANFAN", "HUAWEI")
+    )
+    assert own in error.hint
+    assert other not in error.hint
+    assert main(["validate", str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert secret[:12] not in out + err
+
+
+@pytest.mark.parametrize("name", VARIABLE_NAMES)
+def test_variable_names_are_accepted(tmp_path: Path, name: str) -> None:
+    text = QIANFAN_HEAD + f'credentials = {{ ak_env = "{name}", sk_env = "QIANFAN_SK" }}\n'
+    credentials = load_manifest(write(tmp_path / "m.toml", text)).providers["demo"].credentials
+    assert credentials is not None
+    assert credentials.ak_env == name
+
+
+def test_the_hint_for_a_value_that_is_no_name_at_all_names_qianfans_variables(
+    tmp_path: Path,
+) -> None:
+    text = QIANFAN_HEAD + 'credentials = { ak_env = "q8Zt/1xY9w+Kd3Lm", sk_env = "SK" }\n'
+    error = load_error(write(tmp_path / "m.toml", text))
+    assert "q8Zt" not in str(error)
+    assert error.hint is not None
+    assert 'ak_env = "QIANFAN_ACCESS_KEY"' in error.hint
+    assert "HUAWEICLOUD" not in error.hint
+
+
+# --- The plan does not depend on how the manifest path is spelt (issue 12) -----------------------
+
+
+def test_a_plans_digest_does_not_depend_on_how_the_manifest_path_is_spelt(
+    demo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconcile.cli import main
+
+    monkeypatch.chdir(demo.parent)
+    plans = []
+    for spelling in ("demo", "demo/", str(demo), f"{demo}/reconcile.toml", "./demo/../demo"):
+        assert main(["plan", spelling, "--json", "--state-dir", str(demo / ".state")]) == 0
+        plans.append(json.loads(capsys.readouterr().out))
+    assert len({plan["plan_digest"] for plan in plans}) == 1
+    # What differs is only what the digest leaves out: the path as given, and the time.
+    details = {change["detail"] for change in plans[0]["resource_changes"]}
+    assert "declared at reconcile.toml:27" in details
+    assert all(str(demo) not in change["detail"] for change in plans[2]["resource_changes"])
+    assert plans[2]["manifest_path"] == str(demo)
+
+
+# --- Declarations that can have no effect (issue 12) ---------------------------------------------
+
+
+def test_validate_warns_about_a_declaration_an_ignore_pattern_matches(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from reconcile.cli import main
+
+    text = (
+        EMULATED_PROVIDER
+        + '\n[providers.demo.policy]\nignore = ["scratch-*", "bot/tmp-*"]\n'
+        + '\n[[models]]\nprovider = "demo"\nname = "scratch-1"\n'
+        + '\n[[models]]\nprovider = "demo"\nname = "bot"\nversions = ["v1", "tmp-2"]\n'
+        + '\n[[models]]\nprovider = "demo"\nname = "kept"\n'
+    )
+    path = write(tmp_path / "m.toml", text)
+    assert main(["validate", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert "valid: 1 provider(s), 3 model(s)" in out
+    assert err.splitlines() == [
+        f"warning: model demo/scratch-1 is declared but matches the ignore pattern 'scratch-*', "
+        f"so the declaration has no effect ({path}:9): remove the declaration, or narrow the "
+        "ignore pattern so that it is managed",
+        f"warning: version demo/bot/tmp-2 is declared but matches the ignore pattern "
+        f"'bot/tmp-*', so the declaration has no effect ({path}:13): remove the declaration, or "
+        "narrow the ignore pattern so that it is managed",
+    ]
+
+
+def test_validate_prints_no_warning_for_the_demo(
+    capsys: pytest.CaptureFixture[str], demo: Path
+) -> None:
+    from reconcile.cli import main
+
+    assert main(["validate", str(demo)]) == 0
+    assert capsys.readouterr().err == ""

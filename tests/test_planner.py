@@ -365,9 +365,9 @@ def test_two_declarations_of_one_live_model_are_refused_naming_both_tables(
     assert "- delete" not in out
     assert "Traceback" not in err
     assert 'live model "support-bot" (id 2b07c96c-3a7a-52ae-ba71-bb190431beff)' in err
-    assert f'"support-bot" at {manifest}:21 (by name)' in err
+    assert f'"support-bot" at {manifest.name}:21 (by name)' in err
     assert (
-        f'"support-bot-renamed" with id 2b07c96c-3a7a-52ae-ba71-bb190431beff at {manifest}:' in err
+        f'"support-bot-renamed" with id 2b07c96c-3a7a-52ae-ba71-bb190431beff at {manifest.name}:' in err
     )
     assert "nothing deleted" in err
     assert "Apply complete" not in out
@@ -394,12 +394,12 @@ def test_plan_warns_of_declarations_that_can_have_no_effect(
     assert code == 0, err
     assert (
         'Warning: model "qwen2-72b-instruct" is declared absent = true, but the live model is a '
-        f"platform preset, which reconcile never deletes ({manifest}:{line}): remove the "
+        f"platform preset, which reconcile never deletes ({manifest.name}:{line}): remove the "
         "declaration" in out
     )
     assert (
         'Warning: model "scratch-exp-1" is declared, but matches ignore pattern "scratch-*": '
-        f"reconcile never manages it ({manifest}:{line + 5}): remove the declaration, or the "
+        f"reconcile never manages it ({manifest.name}:{line + 5}): remove the declaration, or the "
         "ignore pattern" in out
     )
     assert out.index("Warning:") < out.index("fabric-demo (")

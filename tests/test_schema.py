@@ -184,6 +184,10 @@ def test_the_schema_accepts_the_demo_and_every_planner_case(schema: dict[str, An
             {"providers": {"p": {"type": "qianfan", "credentials": {"token_env": "1X"}}}},
             "oneOf",
         ),
+        (
+            {"providers": {"p": {"type": "qianfan", "credentials": {"token_env": "QF_TOKEN"}}}},
+            "oneOf",
+        ),
     ],
 )
 def test_the_schema_refuses_what_the_loader_refuses(

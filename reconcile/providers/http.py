@@ -17,11 +17,11 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from reconcile.errors import ProviderError, ReconcileError
+from reconcile.endpoints import check_endpoint as _check_endpoint
+from reconcile.errors import ProviderError
 from reconcile.model import strict_json
 from reconcile.providers.failures import Call, Redactor, Refusal, platform_error
 from reconcile.providers.transport import (
-    LOOPBACK_HOSTS,
     MAX_BODY_BYTES,
     AiohttpTransport,
     RefusedResponse,
@@ -48,16 +48,7 @@ class RetryPolicy:
 
 def check_endpoint(endpoint: str, *, insecure: bool = False) -> str:
     """An https URL, or http on a loopback host; anything else is refused before any request."""
-    parts = urlsplit(endpoint)
-    if parts.scheme == "https" and parts.hostname:
-        return endpoint.rstrip("/")
-    if parts.scheme == "http" and parts.hostname and (parts.hostname in LOOPBACK_HOSTS or insecure):
-        return endpoint.rstrip("/")
-    raise ReconcileError(
-        f"endpoint {endpoint!r} is not an https URL",
-        hint="use https://..., http:// only for a loopback host (an emulator), "
-        "or emulator:STATE.json for the built-in emulator",
-    )
+    return _check_endpoint(endpoint, insecure=insecure)
 
 
 class RateLimiter:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from reconcile.drift import CATEGORIES, LABELS, Category, Counts, DriftReport, Item
+from reconcile.model import printable
 from reconcile.render import percent, with_versions
 
 #: One colour per category: the chart's bars and the tables' markers.
@@ -46,7 +47,8 @@ details { margin: .5rem 0; } summary { cursor: pointer; font-weight: 600; }
 
 
 def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+    """Any value as HTML text: characters that are not printable made visible escapes first."""
+    return html.escape(printable(str(value)), quote=True)
 
 
 def _code(value: Any) -> str:

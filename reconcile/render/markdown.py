@@ -3,7 +3,9 @@ details folded in `<details>` blocks.
 
 Names and descriptions come from the platforms, so nothing from a plan is trusted: object names,
 ids and values go in code spans (where markdown and HTML are not interpreted), sentences are
-backslash-escaped, and whatever goes inside an HTML tag is HTML-escaped. GitHub caps a comment at
+backslash-escaped, and whatever goes inside an HTML tag is HTML-escaped. Line breaks become spaces
+and every other character that is not printable (a bidi override, a terminal escape) a visible
+escape (`model.printable`). GitHub caps a comment at
 65,536 characters: the detail rows stop at `budget` characters, with a count of what was left out.
 """
 
@@ -16,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from reconcile.drift import CATEGORIES, LABELS, Category, DriftReport, Item
+from reconcile.model import printable
 from reconcile.plan import Change, Drift, FieldChange, Plan
 from reconcile.render import percent, with_versions
 
@@ -30,12 +33,12 @@ _TICKS = re.compile(r"`+")
 def text(value: str) -> str:
     """A sentence from a plan, safe in markdown and in a table cell: punctuation that markdown or
     HTML would interpret (and `@`, which would mention someone) is backslash-escaped."""
-    return _SPECIAL.sub(r"\\\1", _BREAKS.sub(" ", value))
+    return _SPECIAL.sub(r"\\\1", printable(_BREAKS.sub(" ", value)))
 
 
 def code(value: str) -> str:
     """A name, id or value as a code span: shown exactly as it is, never interpreted."""
-    value = _BREAKS.sub(" ", value).replace("|", "\\|")
+    value = printable(_BREAKS.sub(" ", value)).replace("|", "\\|")
     longest = max((len(run) for run in _TICKS.findall(value)), default=0)
     fence = "`" * (longest + 1)
     if value.startswith("`") or value.endswith("`") or not value.strip():

@@ -1,4 +1,9 @@
-"""Terraform-like text for people: `- delete`, `! blocked`, `~ drift`, `# (because ...)`."""
+"""Terraform-like text for people: `- delete`, `! blocked`, `~ drift`, `# (because ...)`.
+
+Names, ids and details come from the platforms: every piece of text goes through
+`model.printable` before it is styled, so a newline or a terminal escape sequence in a name shows
+as `\\n` or `\\x1b` and can neither forge a line of the plan nor reach the terminal.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from reconcile.drift import (
     DriftReport,
     Item,
 )
+from reconcile.model import printable
 from reconcile.plan import Change, Drift, DriftKind, Plan, Reason
 from reconcile.render import percent, with_versions
 
@@ -26,6 +32,8 @@ class _Style:
         self.color = color
 
     def __call__(self, text: str, *styles: str) -> str:
+        """`text`, escaped (see `printable`), then coloured."""
+        text = printable(text)
         if not self.color or not styles:
             return text
         codes = ";".join(_CODES[style] for style in styles)
@@ -33,7 +41,7 @@ class _Style:
 
 
 def _value(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
+    return printable(json.dumps(value, ensure_ascii=False))
 
 
 def _change_lines(change: Change, style: _Style) -> list[str]:
@@ -60,7 +68,7 @@ def _drift_lines(item: Drift, style: _Style) -> list[str]:
     lines = [style(f"  ~ {label[item.drift]} {item.kind.value} {item.address}", "yellow")]
     for change in item.fields:
         lines.append(
-            f"      ~ {change.field}: {_value(change.live)} (live) -> "
+            f"      ~ {printable(change.field)}: {_value(change.live)} (live) -> "
             f"{_value(change.declared)} (declared)"
         )
     lines.append(style(f"      # ({item.detail})", "dim"))
@@ -80,8 +88,10 @@ def render_plan(plan: Plan, *, color: bool = False) -> str:
         drift = [d for d in plan.drift if d.provider == scope.provider]
         out.append(
             style(f"{scope.provider}", "bold")
-            + f" ({scope.type}, {scope.location}, scope {scope.scope}): "
-            f"{scope.models} models, {scope.versions} versions in scope"
+            + style(
+                f" ({scope.type}, {scope.location}, scope {scope.scope}): "
+                f"{scope.models} models, {scope.versions} versions in scope"
+            )
         )
         if not shown and not drift:
             out += ["  in sync", ""]
@@ -147,7 +157,7 @@ def _item_lines(item: Item, style: _Style) -> list[str]:
     lines = [style(head, colour) + (style(f"  id={item.id}", "dim") if item.id else "")]
     for change in item.fields:
         lines.append(
-            f"      ~ {change.field}: {_value(change.live)} (live) -> "
+            f"      ~ {printable(change.field)}: {_value(change.live)} (live) -> "
             f"{_value(change.declared)} (declared)"
         )
     lines.append(style(f"      # ({item.reason}: {item.detail})", "dim"))
@@ -165,9 +175,11 @@ def render_drift(report: DriftReport, *, color: bool = False) -> str:
         counts = provider.counts
         out.append(
             style(provider.provider, "bold")
-            + f" ({provider.type}, {provider.location}, scope {provider.scope}): "
-            f"{counts.live} live objects in scope, {counts.declared} declared "
-            f"(coverage {percent(counts.coverage)})"
+            + style(
+                f" ({provider.type}, {provider.location}, scope {provider.scope}): "
+                f"{counts.live} live objects in scope, {counts.declared} declared "
+                f"(coverage {percent(counts.coverage)})"
+            )
         )
         out.append(f"  {_counts_line(counts)}")
         for item in provider.items:
