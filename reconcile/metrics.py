@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -133,6 +132,8 @@ def check_metrics_path(path: Path) -> None:
 
 def write_atomically(path: Path, text: str) -> None:
     """Replace `path` with `text` in one rename; nothing is left behind on failure."""
+    import tempfile  # here: it pulls in shutil, random and the compressors, which --help need not
+
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
