@@ -367,7 +367,8 @@ def test_two_declarations_of_one_live_model_are_refused_naming_both_tables(
     assert 'live model "support-bot" (id 2b07c96c-3a7a-52ae-ba71-bb190431beff)' in err
     assert f'"support-bot" at {manifest.name}:21 (by name)' in err
     assert (
-        f'"support-bot-renamed" with id 2b07c96c-3a7a-52ae-ba71-bb190431beff at {manifest.name}:' in err
+        f'"support-bot-renamed" with id 2b07c96c-3a7a-52ae-ba71-bb190431beff at {manifest.name}:'
+        in err
     )
     assert "nothing deleted" in err
     assert "Apply complete" not in out
