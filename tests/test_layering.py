@@ -24,6 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "importer": {"manifest", "model"},
     "schema": {"manifest"},
     "render": {"plan", "model", "drift"},
+    "report": {"plan", "drift", "render", "manifest", "errors", "model"},
     "providers": {"errors", "model", "manifest", "providers", "emulator"},
     "state": {"errors", "model", "plan"},
 }
