@@ -27,6 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "importer": {"manifest", "model", "scope"},
     "schema": {"manifest"},
     "render": {"plan", "model", "drift"},
+    "report": {"plan", "drift", "render", "manifest", "errors", "model"},
     "state": {"errors", "model", "plan"},
     "providers": {"errors", "model", "endpoints", "providers"},
     # The app layer: everything below it (manifests, environment and options -> providers).
