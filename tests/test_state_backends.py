@@ -192,13 +192,13 @@ def test_the_ledger_is_written_on_condition(make_store: MakeStore) -> None:
 
 
 def test_migrate_copies_a_local_journal_once(make_store: MakeStore, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from reconcile.journal import Journal
+    from reconcile.journal import Event, Journal
 
     old = tmp_path / "old" / ".reconcile"
     # Written by today's journal module, then torn by a crash mid-line.
     with Journal(old / "journal.jsonl") as journal:
-        journal.write("apply_started", apply_id="a1", plan_digest="d", deletes=1)
-        journal.write("delete_intent", apply_id="a1", id="m1", address="x", record={"k": 1})
+        journal.write(Event.APPLY_STARTED, apply_id="a1", plan_digest="d", deletes=1)
+        journal.write(Event.DELETE_INTENT, apply_id="a1", id="m1", address="x", record={"k": 1})
     with (old / "journal.jsonl").open("a", encoding="utf-8") as handle:
         handle.write('{"time": "2026-')
     local = open_state(StateSpec(), default_dir=old, environ={})
