@@ -1,0 +1,302 @@
+"""How many requests may be in flight to one platform endpoint, and how fast they may start.
+
+`FixedLimit` is `--parallelism N`: a semaphore. `AdaptiveLimit` is `--parallelism auto`, which
+finds what the platform allows instead of guessing a number:
+
+- **In flight** (AIMD, as TCP's congestion window): the limit doubles per round trip until the
+  first sign of congestion (slow start), then grows by one per round trip while answers succeed
+  and their latency holds. It is cut multiplicatively on a 429 or 503, on a timeout, or when the
+  latency of a request sent after the last cut rises above `latency_tolerance` times the
+  baseline (the least latency seen in the recent window). One cut per round trip: answers to
+  requests sent before a cut say nothing about the limit after it.
+- **Send rate** (CUBIC, as the AWS SDKs' "adaptive" retry mode, botocore/retries/adaptive.py):
+  a platform that throttles by rate rather than by concurrency answers 429 at any concurrency
+  once its bucket is empty. After the first throttle, request starts are paced at a rate that
+  drops to `beta` times the measured rate on each throttle and grows back along a cubic curve,
+  flat near the rate that last throttled, so the platform is probed rarely and 429s stay few.
+
+The clock is injected, so the behaviour is tested with a fake one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+#: A platform that throttles says so with 429; 503 is an overloaded one.
+THROTTLED_STATUS = 429
+OVERLOADED_STATUS = 503
+
+
+class Signal(Enum):
+    """What one request's answer says about the platform's capacity."""
+
+    OK = "ok"  # answered, whatever the status but these: latency is a sample
+    THROTTLED = "throttled"  # 429: cut the limit, and pace the starts from now on
+    CONGESTED = "congested"  # 503 or a timeout: cut the limit
+    NEUTRAL = "neutral"  # no answer for another reason (a reset, a refused response)
+
+
+def signal_of(status: int | None, *, timed_out: bool = False) -> Signal:
+    if timed_out or status == OVERLOADED_STATUS:
+        return Signal.CONGESTED
+    if status == THROTTLED_STATUS:
+        return Signal.THROTTLED
+    return Signal.NEUTRAL if status is None else Signal.OK
+
+
+class Slot:
+    """One request's hold on the limit; `answered` tells the limit what came back."""
+
+    __slots__ = ("signal", "started")
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.signal = Signal.NEUTRAL
+
+    def answered(self, status: int) -> None:
+        self.signal = signal_of(status)
+
+    def timed_out(self) -> None:
+        self.signal = Signal.CONGESTED
+
+
+class Limit(Protocol):
+    """What `Http` needs: a slot per request, held while it is in flight."""
+
+    @property
+    def current(self) -> int: ...
+
+    def slot(self) -> AbstractAsyncContextManager[Slot]: ...
+
+
+class FixedLimit:
+    """`--parallelism N`: at most N requests in flight, whatever comes back."""
+
+    def __init__(self, limit: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = max(1, limit)
+        self.clock = clock
+        self._semaphore = asyncio.Semaphore(self.limit)
+
+    @property
+    def current(self) -> int:
+        return self.limit
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[Slot]:
+        async with self._semaphore:
+            yield Slot(self.clock())
+
+
+@dataclass
+class RateClock:
+    """The rate of answers, smoothed over half-second buckets (botocore's RateClocker)."""
+
+    smoothing: float = 0.8
+    bucket_seconds: float = 0.5
+    rate: float = 0.0
+    _bucket: float = -1.0
+    _count: int = 0
+
+    def record(self, now: float) -> float:
+        bucket = math.floor(now / self.bucket_seconds) * self.bucket_seconds
+        if self._bucket < 0:
+            self._bucket = bucket
+        self._count += 1
+        if bucket > self._bucket:
+            current = self._count / (bucket - self._bucket)
+            self.rate = current * self.smoothing + self.rate * (1 - self.smoothing)
+            self._count = 0
+            self._bucket = bucket
+        return self.rate
+
+
+@dataclass
+class Cubic:
+    """The send rate after a throttle: cut to `beta` times the rate that throttled, then back
+    along w(t) = C (t - K)^3 + w_max, flat near w_max (botocore's CubicCalculator)."""
+
+    w_max: float
+    last_fail: float
+    scale: float = 0.4
+    beta: float = 0.7
+
+    @property
+    def k(self) -> float:
+        return float((self.w_max * (1 - self.beta) / self.scale) ** (1 / 3))
+
+    def success(self, now: float) -> float:
+        return self.scale * (now - self.last_fail - self.k) ** 3 + self.w_max
+
+    def throttled(self, rate: float, now: float) -> float:
+        self.w_max = rate
+        self.last_fail = now
+        return rate * self.beta
+
+
+class AdaptiveLimit:
+    """`--parallelism auto`: requests in flight and request starts, adapted to what the
+    platform's answers say (see the module's docstring)."""
+
+    #: Below this, a rate is no rate: pacing never waits more than 2 s between two starts.
+    MIN_RATE = 0.5
+
+    def __init__(
+        self,
+        *,
+        initial: int = 8,
+        minimum: int = 1,
+        maximum: int = 128,
+        decrease: float = 0.7,
+        latency_tolerance: float = 2.5,
+        baseline_window: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        on_change: Callable[[int, int, str], None] | None = None,
+    ) -> None:
+        self.minimum = max(1, minimum)
+        self.maximum = max(self.minimum, maximum)
+        self.limit = float(min(max(initial, self.minimum), self.maximum))
+        self.decrease = decrease
+        self.latency_tolerance = latency_tolerance
+        self.baseline_window = baseline_window
+        self.clock = clock
+        self.sleep = sleep
+        #: Told (old, new, why) whenever the whole-number limit changes: the debug log's hook.
+        self.on_change = on_change
+        self.in_flight = 0
+        #: When the requests in flight last filled the limit: a request in flight then was
+        #: limited by it, and only such a request's success raises it (TCP's "cwnd-limited").
+        self._last_full = -math.inf
+        self.slow_start = True
+        self.last_cut = -math.inf
+        #: Least latency of the current and the previous window: the uncongested round trip.
+        self.baseline = math.inf
+        #: Recent latency, smoothed so that one slow answer is no signal.
+        self.latency = 0.0
+        self._window_min = math.inf
+        self._window_start = clock()
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self.rates = RateClock()
+        #: Set at the first throttle: from then on, starts are paced.
+        self.cubic: Cubic | None = None
+        self.send_rate = math.inf
+        self._next_start = -math.inf
+        #: Counters for benchmarks and the debug log.
+        self.congested = 0
+        self.cuts = 0
+
+    @property
+    def current(self) -> int:
+        return int(self.limit)
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[Slot]:
+        await self._acquire()
+        await self._pace()
+        slot = Slot(self.clock())
+        try:
+            yield slot
+        except TimeoutError:
+            slot.timed_out()
+            raise
+        finally:
+            self._release(slot)
+
+    async def _acquire(self) -> None:
+        while self.in_flight >= self.current:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                if not waiter.cancelled() and waiter.done():
+                    self._wake()  # pass on a wake-up this cancelled waiter would have used
+                raise
+        self.in_flight += 1
+        if self.in_flight >= self.current:
+            self._last_full = self.clock()
+
+    async def _pace(self) -> None:
+        if self.cubic is None:
+            return
+        now = self.clock()
+        start = max(now, self._next_start)
+        self._next_start = start + 1.0 / max(self.send_rate, self.MIN_RATE)
+        if start > now:
+            await self.sleep(start - now)
+
+    def _wake(self) -> None:
+        free = self.current - self.in_flight
+        while free > 0 and self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                free -= 1
+
+    def _release(self, slot: Slot) -> None:
+        self.in_flight -= 1
+        now = self.clock()
+        if slot.signal is Signal.OK:
+            self._answered(slot.started, now)
+        elif slot.signal is not Signal.NEUTRAL:
+            self.congested += 1
+            if slot.signal is Signal.THROTTLED:
+                self._throttled(now)
+            self._cut(slot.started, now, f"{slot.signal.value} (429, 503 or a timeout)")
+        self._wake()
+
+    def _answered(self, started: float, now: float) -> None:
+        latency = now - started
+        self._track_baseline(latency, now)
+        self.latency = latency if self.latency == 0.0 else 0.9 * self.latency + 0.1 * latency
+        measured = self.rates.record(now)
+        if self.cubic is not None:
+            self.send_rate = max(min(self.cubic.success(now), 2 * measured), self.MIN_RATE)
+        if self.latency > self.baseline * self.latency_tolerance:
+            self._cut(started, now, f"latency {self.latency * 1000:.0f} ms")
+        elif self._last_full >= started:
+            # Only a limit that was reached is raised: an unused limit says nothing.
+            self._set(self.limit + (1 if self.slow_start else 1 / self.limit), "answers succeed")
+
+    def _throttled(self, now: float) -> None:
+        measured = self.rates.record(now)
+        if measured <= 0:
+            return  # no rate measured yet: the cut of the limit is all there is to do
+        if self.cubic is None:
+            self.cubic = Cubic(w_max=measured, last_fail=now)
+            rate = measured
+        else:
+            rate = min(measured, self.send_rate)
+        self.send_rate = max(self.cubic.throttled(rate, now), self.MIN_RATE)
+
+    def _cut(self, started: float, now: float, why: str) -> None:
+        if started < self.last_cut:
+            return  # sent before the last cut: its answer is about the old limit
+        self.slow_start = False
+        self.last_cut = now
+        self.cuts += 1
+        self._set(self.limit * self.decrease, why)
+
+    def _track_baseline(self, latency: float, now: float) -> None:
+        self._window_min = min(self._window_min, latency)
+        if now - self._window_start >= self.baseline_window:
+            # The previous window's least latency stays in force with the new one's, so the
+            # baseline follows a platform that got slower for good, and forgets old spikes.
+            self.baseline = self._window_min
+            self._window_min = latency
+            self._window_start = now
+        self.baseline = min(self.baseline, latency)
+
+    def _set(self, limit: float, why: str) -> None:
+        old = self.current
+        self.limit = min(max(limit, float(self.minimum)), float(self.maximum))
+        if self.on_change is not None and self.current != old:
+            self.on_change(old, self.current, why)
