@@ -35,7 +35,7 @@ def round_trip(limit: AdaptiveLimit, clock: Clock, status: int, latency: float =
         for _ in range(limit.current):
             await limit._acquire()
             await limit._pace()
-            slots.append(Slot(clock()))
+            slots.append(limit._start())
         return slots
 
     slots = asyncio.run(run())
@@ -217,3 +217,21 @@ def test_a_fixed_limit_holds_at_most_its_number_in_flight() -> None:
         return peak
 
     assert asyncio.run(run()) == 3
+
+
+def test_a_limit_of_one_grows_on_a_real_clock() -> None:
+    """The request that fills the limit is limited by it, so its answer raises the limit (on a
+    real clock, which advances between the fill and the start, it once did not: stuck at 1)."""
+
+    async def run() -> int:
+        limit = AdaptiveLimit(initial=1)
+
+        async def one() -> None:
+            async with limit.slot() as slot:
+                await asyncio.sleep(0.001)
+                slot.answered(200)
+
+        await asyncio.gather(*(one() for _ in range(50)))
+        return limit.current
+
+    assert asyncio.run(run()) > 4

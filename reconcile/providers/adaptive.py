@@ -201,7 +201,7 @@ class AdaptiveLimit:
     async def slot(self) -> AsyncIterator[Slot]:
         await self._acquire()
         await self._pace()
-        slot = Slot(self.clock())
+        slot = self._start()
         try:
             yield slot
         except TimeoutError:
@@ -221,8 +221,13 @@ class AdaptiveLimit:
                     self._wake()  # pass on a wake-up this cancelled waiter would have used
                 raise
         self.in_flight += 1
+
+    def _start(self) -> Slot:
+        slot = Slot(self.clock())
         if self.in_flight >= self.current:
-            self._last_full = self.clock()
+            # This request filled the limit: it, and those in flight with it, were limited.
+            self._last_full = slot.started
+        return slot
 
     async def _pace(self) -> None:
         if self.cubic is None:
@@ -300,3 +305,28 @@ class AdaptiveLimit:
         self.limit = min(max(limit, float(self.minimum)), float(self.maximum))
         if self.on_change is not None and self.current != old:
             self.on_change(old, self.current, why)
+
+
+class Headroom:
+    """At most the limit's current number less `spare` in flight, for one kind of request
+    (Qianfan's details while its marker pages come): the limit changes, so this follows it."""
+
+    def __init__(self, limit: Limit, spare: int = 1) -> None:
+        self.limit = limit
+        self.spare = spare
+        self.in_use = 0
+        self._freed = asyncio.Condition()
+
+    @asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        async with self._freed:
+            await self._freed.wait_for(
+                lambda: self.in_use < max(1, self.limit.current - self.spare)
+            )
+            self.in_use += 1
+        try:
+            yield
+        finally:
+            async with self._freed:
+                self.in_use -= 1
+                self._freed.notify_all()
