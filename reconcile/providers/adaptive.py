@@ -95,37 +95,35 @@ class FixedLimit:
             yield Slot(self.clock())
 
 
-@dataclass
 class RateClock:
-    """The rate of answers, smoothed over half-second buckets (botocore's RateClocker)."""
+    """The rate of answers over the last `window` seconds (or since the first answer)."""
 
-    smoothing: float = 0.8
-    bucket_seconds: float = 0.5
-    rate: float = 0.0
-    _bucket: float = -1.0
-    _count: int = 0
+    def __init__(self, window: float = 1.0) -> None:
+        self.window = window
+        self._times: deque[float] = deque()
+        self._first: float | None = None
 
     def record(self, now: float) -> float:
-        bucket = math.floor(now / self.bucket_seconds) * self.bucket_seconds
-        if self._bucket < 0:
-            self._bucket = bucket
-        self._count += 1
-        if bucket > self._bucket:
-            current = self._count / (bucket - self._bucket)
-            self.rate = current * self.smoothing + self.rate * (1 - self.smoothing)
-            self._count = 0
-            self._bucket = bucket
-        return self.rate
+        if self._first is None:
+            self._first = now
+        self._times.append(now)
+        while self._times[0] < now - self.window:
+            self._times.popleft()
+        span = min(self.window, now - self._first)
+        return len(self._times) / span if span >= 0.05 else 0.0
 
 
 @dataclass
 class Cubic:
     """The send rate after a throttle: cut to `beta` times the rate that throttled, then back
-    along w(t) = C (t - K)^3 + w_max, flat near w_max (botocore's CubicCalculator)."""
+    along w(t) = C (t - K)^3 + w_max, flat near w_max (botocore's CubicCalculator). C is 10,
+    not botocore's 0.4: a listing lasts seconds, not hours, and at 0.4 the rate took eight
+    seconds to come back to a 100/s platform's limit (73% of it achieved; 92% at 10, with
+    under 1% of requests answered 429: benchmarks/run.py throttled)."""
 
     w_max: float
     last_fail: float
-    scale: float = 0.4
+    scale: float = 10.0
     beta: float = 0.7
 
     @property
@@ -151,7 +149,7 @@ class AdaptiveLimit:
     def __init__(
         self,
         *,
-        initial: int = 8,
+        initial: int = 4,
         minimum: int = 1,
         maximum: int = 128,
         decrease: float = 0.7,
@@ -199,8 +197,16 @@ class AdaptiveLimit:
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[Slot]:
+        # A slot first, then the pace: requests queued for a slot before the first throttle
+        # must be paced too when their turn comes. The wait is not counted as latency (the
+        # slot starts after it), and a limit that pacing keeps full grows, as it should.
         await self._acquire()
-        await self._pace()
+        try:
+            await self._pace()
+        except BaseException:
+            self.in_flight -= 1
+            self._wake()
+            raise
         slot = self._start()
         try:
             yield slot
@@ -230,13 +236,18 @@ class AdaptiveLimit:
         return slot
 
     async def _pace(self) -> None:
-        if self.cubic is None:
-            return
-        now = self.clock()
-        start = max(now, self._next_start)
-        self._next_start = start + 1.0 / max(self.send_rate, self.MIN_RATE)
-        if start > now:
+        while self.cubic is not None:
+            now = self.clock()
+            start = max(now, self._next_start)
+            self._next_start = start + 1.0 / max(self.send_rate, self.MIN_RATE)
+            if start <= now:
+                return
+            cuts = self.cuts
             await self.sleep(start - now)
+            if self.cuts == cuts:
+                return
+            # The rate was cut while this request waited for a turn reserved at the old rate:
+            # it queues again at the new one, or the reserved turns would all meet 429s.
 
     def _wake(self) -> None:
         free = self.current - self.in_flight
@@ -253,9 +264,13 @@ class AdaptiveLimit:
             self._answered(slot.started, now)
         elif slot.signal is not Signal.NEUTRAL:
             self.congested += 1
-            if slot.signal is Signal.THROTTLED:
-                self._throttled(now)
-            self._cut(slot.started, now, f"{slot.signal.value} (429, 503 or a timeout)")
+            measured = self.rates.record(now)
+            # Only the first answer about the current limit counts: a burst of 429s to requests
+            # sent before the cut would otherwise cut the rate and the limit again and again.
+            if slot.started > self.last_cut:
+                if slot.signal is Signal.THROTTLED:
+                    self._throttled(measured, now)
+                self._cut(slot.started, now, f"{slot.signal.value} (429, 503 or a timeout)")
         self._wake()
 
     def _answered(self, started: float, now: float) -> None:
@@ -271,8 +286,7 @@ class AdaptiveLimit:
             # Only a limit that was reached is raised: an unused limit says nothing.
             self._set(self.limit + (1 if self.slow_start else 1 / self.limit), "answers succeed")
 
-    def _throttled(self, now: float) -> None:
-        measured = self.rates.record(now)
+    def _throttled(self, measured: float, now: float) -> None:
         if measured <= 0:
             return  # no rate measured yet: the cut of the limit is all there is to do
         if self.cubic is None:
@@ -283,11 +297,13 @@ class AdaptiveLimit:
         self.send_rate = max(self.cubic.throttled(rate, now), self.MIN_RATE)
 
     def _cut(self, started: float, now: float, why: str) -> None:
-        if started < self.last_cut:
+        if started <= self.last_cut:
             return  # sent before the last cut: its answer is about the old limit
         self.slow_start = False
         self.last_cut = now
         self.cuts += 1
+        # Turns reserved at the old rate are given up (their requests queue again).
+        self._next_start = min(self._next_start, now)
         self._set(self.limit * self.decrease, why)
 
     def _track_baseline(self, latency: float, now: float) -> None:
