@@ -153,7 +153,8 @@ class AdaptiveLimit:
         minimum: int = 1,
         maximum: int = 128,
         decrease: float = 0.7,
-        latency_tolerance: float = 2.5,
+        latency_tolerance: float = 3.0,
+        latency_decrease: float = 0.9,
         baseline_window: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
@@ -164,6 +165,7 @@ class AdaptiveLimit:
         self.limit = float(min(max(initial, self.minimum), self.maximum))
         self.decrease = decrease
         self.latency_tolerance = latency_tolerance
+        self.latency_decrease = latency_decrease
         self.baseline_window = baseline_window
         self.clock = clock
         self.sleep = sleep
@@ -281,7 +283,9 @@ class AdaptiveLimit:
         if self.cubic is not None:
             self.send_rate = max(min(self.cubic.success(now), 2 * measured), self.MIN_RATE)
         if self.latency > self.baseline * self.latency_tolerance:
-            self._cut(started, now, f"latency {self.latency * 1000:.0f} ms")
+            self._cut(
+                started, now, f"latency {self.latency * 1000:.0f} ms", by=self.latency_decrease
+            )
         elif self._last_full >= started:
             # Only a limit that was reached is raised: an unused limit says nothing.
             self._set(self.limit + (1 if self.slow_start else 1 / self.limit), "answers succeed")
@@ -296,15 +300,20 @@ class AdaptiveLimit:
             rate = min(measured, self.send_rate)
         self.send_rate = max(self.cubic.throttled(rate, now), self.MIN_RATE)
 
-    def _cut(self, started: float, now: float, why: str) -> None:
+    def _cut(self, started: float, now: float, why: str, *, by: float | None = None) -> None:
+        """Cut the limit by `by` (default `decrease`). A latency cut (`by` given) leaves slow
+        start on: a latency says the platform (or this machine) is busy, not that a quota was
+        met, and one heavier kind of request (a page of 100 models beside version pages) is
+        slower without any congestion."""
         if started <= self.last_cut:
             return  # sent before the last cut: its answer is about the old limit
-        self.slow_start = False
+        if by is None:
+            self.slow_start = False
         self.last_cut = now
         self.cuts += 1
         # Turns reserved at the old rate are given up (their requests queue again).
         self._next_start = min(self._next_start, now)
-        self._set(self.limit * self.decrease, why)
+        self._set(self.limit * (self.decrease if by is None else by), why)
 
     def _track_baseline(self, latency: float, now: float) -> None:
         self._window_min = min(self._window_min, latency)
