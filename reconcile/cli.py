@@ -52,7 +52,9 @@ class _Run:
     """The options every command that talks to platforms shares."""
 
     state_dir: Path | None
-    parallelism: int
+    #: None: `auto`.
+    parallelism: int | None
+    max_parallelism: int
     color: bool
     quiet: bool
     insecure: bool
@@ -72,11 +74,32 @@ class _Run:
         return Options(
             state_dir=self.state_dir_for(path),
             parallelism=self.parallelism,
+            max_parallelism=self.max_parallelism,
             insecure=self.insecure,
             attempts=self.attempts,
             timeout=self.timeout,
             max_rps=self.max_rps,
         )
+
+
+class _Parallelism(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2 only
+    """`auto` (None) or a whole number from 1 to 256."""
+
+    name = "N|auto"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value is None or value == "auto":
+            return None
+        if isinstance(value, int):
+            number = value
+        else:
+            try:
+                number = int(value)
+            except ValueError:
+                self.fail(f"{value!r} is neither auto nor a whole number", param, ctx)
+        if not 1 <= number <= 256:
+            self.fail(f"{number} is not from 1 to 256", param, ctx)
+        return number
 
 
 def _common(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -86,7 +109,8 @@ def _common(func: Callable[..., Any]) -> Callable[..., Any]:
     def command(
         *args: Any,
         state_dir: Path | None,
-        parallelism: int,
+        parallelism: int | None,
+        max_parallelism: int,
         no_color: bool,
         quiet: bool,
         insecure: bool,
@@ -98,6 +122,7 @@ def _common(func: Callable[..., Any]) -> Callable[..., Any]:
         run = _Run(
             state_dir=state_dir,
             parallelism=parallelism,
+            max_parallelism=max_parallelism,
             color=_use_color(no_color),
             quiet=quiet,
             insecure=insecure,
@@ -116,10 +141,18 @@ def _common(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--parallelism",
-            type=click.IntRange(1, 256),
-            default=16,
+            type=_Parallelism(),
+            default="auto",
             show_default=True,
-            help="Requests in flight at once.",
+            help="Requests in flight at once: a number, or auto (found from the platform's "
+            "answers: more while they succeed quickly, fewer on 429, 503 or a rising latency).",
+        ),
+        click.option(
+            "--max-parallelism",
+            type=click.IntRange(1, 256),
+            default=128,
+            show_default=True,
+            help="With --parallelism auto: the most requests in flight at once.",
         ),
         click.option(
             "--attempts",

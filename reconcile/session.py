@@ -93,7 +93,7 @@ async def _apply(
                 journal,
                 replan=lambda live: replan(request.manifest, live, plan),
                 max_deletes=limits,
-                parallelism=request.options.parallelism,
+                parallelism=request.options.most_in_flight,
                 on_event=io.on_event,
                 progress=io.progress,
             )

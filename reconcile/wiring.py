@@ -7,7 +7,6 @@ provider through the registry of platforms (`reconcile.providers.PLATFORMS`), by
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shutil
@@ -21,6 +20,7 @@ from reconcile.endpoints import EMULATOR_PREFIX
 from reconcile.errors import ReconcileError
 from reconcile.manifest import Credentials, Manifest, Policy
 from reconcile.providers import PLATFORMS
+from reconcile.providers.adaptive import AdaptiveLimit, FixedLimit, Limit
 from reconcile.providers.base import Keys, Opening, Platform, Provider
 from reconcile.providers.failures import Redactor
 from reconcile.providers.http import (
@@ -41,13 +41,21 @@ class Options:
     """How providers talk to platforms, from the command line."""
 
     state_dir: Path
-    parallelism: int = 16
+    #: Requests in flight at most; None: `auto`, adapted per endpoint to what the platform
+    #: answers (providers/adaptive.py), within `max_parallelism`.
+    parallelism: int | None = None
+    max_parallelism: int = 128
     insecure: bool = False
     #: Attempts per request and seconds per attempt; None: the provider's policy decides.
     attempts: int | None = None
     timeout: float | None = None
     #: Requests per second to each provider at most; None: no limit but `parallelism`.
     max_rps: float | None = None
+
+    @property
+    def most_in_flight(self) -> int:
+        """Requests in flight at most, whatever the limit does: connections, deletes."""
+        return self.parallelism if self.parallelism is not None else self.max_parallelism
 
     def retry(self, policy: Policy) -> RetryPolicy:
         return RetryPolicy(
@@ -76,7 +84,9 @@ class _Opener:
         self.manifest = manifest
         self.options = options
         self.env = env
-        self.semaphore = asyncio.Semaphore(options.parallelism)
+        #: A fixed `--parallelism` bounds all providers together; `auto` adapts one limit per
+        #: endpoint, since each platform endpoint throttles on its own.
+        self.limits: dict[str, Limit] = {}
         self.emulators: dict[Path, Any] = {}
 
     def open(self, name: str) -> Provider:
@@ -94,7 +104,7 @@ class _Opener:
             endpoint = _always(platform.emulator_url)
         else:
             keys = read_keys(name, spec.credentials, platform, self.env)
-            client, direct = platform_client(self.options.parallelism, retry.timeout)
+            client, direct = platform_client(self.options.most_in_flight, retry.timeout)
             endpoint = _checked_endpoint(insecure=self.options.insecure)
         redact = Redactor()
         redact.add(*keys.values())
@@ -104,14 +114,24 @@ class _Opener:
             client,
             provider=name,
             map_error=platform.map_error,
-            semaphore=self.semaphore,
+            limit=self.limit_for(spec.endpoint),
             retry=retry,
             limiter=RateLimiter.per_second(self.options.max_rps),
             redact=redact,
             sign=auth.sign,
             transport=direct,
         )
-        return platform.open(Opening(name, spec, http, endpoint, self.options.parallelism))
+        return platform.open(Opening(name, spec, http, endpoint))
+
+    def limit_for(self, endpoint: str) -> Limit:
+        key = "" if self.options.parallelism is not None else endpoint
+        if key not in self.limits:
+            self.limits[key] = (
+                FixedLimit(self.options.parallelism)
+                if self.options.parallelism is not None
+                else AdaptiveLimit(maximum=self.options.max_parallelism)
+            )
+        return self.limits[key]
 
 
 def _now() -> datetime:

@@ -20,6 +20,7 @@ from reconcile.manifest import load_manifest
 from reconcile.model import Snapshot
 from reconcile.plan import Kind, Plan
 from reconcile.planner import build_plan
+from reconcile.providers.adaptive import FixedLimit
 from reconcile.providers.fabric import FabricProvider, map_error
 from reconcile.providers.http import Http, RetryPolicy
 from tests.conftest import DEMO, demo_state
@@ -58,7 +59,7 @@ def provider(transport: httpx.AsyncBaseTransport) -> FabricProvider:
         client,
         provider="fabric-demo",
         map_error=map_error,
-        semaphore=asyncio.Semaphore(4),
+        limit=FixedLimit(4),
         retry=RetryPolicy(attempts=2, base_delay=0.0),
     )
     base = "http://fabric.emulator"

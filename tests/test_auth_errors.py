@@ -19,6 +19,7 @@ import pytest
 
 from reconcile.errors import AuthError, NotFoundError, ProviderError
 from reconcile.providers import fabric, qianfan
+from reconcile.providers.adaptive import FixedLimit
 from reconcile.providers.failures import platform_error
 from reconcile.providers.http import Http, RetryPolicy
 
@@ -116,7 +117,7 @@ def _run(
             client,
             provider=platform,
             map_error=module.map_error,
-            semaphore=asyncio.Semaphore(4),
+            limit=FixedLimit(4),
             retry=RetryPolicy(attempts=1),
             sign=None
             if platform == "fabric"

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from reconcile.errors import ProviderError
 from reconcile.model import LiveModel, LiveVersion
 from reconcile.providers import fabric, qianfan
+from reconcile.providers.adaptive import FixedLimit
 from reconcile.providers.http import MAX_BODY_BYTES, Http, RetryPolicy, parse_json
 
 CASES = Path(__file__).parent / "bad_inputs" / "responses"
@@ -198,7 +199,7 @@ def _http(handler: Callable[[httpx.Request], httpx.Response]) -> Http:
         httpx.AsyncClient(transport=httpx.MockTransport(handler)),
         provider="fab",
         map_error=fabric.map_error,
-        semaphore=asyncio.Semaphore(1),
+        limit=FixedLimit(1),
         retry=RetryPolicy(attempts=1),
     )
 

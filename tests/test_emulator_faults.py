@@ -23,6 +23,7 @@ from reconcile.journal import Journal
 from reconcile.manifest import load_manifest
 from reconcile.planner import build_plan
 from reconcile.providers import fabric, qianfan
+from reconcile.providers.adaptive import FixedLimit
 from reconcile.providers.http import Http, RetryPolicy
 from tests.conftest import EmulatorTransport, serve_over_loopback
 
@@ -651,7 +652,7 @@ def _fabric_provider(
         client,
         provider="fab",
         map_error=fabric.map_error,
-        semaphore=asyncio.Semaphore(4),
+        limit=FixedLimit(4),
         retry=RetryPolicy(attempts=attempts, base_delay=0.0, timeout=timeout),
         sleep=_no_sleep if transport is not None else asyncio.sleep,
     )
@@ -670,7 +671,7 @@ def _qianfan_provider(transport: httpx.AsyncBaseTransport) -> qianfan.QianfanPro
         httpx.AsyncClient(transport=transport),
         provider="qf",
         map_error=qianfan.map_error,
-        semaphore=asyncio.Semaphore(4),
+        limit=FixedLimit(4),
         retry=RetryPolicy(base_delay=0.0),
         sign=qianfan.bce_signer(AK, SK, clock=lambda: datetime.now(UTC)),
         sleep=_no_sleep,

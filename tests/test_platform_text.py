@@ -20,6 +20,7 @@ import pytest
 
 from reconcile.errors import ProviderError
 from reconcile.providers import fabric, qianfan
+from reconcile.providers.adaptive import FixedLimit
 from reconcile.providers.failures import Redactor, escape_text
 from reconcile.providers.http import Http, RetryPolicy
 
@@ -72,7 +73,7 @@ def _http(platform: str, answer: Callable[[httpx.Request], httpx.Response]) -> H
         httpx.AsyncClient(transport=httpx.MockTransport(answer)),
         provider=platform,
         map_error=map_error,
-        semaphore=asyncio.Semaphore(1),
+        limit=FixedLimit(1),
         retry=RetryPolicy(attempts=1),
         redact=redact,
         sign=sign,

@@ -20,6 +20,7 @@ from reconcile.errors import (
     NotFoundError,
     ProviderError,
 )
+from reconcile.providers.adaptive import FixedLimit
 from reconcile.providers.fabric import (
     FabricProvider,
     map_error,
@@ -263,7 +264,7 @@ def _provider(
         client,
         provider="fab",
         map_error=map_error,
-        semaphore=asyncio.Semaphore(16),
+        limit=FixedLimit(16),
         retry=retry or RetryPolicy(base_delay=0.0),
         sleep=_no_sleep,
     )

@@ -27,6 +27,7 @@ from reconcile.errors import (
 )
 from reconcile.manifest import load_manifest
 from reconcile.model import LiveModel, LiveVersion, ServiceUse
+from reconcile.providers.adaptive import FixedLimit
 from reconcile.providers.failures import platform_error
 from reconcile.providers.http import Http, RetryPolicy
 from reconcile.providers.qianfan import (
@@ -557,7 +558,7 @@ def provider(
         httpx.AsyncClient(transport=transport),
         provider="qf",
         map_error=map_error,
-        semaphore=asyncio.Semaphore(8),
+        limit=FixedLimit(8),
         retry=RetryPolicy(base_delay=0.0),
         sign=bce_signer(AK, sk, clock=lambda: datetime.now(UTC)),
         sleep=_no_sleep,

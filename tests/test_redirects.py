@@ -15,6 +15,7 @@ import pytest
 
 from reconcile.errors import NotFoundError, ProviderError
 from reconcile.providers import fabric, qianfan
+from reconcile.providers.adaptive import FixedLimit
 from reconcile.providers.http import AiohttpTransport, Http, RetryPolicy
 from tests.conftest import serve_over_loopback
 
@@ -28,7 +29,7 @@ def _http(
         httpx.AsyncClient(transport=httpx.MockTransport(answer)),
         provider="p",
         map_error=map_error,
-        semaphore=asyncio.Semaphore(1),
+        limit=FixedLimit(1),
         retry=RetryPolicy(attempts=3, base_delay=0.0),
     )
 
@@ -109,7 +110,7 @@ def test_a_redirect_over_aiohttp_is_reported_and_not_followed(signed: bool) -> N
             httpx.AsyncClient(transport=transport),
             provider="p",
             map_error=fabric.map_error,
-            semaphore=asyncio.Semaphore(1),
+            limit=FixedLimit(1),
             retry=RetryPolicy(attempts=1),
             transport=transport,
             sign=(lambda request: None) if signed else None,

@@ -21,6 +21,7 @@ from reconcile.emulator import create_app
 from reconcile.errors import ProviderError
 from reconcile.manifest import load_manifest
 from reconcile.model import Snapshot
+from reconcile.providers.adaptive import FixedLimit
 from reconcile.providers.fabric import map_error
 from reconcile.providers.http import MAX_BODY_BYTES, AiohttpTransport, Http, RetryPolicy
 from reconcile.wiring import Options, open_providers
@@ -83,7 +84,7 @@ def _http(transport: AiohttpTransport, attempts: int = 1) -> Http:
         client,
         provider="fab",
         map_error=map_error,
-        semaphore=asyncio.Semaphore(4),
+        limit=FixedLimit(4),
         retry=RetryPolicy(attempts=attempts, timeout=5),
         transport=transport,
         sleep=_no_sleep,

@@ -92,7 +92,6 @@ class Opening:
     spec: Any
     http: Http
     endpoint: Callable[[str], str]
-    parallelism: int
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import httpx
 from reconcile.endpoints import check_endpoint as _check_endpoint
 from reconcile.errors import ProviderError
 from reconcile.model import strict_json
+from reconcile.providers.adaptive import Limit
 from reconcile.providers.failures import Call, Redactor, Refusal, platform_error
 from reconcile.providers.transport import (
     MAX_BODY_BYTES,
@@ -99,7 +100,7 @@ class Http:
         *,
         provider: str,
         map_error: ErrorMapper,
-        semaphore: asyncio.Semaphore,
+        limit: Limit,
         retry: RetryPolicy | None = None,
         redact: Redactor | None = None,
         sign: Callable[[httpx.Request], None] | None = None,
@@ -114,7 +115,8 @@ class Http:
         self.transport = transport
         self.provider = provider
         self.map_error = map_error
-        self.semaphore = semaphore
+        #: Requests in flight at most (fixed, or adapted to the platform's answers).
+        self.limit = limit
         self.retry = retry or RetryPolicy()
         self.redact = redact or Redactor()
         self.sign = sign
@@ -177,12 +179,17 @@ class Http:
         answer is returned, for the retry loop to judge."""
         if self.limiter is not None:
             await self.limiter.wait()
-        try:
-            async with self.semaphore:
-                self.sent += 1
-                return await self._read_bounded(await self._send(prepared), call)
-        except httpx.HTTPError as exc:
-            return exc
+        async with self.limit.slot() as slot:
+            self.sent += 1
+            try:
+                response = await self._read_bounded(await self._send(prepared), call)
+            except httpx.TimeoutException as exc:
+                slot.timed_out()
+                return exc
+            except httpx.HTTPError as exc:
+                return exc
+            slot.answered(response.status_code)
+            return response
 
     async def _send(self, prepared: _Prepared) -> httpx.Response:
         if prepared.request is None:

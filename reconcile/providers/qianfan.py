@@ -53,6 +53,7 @@ from reconcile.model import (
     ServiceUse,
     Snapshot,
 )
+from reconcile.providers.adaptive import Headroom
 from reconcile.providers.base import Auth, Keys, Opening, Platform, Progress
 from reconcile.providers.failures import Call, Refusal, platform_error
 from reconcile.providers.http import Http, parse_json
@@ -420,16 +421,12 @@ class QianfanProvider:
         http: Http,
         endpoint: str,
         model_delete: str = "v1_batch",
-        parallelism: int = 16,
     ) -> None:
         if model_delete not in ("v1_batch", "v2"):
             raise ValueError(f"model_delete must be 'v1_batch' or 'v2', not {model_delete!r}")
         self.name = name
         self.http = http
         self.endpoint = endpoint
-        #: Detail calls in flight at most while listing: one less than the requests allowed, so
-        #: that the next marker page, which the whole listing waits on, never queues behind them.
-        self.detail_parallelism = max(1, parallelism - 1)
         self.model_delete_batch = BATCH_SIZE if model_delete == "v1_batch" else 1
         self._model_delete = model_delete
 
@@ -468,7 +465,9 @@ class QianfanProvider:
         # one after another, so waiting for the last one first would add their whole chain.
         # The first failure anywhere stops everything: no request is sent for a doomed listing.
         details: list[asyncio.Future[LiveModel]] = []
-        slots = asyncio.Semaphore(self.detail_parallelism)
+        # Detail calls in flight at most: one less than the requests allowed, so that the next
+        # marker page, which the whole listing waits on, never queues behind them.
+        slots = Headroom(self.http.limit, spare=1)
         done = 0
         #: The first detail that failed, which stopped the listing.
         failed: list[BaseException] = []
@@ -476,7 +475,7 @@ class QianfanProvider:
         async def detailed(listed: LiveModel) -> LiveModel:
             nonlocal done
             what = f"model detail of {listed.id}"
-            async with slots:
+            async with slots.hold():
                 payload = await self._v1(what, "modelDetail", {"modelId": listed.id})
             model = self._checked(what, parse_model_detail, payload, listed, records)
             done += 1
@@ -701,7 +700,6 @@ def _open(opening: Opening) -> QianfanProvider:
         http=opening.http,
         endpoint=opening.endpoint(opening.spec.endpoint),
         model_delete=opening.spec.model_delete,
-        parallelism=opening.parallelism,
     )
 
 

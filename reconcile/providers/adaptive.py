@@ -1,0 +1,357 @@
+"""How many requests may be in flight to one platform endpoint, and how fast they may start.
+
+`FixedLimit` is `--parallelism N`: a semaphore. `AdaptiveLimit` is `--parallelism auto`, which
+finds what the platform allows instead of guessing a number:
+
+- **In flight** (AIMD, as TCP's congestion window): the limit doubles per round trip until the
+  first sign of congestion (slow start), then grows by one per round trip while answers succeed
+  and their latency holds. It is cut multiplicatively on a 429 or 503, on a timeout, or when the
+  latency of a request sent after the last cut rises above `latency_tolerance` times the
+  baseline (the least latency seen in the recent window). One cut per round trip: answers to
+  requests sent before a cut say nothing about the limit after it.
+- **Send rate** (CUBIC, as the AWS SDKs' "adaptive" retry mode, botocore/retries/adaptive.py):
+  a platform that throttles by rate rather than by concurrency answers 429 at any concurrency
+  once its bucket is empty. After the first throttle, request starts are paced at a rate that
+  drops to `beta` times the measured rate on each throttle and grows back along a cubic curve,
+  flat near the rate that last throttled, so the platform is probed rarely and 429s stay few.
+
+The clock is injected, so the behaviour is tested with a fake one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+#: A platform that throttles says so with 429; 503 is an overloaded one.
+THROTTLED_STATUS = 429
+OVERLOADED_STATUS = 503
+
+
+class Signal(Enum):
+    """What one request's answer says about the platform's capacity."""
+
+    OK = "ok"  # answered, whatever the status but these: latency is a sample
+    THROTTLED = "throttled"  # 429: cut the limit, and pace the starts from now on
+    CONGESTED = "congested"  # 503 or a timeout: cut the limit
+    NEUTRAL = "neutral"  # no answer for another reason (a reset, a refused response)
+
+
+def signal_of(status: int | None, *, timed_out: bool = False) -> Signal:
+    if timed_out or status == OVERLOADED_STATUS:
+        return Signal.CONGESTED
+    if status == THROTTLED_STATUS:
+        return Signal.THROTTLED
+    return Signal.NEUTRAL if status is None else Signal.OK
+
+
+class Slot:
+    """One request's hold on the limit; `answered` tells the limit what came back."""
+
+    __slots__ = ("signal", "started")
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.signal = Signal.NEUTRAL
+
+    def answered(self, status: int) -> None:
+        self.signal = signal_of(status)
+
+    def timed_out(self) -> None:
+        self.signal = Signal.CONGESTED
+
+
+class Limit(Protocol):
+    """What `Http` needs: a slot per request, held while it is in flight."""
+
+    @property
+    def current(self) -> int: ...
+
+    def slot(self) -> AbstractAsyncContextManager[Slot]: ...
+
+
+class FixedLimit:
+    """`--parallelism N`: at most N requests in flight, whatever comes back."""
+
+    def __init__(self, limit: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = max(1, limit)
+        self.clock = clock
+        self._semaphore = asyncio.Semaphore(self.limit)
+
+    @property
+    def current(self) -> int:
+        return self.limit
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[Slot]:
+        async with self._semaphore:
+            yield Slot(self.clock())
+
+
+class RateClock:
+    """The rate of answers over the last `window` seconds (or since the first answer)."""
+
+    def __init__(self, window: float = 1.0) -> None:
+        self.window = window
+        self._times: deque[float] = deque()
+        self._first: float | None = None
+
+    def record(self, now: float) -> float:
+        if self._first is None:
+            self._first = now
+        self._times.append(now)
+        while self._times[0] < now - self.window:
+            self._times.popleft()
+        span = min(self.window, now - self._first)
+        return len(self._times) / span if span >= 0.05 else 0.0
+
+
+@dataclass
+class Cubic:
+    """The send rate after a throttle: cut to `beta` times the rate that throttled, then back
+    along w(t) = C (t - K)^3 + w_max, flat near w_max (botocore's CubicCalculator). C is 10,
+    not botocore's 0.4: a listing lasts seconds, not hours, and at 0.4 the rate took eight
+    seconds to come back to a 100/s platform's limit (73% of it achieved; 92% at 10, with
+    under 1% of requests answered 429: benchmarks/run.py throttled)."""
+
+    w_max: float
+    last_fail: float
+    scale: float = 10.0
+    beta: float = 0.7
+
+    @property
+    def k(self) -> float:
+        return float((self.w_max * (1 - self.beta) / self.scale) ** (1 / 3))
+
+    def success(self, now: float) -> float:
+        return self.scale * (now - self.last_fail - self.k) ** 3 + self.w_max
+
+    def throttled(self, rate: float, now: float) -> float:
+        self.w_max = rate
+        self.last_fail = now
+        return rate * self.beta
+
+
+class AdaptiveLimit:
+    """`--parallelism auto`: requests in flight and request starts, adapted to what the
+    platform's answers say (see the module's docstring)."""
+
+    #: Below this, a rate is no rate: pacing never waits more than 2 s between two starts.
+    MIN_RATE = 0.5
+
+    def __init__(
+        self,
+        *,
+        initial: int = 4,
+        minimum: int = 1,
+        maximum: int = 128,
+        decrease: float = 0.7,
+        latency_tolerance: float = 3.0,
+        latency_decrease: float = 0.9,
+        baseline_window: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        on_change: Callable[[int, int, str], None] | None = None,
+    ) -> None:
+        self.minimum = max(1, minimum)
+        self.maximum = max(self.minimum, maximum)
+        self.limit = float(min(max(initial, self.minimum), self.maximum))
+        self.decrease = decrease
+        self.latency_tolerance = latency_tolerance
+        self.latency_decrease = latency_decrease
+        self.baseline_window = baseline_window
+        self.clock = clock
+        self.sleep = sleep
+        #: Told (old, new, why) whenever the whole-number limit changes: the debug log's hook.
+        self.on_change = on_change
+        self.in_flight = 0
+        #: When the requests in flight last filled the limit: a request in flight then was
+        #: limited by it, and only such a request's success raises it (TCP's "cwnd-limited").
+        self._last_full = -math.inf
+        self.slow_start = True
+        self.last_cut = -math.inf
+        #: Least latency of the current and the previous window: the uncongested round trip.
+        self.baseline = math.inf
+        #: Recent latency, smoothed so that one slow answer is no signal.
+        self.latency = 0.0
+        self._window_min = math.inf
+        self._window_start = clock()
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self.rates = RateClock()
+        #: Set at the first throttle: from then on, starts are paced.
+        self.cubic: Cubic | None = None
+        self.send_rate = math.inf
+        self._next_start = -math.inf
+        #: Counters for benchmarks and the debug log.
+        self.congested = 0
+        self.cuts = 0
+
+    @property
+    def current(self) -> int:
+        return int(self.limit)
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[Slot]:
+        # A slot first, then the pace: requests queued for a slot before the first throttle
+        # must be paced too when their turn comes. The wait is not counted as latency (the
+        # slot starts after it), and a limit that pacing keeps full grows, as it should.
+        await self._acquire()
+        try:
+            await self._pace()
+        except BaseException:
+            self.in_flight -= 1
+            self._wake()
+            raise
+        slot = self._start()
+        try:
+            yield slot
+        except TimeoutError:
+            slot.timed_out()
+            raise
+        finally:
+            self._release(slot)
+
+    async def _acquire(self) -> None:
+        while self.in_flight >= self.current:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                if not waiter.cancelled() and waiter.done():
+                    self._wake()  # pass on a wake-up this cancelled waiter would have used
+                raise
+        self.in_flight += 1
+
+    def _start(self) -> Slot:
+        slot = Slot(self.clock())
+        if self.in_flight >= self.current:
+            # This request filled the limit: it, and those in flight with it, were limited.
+            self._last_full = slot.started
+        return slot
+
+    async def _pace(self) -> None:
+        while self.cubic is not None:
+            now = self.clock()
+            start = max(now, self._next_start)
+            self._next_start = start + 1.0 / max(self.send_rate, self.MIN_RATE)
+            if start <= now:
+                return
+            cuts = self.cuts
+            await self.sleep(start - now)
+            if self.cuts == cuts:
+                return
+            # The rate was cut while this request waited for a turn reserved at the old rate:
+            # it queues again at the new one, or the reserved turns would all meet 429s.
+
+    def _wake(self) -> None:
+        free = self.current - self.in_flight
+        while free > 0 and self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                free -= 1
+
+    def _release(self, slot: Slot) -> None:
+        self.in_flight -= 1
+        now = self.clock()
+        if slot.signal is Signal.OK:
+            self._answered(slot.started, now)
+        elif slot.signal is not Signal.NEUTRAL:
+            self.congested += 1
+            measured = self.rates.record(now)
+            # Only the first answer about the current limit counts: a burst of 429s to requests
+            # sent before the cut would otherwise cut the rate and the limit again and again.
+            if slot.started > self.last_cut:
+                if slot.signal is Signal.THROTTLED:
+                    self._throttled(measured, now)
+                self._cut(slot.started, now, f"{slot.signal.value} (429, 503 or a timeout)")
+        self._wake()
+
+    def _answered(self, started: float, now: float) -> None:
+        latency = now - started
+        self._track_baseline(latency, now)
+        self.latency = latency if self.latency == 0.0 else 0.9 * self.latency + 0.1 * latency
+        measured = self.rates.record(now)
+        if self.cubic is not None:
+            self.send_rate = max(min(self.cubic.success(now), 2 * measured), self.MIN_RATE)
+        if self.latency > self.baseline * self.latency_tolerance:
+            self._cut(
+                started, now, f"latency {self.latency * 1000:.0f} ms", by=self.latency_decrease
+            )
+        elif self._last_full >= started:
+            # Only a limit that was reached is raised: an unused limit says nothing.
+            self._set(self.limit + (1 if self.slow_start else 1 / self.limit), "answers succeed")
+
+    def _throttled(self, measured: float, now: float) -> None:
+        if measured <= 0:
+            return  # no rate measured yet: the cut of the limit is all there is to do
+        if self.cubic is None:
+            self.cubic = Cubic(w_max=measured, last_fail=now)
+            rate = measured
+        else:
+            rate = min(measured, self.send_rate)
+        self.send_rate = max(self.cubic.throttled(rate, now), self.MIN_RATE)
+
+    def _cut(self, started: float, now: float, why: str, *, by: float | None = None) -> None:
+        """Cut the limit by `by` (default `decrease`). A latency cut (`by` given) leaves slow
+        start on: a latency says the platform (or this machine) is busy, not that a quota was
+        met, and one heavier kind of request (a page of 100 models beside version pages) is
+        slower without any congestion."""
+        if started <= self.last_cut:
+            return  # sent before the last cut: its answer is about the old limit
+        if by is None:
+            self.slow_start = False
+        self.last_cut = now
+        self.cuts += 1
+        # Turns reserved at the old rate are given up (their requests queue again).
+        self._next_start = min(self._next_start, now)
+        self._set(self.limit * (self.decrease if by is None else by), why)
+
+    def _track_baseline(self, latency: float, now: float) -> None:
+        self._window_min = min(self._window_min, latency)
+        if now - self._window_start >= self.baseline_window:
+            # The previous window's least latency stays in force with the new one's, so the
+            # baseline follows a platform that got slower for good, and forgets old spikes.
+            self.baseline = self._window_min
+            self._window_min = latency
+            self._window_start = now
+        self.baseline = min(self.baseline, latency)
+
+    def _set(self, limit: float, why: str) -> None:
+        old = self.current
+        self.limit = min(max(limit, float(self.minimum)), float(self.maximum))
+        if self.on_change is not None and self.current != old:
+            self.on_change(old, self.current, why)
+
+
+class Headroom:
+    """At most the limit's current number less `spare` in flight, for one kind of request
+    (Qianfan's details while its marker pages come): the limit changes, so this follows it."""
+
+    def __init__(self, limit: Limit, spare: int = 1) -> None:
+        self.limit = limit
+        self.spare = spare
+        self.in_use = 0
+        self._freed = asyncio.Condition()
+
+    @asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        async with self._freed:
+            await self._freed.wait_for(
+                lambda: self.in_use < max(1, self.limit.current - self.spare)
+            )
+            self.in_use += 1
+        try:
+            yield
+        finally:
+            async with self._freed:
+                self.in_use -= 1
+                self._freed.notify_all()

@@ -1,0 +1,242 @@
+"""The adaptive limit's mechanics, on a fake clock: slow start, cuts once per round trip,
+additive increase, latency, bounds, and pacing after a throttle."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from reconcile.providers.adaptive import AdaptiveLimit, FixedLimit, Signal, Slot, signal_of
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def limit_on(clock: Clock, **kw: object) -> AdaptiveLimit:
+    return AdaptiveLimit(clock=clock, sleep=clock.sleep, **kw)  # type: ignore[arg-type]
+
+
+def round_trip(limit: AdaptiveLimit, clock: Clock, status: int, latency: float = 0.02) -> int:
+    """Fill the limit, let `latency` pass, answer every request with `status`; the new limit."""
+
+    async def run() -> list[Slot]:
+        slots = []
+        for _ in range(limit.current):
+            await limit._acquire()
+            await limit._pace()
+            slots.append(limit._start())
+        return slots
+
+    slots = asyncio.run(run())
+    clock.now += latency
+    for slot in slots:
+        slot.answered(status)
+        limit._release(slot)
+    return limit.current
+
+
+def test_slow_start_doubles_the_limit_each_round_trip() -> None:
+    clock = Clock()
+    limit = limit_on(clock, initial=8)
+    assert [round_trip(limit, clock, 200) for _ in range(3)] == [16, 32, 64]
+
+
+def test_the_limit_never_passes_its_maximum_or_falls_below_its_minimum() -> None:
+    clock = Clock()
+    limit = limit_on(clock, initial=8, maximum=20, minimum=2)
+    for _ in range(5):
+        round_trip(limit, clock, 200)
+    assert limit.current == 20
+    for _ in range(20):
+        round_trip(limit, clock, 429)
+    assert limit.current == 2
+
+
+def test_a_round_trip_of_429s_cuts_the_limit_once() -> None:
+    """Every answer of one round trip was sent before the cut: they say nothing about the new
+    limit, so 32 throttled answers make one cut, not 32."""
+    clock = Clock()
+    limit = limit_on(clock, initial=32)
+    assert round_trip(limit, clock, 429) == int(32 * 0.7)
+    assert limit.cuts == 1
+    assert limit.congested == 32
+
+
+def test_after_a_cut_the_limit_grows_by_about_one_per_round_trip() -> None:
+    clock = Clock()
+    limit = limit_on(clock, initial=32)
+    round_trip(limit, clock, 503)
+    cut = limit.current
+    grown = [round_trip(limit, clock, 200) for _ in range(3)]
+    assert grown == [cut + 1, cut + 2, cut + 3]
+
+
+def test_a_rising_latency_cuts_the_limit() -> None:
+    clock = Clock()
+    limit = limit_on(clock, initial=16, latency_tolerance=2.0)
+    round_trip(limit, clock, 200, latency=0.02)
+    before = limit.current
+    for _ in range(10):
+        round_trip(limit, clock, 200, latency=0.2)
+    assert limit.current < before
+    # A latency is no quota met: slow start goes on, to find the limit again once it falls.
+    assert limit.slow_start
+
+
+def test_a_timeout_is_congestion_and_a_reset_is_no_signal() -> None:
+    assert signal_of(None, timed_out=True) is Signal.CONGESTED
+    assert signal_of(None) is Signal.NEUTRAL
+    assert signal_of(404) is Signal.OK
+    assert signal_of(429) is Signal.THROTTLED
+    assert signal_of(503) is Signal.CONGESTED
+
+    async def timed_out(limit: AdaptiveLimit) -> None:
+        with pytest.raises(TimeoutError):
+            async with limit.slot():
+                raise TimeoutError
+
+    clock = Clock()
+    limit = limit_on(clock, initial=10)
+    asyncio.run(timed_out(limit))
+    assert limit.current == 7
+    assert limit.in_flight == 0
+
+
+def test_after_a_throttle_starts_are_paced_below_the_rate_that_throttled() -> None:
+    """A platform that limits the rate, not the concurrency: once throttled, requests start
+    spaced by 1/rate, the rate cut to 0.7 times what was measured, then growing back."""
+    clock = Clock()
+    limit = limit_on(clock, initial=4)
+    # 100 answers a second for two seconds, then a 429.
+    for _ in range(200):
+        slot = Slot(clock())
+        limit.in_flight += 1
+        clock.now += 0.01
+        slot.answered(200)
+        limit._release(slot)
+    # A burst of 429s to requests all sent before the first of them came back: one cut of the
+    # rate, not one per answer (0.7 ** 20 of it would starve the listing).
+    burst = [Slot(clock()) for _ in range(20)]
+    for slot in burst:
+        limit.in_flight += 1
+        slot.answered(429)
+        limit._release(slot)
+    assert limit.cubic is not None
+    assert limit.cuts == 1
+    assert 60 <= limit.send_rate <= 75
+    clock.slept.clear()
+
+    async def starts(n: int) -> None:
+        for _ in range(n):
+            async with limit.slot():
+                pass
+
+    asyncio.run(starts(5))
+    assert clock.slept, "starts after a throttle are paced"
+    assert all(gap == pytest.approx(clock.slept[0], rel=0.5) for gap in clock.slept)
+
+
+def test_a_waiting_request_starts_when_a_slot_frees() -> None:
+    order: list[str] = []
+
+    async def run() -> None:
+        limit = AdaptiveLimit(initial=1, maximum=1)
+        release = asyncio.Event()
+
+        async def first() -> None:
+            async with limit.slot():
+                order.append("first in")
+                await release.wait()
+            order.append("first out")
+
+        async def second() -> None:
+            async with limit.slot():
+                order.append("second in")
+
+        tasks = [asyncio.create_task(first()), asyncio.create_task(second())]
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert order == ["first in"]
+        release.set()
+        await asyncio.gather(*tasks)
+
+    asyncio.run(run())
+    assert order == ["first in", "first out", "second in"]
+
+
+def test_a_cancelled_waiter_passes_its_wake_up_on() -> None:
+    async def run() -> list[str]:
+        limit = AdaptiveLimit(initial=1, maximum=1)
+        got: list[str] = []
+        hold = asyncio.Event()
+
+        async def holder() -> None:
+            async with limit.slot():
+                await hold.wait()
+
+        async def waiter(name: str) -> None:
+            async with limit.slot():
+                got.append(name)
+
+        h = asyncio.create_task(holder())
+        await asyncio.sleep(0)
+        cancelled = asyncio.create_task(waiter("cancelled"))
+        patient = asyncio.create_task(waiter("patient"))
+        await asyncio.sleep(0)
+        hold.set()
+        cancelled.cancel()
+        await asyncio.gather(h, patient, cancelled, return_exceptions=True)
+        assert limit.in_flight == 0
+        return got
+
+    assert asyncio.run(run()) == ["patient"]
+
+
+def test_a_fixed_limit_holds_at_most_its_number_in_flight() -> None:
+    async def run() -> int:
+        limit = FixedLimit(3)
+        peak = 0
+        inside = 0
+
+        async def one() -> None:
+            nonlocal peak, inside
+            async with limit.slot() as slot:
+                inside += 1
+                peak = max(peak, inside)
+                await asyncio.sleep(0)
+                slot.answered(429)  # a fixed limit ignores what comes back
+                inside -= 1
+
+        await asyncio.gather(*(one() for _ in range(10)))
+        return peak
+
+    assert asyncio.run(run()) == 3
+
+
+def test_a_limit_of_one_grows_on_a_real_clock() -> None:
+    """The request that fills the limit is limited by it, so its answer raises the limit (on a
+    real clock, which advances between the fill and the start, it once did not: stuck at 1)."""
+
+    async def run() -> int:
+        limit = AdaptiveLimit(initial=1)
+
+        async def one() -> None:
+            async with limit.slot() as slot:
+                await asyncio.sleep(0.001)
+                slot.answered(200)
+
+        await asyncio.gather(*(one() for _ in range(50)))
+        return limit.current
+
+    assert asyncio.run(run()) > 4
