@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from reconcile.manifest import Manifest, ModelSpec, dump_manifest, is_glob_match
+from reconcile.manifest import Manifest, ModelSpec, Policy, dump_manifest, is_glob_match
 from reconcile.model import LiveModel, LiveVersion, Snapshot
 from reconcile.scope import model_in_scope, version_in_scope
 
@@ -67,16 +67,7 @@ def import_manifest(
     `emulator:` path made relative to where the new manifest is written)."""
     config = manifest.providers[provider]
     policy = manifest.policy_for(provider)
-    given: dict[str, Any] = config.model_dump(mode="json", exclude_unset=True)
-    # As people write it: type first, the scope and policy keys last.
-    last = ("scope", "allow_empty", "policy")
-    table = {
-        **{key: value for key, value in given.items() if key == "type"},
-        **{key: value for key, value in given.items() if key != "type" and key not in last},
-        **{key: given[key] for key in last if key in given},
-    }
-    if endpoint is not None:
-        table["endpoint"] = endpoint
+    table = _provider_table(config.model_dump(mode="json", exclude_unset=True), endpoint)
 
     in_scope = sorted((m for m in snapshot.models if model_in_scope(m, policy)), key=_age)
     selected = [m for m in in_scope if model_glob is None or is_glob_match((model_glob,), m.name)]
@@ -99,80 +90,124 @@ def import_manifest(
                 f"once, so the oldest ({first.id}) is declared by id and the others "
                 f"({', '.join(m.id for m in others)}) are {kept}"
             )
-        versions = [v for v in first.versions if version_in_scope(first, v, policy)]
-        versions.sort(key=_age)
-        lines = [] if others else [f"id {first.id}"]
-        repeated = sorted(n for n, count in Counter(v.name for v in versions).items() if count > 1)
-        if repeated:
-            notes.append(
-                f'model "{name}" has live versions that share a name ({", ".join(repeated)}): '
-                "it is declared without a versions list, so its versions are not managed"
-            )
-            lines.append("versions not declared (names repeat, a manifest declares one once):")
-            lines += [f"  version {v.name} id {v.id}" for v in versions]
-        declaration: dict[str, Any] = {
-            "provider": provider,
-            "name": name,
-            **_attributes(first.attributes, ("description",)),
-        }
-        if others:
-            declaration["id"] = first.id
-        if not repeated:
-            declaration["versions"] = [
-                {
-                    "name": v.name,
-                    **_attributes(v.attributes, ("description", "base_model_type", "model_path")),
-                }
-                for v in versions
-            ]
-        try:
-            spec = ModelSpec.model_validate(declaration)
-        except ValueError as error:  # a name or id longer than a manifest allows
-            notes.append(f'model "{name}" cannot be declared in a manifest: {error}')
+        declared = _declare(provider, first, pinned=bool(others), policy=policy, notes=notes)
+        if declared is None:
             continue
+        spec, lines, versions = declared
         index = len(specs)
         specs.append(spec)
         comments[(index,)] = lines
-        if not repeated:
-            version_count += len(versions)
-            for number, version in enumerate(versions):
-                comments[(index, number)] = [f"id {version.id}"]
+        version_count += len(versions)
+        for number, version in enumerate(versions):
+            comments[(index, number)] = [f"id {version.id}"]
 
-    if shared_names and config.scope == "workspace":
-        overrides = dict(table.get("policy") or {})
-        base = overrides.get("protect", list(manifest.policy.protect))
-        extra = [n.translate(_GLOB_SPECIAL) for n in shared_names]
-        overrides["protect"] = [*base, *(p for p in extra if p not in base)]
-        table["policy"] = overrides
-    if model_glob is not None and config.scope == "workspace":
-        left = len(in_scope) - len(selected)
-        if left:
-            notes.append(
-                f'only models matching "{model_glob}" were imported: with scope = "workspace", '
-                f"the {left} other live models would be deleted unless declared elsewhere"
-            )
-    if not specs and config.scope == "workspace" and not config.allow_empty:
+    if config.scope == "workspace":
+        _protect_shared(table, manifest, shared_names)
+        notes += _workspace_notes(
+            model_glob, len(in_scope) - len(selected), bool(specs) or config.allow_empty
+        )
+    header = _header(command, snapshot.location, config.scope, len(specs), version_count, notes)
+    global_policy = manifest.policy.model_dump(mode="json", exclude_unset=True)
+    text = dump_manifest(
+        {provider: table}, specs, policy=global_policy, header=header, comments=comments
+    )
+    return Imported(text=text, models=len(specs), versions=version_count, notes=tuple(notes))
+
+
+def _provider_table(given: dict[str, Any], endpoint: str | None) -> dict[str, Any]:
+    """The provider's table as people write it: type first, the scope and policy keys last."""
+    last = ("scope", "allow_empty", "policy")
+    table = {
+        **{key: value for key, value in given.items() if key == "type"},
+        **{key: value for key, value in given.items() if key != "type" and key not in last},
+        **{key: given[key] for key in last if key in given},
+    }
+    if endpoint is not None:
+        table["endpoint"] = endpoint
+    return table
+
+
+def _declare(
+    provider: str, first: LiveModel, *, pinned: bool, policy: Policy, notes: list[str]
+) -> tuple[ModelSpec, list[str], list[LiveVersion]] | None:
+    """The declaration of live model `first` (by id when `pinned`: its name repeats), its
+    comment lines and the versions it declares; None (and a note) when it cannot be declared."""
+    name = first.name
+    versions = [v for v in first.versions if version_in_scope(first, v, policy)]
+    versions.sort(key=_age)
+    lines = [] if pinned else [f"id {first.id}"]
+    repeated = sorted(n for n, count in Counter(v.name for v in versions).items() if count > 1)
+    if repeated:
+        notes.append(
+            f'model "{name}" has live versions that share a name ({", ".join(repeated)}): '
+            "it is declared without a versions list, so its versions are not managed"
+        )
+        lines.append("versions not declared (names repeat, a manifest declares one once):")
+        lines += [f"  version {v.name} id {v.id}" for v in versions]
+    declaration: dict[str, Any] = {
+        "provider": provider,
+        "name": name,
+        **_attributes(first.attributes, ("description",)),
+    }
+    if pinned:
+        declaration["id"] = first.id
+    if not repeated:
+        declaration["versions"] = [
+            {
+                "name": v.name,
+                **_attributes(v.attributes, ("description", "base_model_type", "model_path")),
+            }
+            for v in versions
+        ]
+    try:
+        spec = ModelSpec.model_validate(declaration)
+    except ValueError as error:  # a name or id longer than a manifest allows
+        notes.append(f'model "{name}" cannot be declared in a manifest: {error}')
+        return None
+    return spec, lines, [] if repeated else versions
+
+
+def _protect_shared(table: dict[str, Any], manifest: Manifest, shared_names: list[str]) -> None:
+    """Under `scope = "workspace"`: keep the live models whose name repeats (protected)."""
+    if not shared_names:
+        return
+    overrides = dict(table.get("policy") or {})
+    base = overrides.get("protect", list(manifest.policy.protect))
+    extra = [n.translate(_GLOB_SPECIAL) for n in shared_names]
+    overrides["protect"] = [*base, *(p for p in extra if p not in base)]
+    table["policy"] = overrides
+
+
+def _workspace_notes(model_glob: str | None, left: int, declares: bool) -> list[str]:
+    """Under `scope = "workspace"`: what the next plan would delete or refuse."""
+    notes = []
+    if model_glob is not None and left:
+        notes.append(
+            f'only models matching "{model_glob}" were imported: with scope = "workspace", '
+            f"the {left} other live models would be deleted unless declared elsewhere"
+        )
+    if not declares:
         notes.append(
             'no model to declare: a plan refuses a scope = "workspace" provider with no declared '
             "model unless allow_empty = true"
         )
+    return notes
 
-    if config.scope == "workspace":
+
+def _header(
+    command: str, location: str, scope: str, models: int, versions: int, notes: list[str]
+) -> list[str]:
+    if scope == "workspace":
         deletes = 'and, as scope = "workspace", every undeclared model.'
     else:
         deletes = '(scope = "declared": undeclared models are left alone).'
     paragraphs = [
-        f"Written by `{command}` from {snapshot.location}: the {len(specs)} models and "
-        f"{version_count} versions that were live, with their attributes, so that `reconcile "
+        f"Written by `{command}` from {location}: the {models} models and "
+        f"{versions} versions that were live, with their attributes, so that `reconcile "
         "plan` on this file reports no changes. From now on, apply deletes the undeclared "
         f"versions of declared models {deletes}",
         "Ids are noted in comments; an `id = ...` field pins a declaration to one live object "
         "(used where names repeat).",
         *(f"Note: {note}." for note in notes),
     ]
-    header = [line for text in paragraphs for line in textwrap.wrap(text, width=96)]
-    global_policy = manifest.policy.model_dump(mode="json", exclude_unset=True)
-    text = dump_manifest(
-        {provider: table}, specs, policy=global_policy, header=header, comments=comments
-    )
-    return Imported(text=text, models=len(specs), versions=version_count, notes=tuple(notes))
+    return [line for text in paragraphs for line in textwrap.wrap(text, width=96)]

@@ -12,6 +12,10 @@ or the real handler. Admin routes under ``/_emulator/`` are never delayed, fault
 
 This package is an independent copy of the platforms' contract: it must not import anything of
 ``reconcile`` outside ``reconcile.emulator`` (shared code would hide shared bugs).
+
+Over 450 lines on purpose: the one request path every platform goes through (auth scheme,
+record, faults, latency, handler) and the admin routes that inspect it, read top to bottom; the
+platforms' own contracts are in their modules.
 """
 
 from __future__ import annotations

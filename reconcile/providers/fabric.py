@@ -2,6 +2,9 @@
 
 Reading is split as fetch + pure parse: `parse_models_page`, `parse_versions_page` and
 `parse_services_page` turn recorded JSON into records with no network, and are tested that way.
+
+Over 450 lines on purpose: the whole contract of one platform (ids, pure parsing, error
+mapping, signing, the provider), read top to bottom as API.md section 1 is.
 """
 
 from __future__ import annotations

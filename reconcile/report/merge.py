@@ -8,6 +8,9 @@ kinds, documents made from different manifests, and a provider covered by two do
 Counting follows the plan's own `Summary` (every line of a plan counts one, whatever it takes
 along: a whole-model delete is one model, with `delete_with_models` saying how many versions go
 with it) and the drift report's `Counts`.
+
+About 450 lines: the records of a merged report, the refusals and the merge, which count in
+the records' own terms and are read together.
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ the total, then the items in groups), and each format writes that layout. Platfo
 ids, values, sentences) is never trusted: markdown and HTML escape it with the escaping helpers
 of `reconcile.render.markdown` and `reconcile.render.html`, and text shows control characters as
 visible escapes (`model.printable`: a name must not drive the terminal).
+
+Over 450 lines on purpose: one layout and the four formats that write it, kept together so a
+change to the layout shows in every format at once.
 """
 
 from __future__ import annotations

@@ -9,6 +9,10 @@ a team whose applies run on fresh pipeline runners. Nothing above `state/` knows
 Every method is synchronous: the CLI holds the lock across its confirmation prompt and several
 event loops, so the lease must be renewed by something that owns no caller's loop. The applier
 calls `extend` from a worker thread (`asyncio.to_thread`), as it fsyncs the journal today.
+
+Over 450 lines on purpose: the backend interface and what every backend shares (the state
+URL, the lock record and its refusals, the journal and ledger records), so that `local` and
+`s3` cannot drift apart on them.
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ The client is aiobotocore (botocore's requests and signing, on aiohttp, which re
 uses for the platforms). It runs on an event loop of its own in a daemon thread: the lock's lease
 must be renewed while the CLI waits at its confirmation prompt or runs the apply on its own loop,
 and a batch of journal records goes out as concurrent writes on that one loop.
+
+Over 450 lines on purpose: one class, `S3State`, whose lock, journal, ledger and probe share
+the client, its loop thread and the conditional-write rules above.
 """
 
 from __future__ import annotations
