@@ -12,6 +12,7 @@ verified by listing once more after the deletes. It never prints: progress goes 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import re
 import uuid
@@ -28,7 +29,7 @@ from reconcile.guards import (
     stale_reasons,
     unconfirmed_deletes,
 )
-from reconcile.journal import Event, Journal
+from reconcile.journal import Event, JournalWriter
 from reconcile.model import Snapshot
 from reconcile.plan import Change, Kind, Plan
 from reconcile.providers.base import Progress, Provider
@@ -75,7 +76,7 @@ class Applier:
     def __init__(
         self,
         providers: Mapping[str, Provider],
-        journal: Journal,
+        journal: JournalWriter,
         *,
         replan: Replan,
         max_deletes: Mapping[str, int] | None = None,
@@ -83,6 +84,7 @@ class Applier:
         on_event: EventHook | None = None,
         stop: asyncio.Event | None = None,
         progress: Progress | None = None,
+        ensure: Callable[[], None] | None = None,
     ) -> None:
         self.providers = providers
         self.journal = journal
@@ -97,6 +99,11 @@ class Applier:
         self._running: set[asyncio.Task[list[Outcome]]] = set()
         #: The journal fsync in progress in a worker thread, if any.
         self._syncing: asyncio.Future[None] | None = None
+        #: Called before each batch of deletes: raises when they may not be sent (the lock
+        #: was lost or its lease ran out).
+        self.ensure = ensure or (lambda: None)
+        #: Why deletes stopped for good: the journal could not be written or the lock was lost.
+        self.halted: Exception | None = None
 
     def interrupt(self) -> None:
         """First call: send no new delete, let those in flight finish, and stop a listing in
@@ -157,6 +164,8 @@ class Applier:
             await self._verify(result)
         finally:
             await self._finish(result, deletes)
+        if self.halted is not None:
+            raise halted_error(self.halted, result)
         return result
 
     def _confirmed(self, plan: Plan, live: Mapping[str, Snapshot]) -> list[Change]:
@@ -175,6 +184,14 @@ class Applier:
         result.interrupted = self.stop.is_set()
         done = {outcome.change.identity for outcome in result.outcomes}
         result.not_attempted = [change for change in deletes if change.identity not in done]
+        if self.halted is not None:
+            # Told to the user by `halted_error`; the store may take the last records yet.
+            with contextlib.suppress(Exception):
+                self._write_finished(result)
+            return
+        self._write_finished(result)
+
+    def _write_finished(self, result: ApplyResult) -> None:
         self.journal.write(
             Event.APPLY_FINISHED,
             apply_id=result.apply_id,
@@ -227,6 +244,13 @@ class Applier:
                     self._record(result, Event.DELETE_OUTCOME, outcome)
 
     async def _send(self, result: ApplyResult, batch: list[list[Change]]) -> None:
+        """Journal the batch's intents durably, then send its deletes. If the lock is lost or
+        the journal cannot be written, send nothing more (those in flight finish)."""
+        try:
+            self.ensure()
+        except ReconcileError as error:
+            self._halt(error)
+            return
         for change in (change for unit in batch for change in unit):
             self.journal.write(
                 Event.DELETE_INTENT,
@@ -238,11 +262,20 @@ class Applier:
                 model_id=change.model_id,
                 record=change.before.value() if change.before else None,
             )
-        await self._sync_journal()
+        try:
+            await self._sync_journal()
+        except Exception as error:  # whatever the store raised: no receipt, no delete
+            self._halt(error)
+            return
         for unit in batch:
             for change in unit:
                 self.on_event("deleting", change, None)
             self._running.add(asyncio.create_task(self._delete(unit)))
+
+    def _halt(self, error: Exception) -> None:
+        if self.halted is None:
+            self.halted = error
+        self.stop.set()
 
     def _record(
         self, result: ApplyResult, event: Event, outcome: Outcome, *, told: bool = True
@@ -355,6 +388,31 @@ class Applier:
                 for change in unit
             ]
         return [_outcome(change, error) for change, error in zip(unit, errors, strict=True)]
+
+
+class HaltedError(ReconcileError):
+    """Deletes stopped because the journal could not be written or the lock was lost."""
+
+    def __init__(self, message: str, result: ApplyResult, *, hint: str) -> None:
+        super().__init__(message, hint=hint)
+        self.result = result
+
+
+def halted_error(cause: Exception, result: ApplyResult) -> HaltedError:
+    """What the user is told: why deletes stopped, and what had happened until then."""
+    said = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+    counts = (
+        f"{len(result.outcomes)} delete(s) had been sent, each after its receipt was written "
+        f"({len(result.with_status('deleted', 'already_gone'))} deleted, "
+        f"{len(result.failed)} failed, {len(result.with_status('unknown'))} unknown); "
+        f"{len(result.not_attempted)} were not sent"
+    )
+    return HaltedError(
+        f"apply {result.apply_id} stopped: {said}. No more deletes were sent: {counts}.",
+        result,
+        hint="fix the state store (or find who took the lock), then plan again: the plan shows "
+        "what is still live",
+    )
 
 
 #: Words of a platform's error code or message that make a "not found" an authentication

@@ -52,6 +52,8 @@ class _Run:
     """The options every command that talks to platforms shares."""
 
     state_dir: Path | None
+    #: `--state URL`: the state store instead of the manifests' [state] table.
+    state_url: str | None
     #: None: `auto`.
     parallelism: int | None
     max_parallelism: int
@@ -73,6 +75,7 @@ class _Run:
 
         return Options(
             state_dir=self.state_dir_for(path),
+            state_url=self.state_url,
             parallelism=self.parallelism,
             max_parallelism=self.max_parallelism,
             insecure=self.insecure,
@@ -102,6 +105,34 @@ class _Parallelism(click.ParamType):  # type: ignore[type-arg]  # generic from c
         return number
 
 
+class _FileOrObject(click.ParamType):  # type: ignore[type-arg]
+    """A local path, or an object of a state store (s3://BUCKET/KEY, kept as the URL)."""
+
+    name = "FILE|s3://BUCKET/KEY"
+
+    def __init__(self, *, exists: bool) -> None:
+        self.exists = exists
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, Path):
+            return value
+        text = str(value)
+        if text.lower().startswith("s3://"):
+            return text
+        kind = click.Path(exists=self.exists, path_type=Path, dir_okay=self.exists)
+        return kind.convert(text, param, ctx)
+
+
+_STATE_OPTION = click.option(
+    "--state",
+    "state_url",
+    metavar="URL",
+    help="Where the lock, the journal and saved plans live: local, a folder, or "
+    "s3://BUCKET/PREFIX [default: $RECONCILE_STATE, else the manifests' [state] table, "
+    "else local].",
+)
+
+
 def _common(func: Callable[..., Any]) -> Callable[..., Any]:
     """Add the shared options to a command; it receives them as one `run: _Run` argument."""
 
@@ -109,6 +140,7 @@ def _common(func: Callable[..., Any]) -> Callable[..., Any]:
     def command(
         *args: Any,
         state_dir: Path | None,
+        state_url: str | None,
         parallelism: int | None,
         max_parallelism: int,
         no_color: bool,
@@ -121,6 +153,7 @@ def _common(func: Callable[..., Any]) -> Callable[..., Any]:
     ) -> Any:
         run = _Run(
             state_dir=state_dir,
+            state_url=state_url,
             parallelism=parallelism,
             max_parallelism=max_parallelism,
             color=_use_color(no_color),
@@ -139,6 +172,7 @@ def _common(func: Callable[..., Any]) -> Callable[..., Any]:
             help="Where the journal, the lock and emulator state live "
             "[default: .reconcile beside the manifests].",
         ),
+        _STATE_OPTION,
         click.option(
             "--parallelism",
             type=_Parallelism(),
@@ -439,8 +473,9 @@ def validate(path: Path) -> int:
 @click.option(
     "-o",
     "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Save the plan as JSON, for `reconcile apply FILE`.",
+    type=_FileOrObject(exists=False),
+    help="Save the plan as JSON, for `reconcile apply FILE`: a file, or an object "
+    "s3://BUCKET/KEY on the [state] table's store.",
 )
 @click.option(
     "--format",
@@ -461,7 +496,7 @@ def validate(path: Path) -> int:
 @_common
 def plan(
     path: Path,
-    out: Path | None,
+    out: Path | str | None,
     fmt: str | None,
     as_json: bool,
     detailed_exitcode: bool,
@@ -483,7 +518,7 @@ def plan(
     """
     fmt = _plan_format(fmt, as_json)
     manifest = _load(path, insecure=run.insecure)
-    _warn_unfinished(run.state_dir_for(path))
+    _warn_unfinished(manifest, run.options(path))
     progress = _Progress(run.quiet)
 
     async def listing() -> Plan:
@@ -492,7 +527,11 @@ def plan(
         return _make_plan(manifest, snapshots, targets, path)
 
     result = _run(listing())
-    if out is not None:
+    if isinstance(out, str):
+        from reconcile.session import save_plan_object
+
+        save_plan_object(manifest, run.options(path), out, result.to_json().encode("utf-8"))
+    elif out is not None:
         out.write_text(result.to_json(), encoding="utf-8")
     if fmt != "text":
         click.echo(_render_plan_as(result, fmt, run.color), nl=False)
@@ -507,7 +546,7 @@ def plan(
 
 
 @cli.command()
-@click.argument("path", type=click.Path(exists=True, path_type=Path), default=DEFAULT_MANIFESTS)
+@click.argument("path", type=_FileOrObject(exists=True), default=DEFAULT_MANIFESTS)
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
 @click.option(
     "--max-deletes",
@@ -534,7 +573,7 @@ def plan(
 )
 @_common
 def apply(
-    path: Path,
+    path: Path | str,
     auto_approve: bool,
     max_deletes: int | None,
     expect_digest: str | None,
@@ -557,10 +596,10 @@ def apply(
     """
     from reconcile.session import ApplyRequest, apply_plan
 
-    saved, manifest_path = _plan_file(path, targets, manifest_override)
+    saved, manifest_path = _plan_file(path, targets, manifest_override, run)
     manifest = _load(manifest_path, insecure=run.insecure)
     options = run.options(manifest_path)
-    _warn_unfinished(options.state_dir)
+    _warn_unfinished(manifest, options)
     io = _ApplyIO(run.color, _Progress(run.quiet), auto_approve, manifest)
     request = ApplyRequest(
         manifest=manifest,
@@ -570,13 +609,11 @@ def apply(
         expect_digest=expect_digest,
         max_deletes=max_deletes,
     )
-    from reconcile.lock import hold_lock
-
-    with hold_lock(options.state_dir, "apply"):
-        the_plan = saved
-        if the_plan is None:
-            the_plan = _run(_fresh_plan(manifest, options, targets, manifest_path, io.progress))
-        result = apply_plan(the_plan, request, io)
+    the_plan = saved
+    if the_plan is None:
+        the_plan = _run(_fresh_plan(manifest, options, targets, manifest_path, io.progress))
+    # apply_plan takes the lock of each provider scope it deletes in, from the state store.
+    result = apply_plan(the_plan, request, io)
     if result is None:
         return EXIT_OK
     click.echo(_render_result(result, len(the_plan.deletes())))
@@ -586,14 +623,23 @@ def apply(
 
 
 def _plan_file(
-    path: Path, targets: Sequence[str], manifest_override: Path | None
+    path: Path | str, targets: Sequence[str], manifest_override: Path | None, run: _Run
 ) -> tuple[Plan | None, Path]:
-    """A saved plan PATH (or None) and the manifests to check it against."""
+    """A saved plan PATH or s3://BUCKET/KEY (or None) and the manifests to check it against."""
     from reconcile.plan import Plan
 
-    if not (path.is_file() and path.suffix == ".json"):
+    if isinstance(path, str):
+        from reconcile.session import read_plan_object
+
+        around = _store_manifests(manifest_override)
+        manifest = _load(around, insecure=run.insecure) if around is not None else None
+        options = run.options(around or Path(DEFAULT_MANIFESTS))
+        text = read_plan_object(manifest, options, path).decode("utf-8", errors="replace")
+        saved = Plan.from_json(text, source=path)
+    elif path.is_file() and path.suffix == ".json":
+        saved = Plan.from_json(path.read_text(encoding="utf-8"), source=str(path))
+    else:
         return None, path
-    saved = Plan.from_json(path.read_text(encoding="utf-8"), source=str(path))
     if targets:
         raise ReconcileError("--target cannot be used with a saved plan: target when planning")
     manifest_path = manifest_override or Path(saved.manifest_path)
@@ -603,6 +649,14 @@ def _plan_file(
             hint="run from the same folder as plan, or pass --manifests PATH",
         )
     return saved, manifest_path
+
+
+def _store_manifests(override: Path | None) -> Path | None:
+    """The manifests whose [state] table says how to reach a plan's object store."""
+    if override is not None:
+        return override
+    default = Path(DEFAULT_MANIFESTS)
+    return default if default.exists() else None
 
 
 async def _fresh_plan(
@@ -657,12 +711,12 @@ class _ApplyIO:
             self.progress("deleting", self.done, self.total)
 
 
-def _warn_unfinished(state_dir: Path) -> None:
+def _warn_unfinished(manifest: Manifest, options: Options) -> None:
     """After a crash (kill -9, power loss) or an interrupt mid-apply, say which deletes were
     sent without a known outcome: the plan below shows what is really live now."""
-    from reconcile.journal import JOURNAL_FILE, read_journal, summarize_applies
+    from reconcile.session import journal_summaries
 
-    applies = summarize_applies(read_journal(state_dir / JOURNAL_FILE, _warn))
+    _, applies = journal_summaries(manifest, options, _warn)
     last = applies[-1] if applies else None
     if last is None or last.finished or not last.open:
         return
@@ -1060,25 +1114,31 @@ def schema() -> int:
 @cli.command()
 @click.argument("path", type=click.Path(exists=True, path_type=Path), default=DEFAULT_MANIFESTS)
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path))
+@_STATE_OPTION
 @click.option("--apply-id", help="Show every object one apply deleted.")
-def journal(path: Path, state_dir: Path | None, apply_id: str | None) -> int:
+def journal(path: Path, state_dir: Path | None, state_url: str | None, apply_id: str | None) -> int:
     """List past applies of PATH's manifests and what each deleted.
+
+    The journal is read from the state store of the manifests ([state], --state or
+    $RECONCILE_STATE; .reconcile/ beside them by default).
 
     \b
     Examples:
       reconcile journal examples/demo
       reconcile journal manifests/ --apply-id 3f2a9c1b7d0e
+      reconcile journal manifests/ --state s3://team-state/prod
     """
-    from reconcile.journal import JOURNAL_FILE, read_journal, summarize_applies
+    from reconcile.session import journal_summaries
 
-    file = _state_dir(path, state_dir) / JOURNAL_FILE
-    applies = summarize_applies(read_journal(file, _warn))
+    store, applies = journal_summaries(
+        _load(path), _state_options(path, state_dir, state_url), _warn
+    )
     if apply_id is not None:
         applies = [entry for entry in applies if entry.apply_id == apply_id]
         if not applies:
-            raise ReconcileError(f"no apply with id {apply_id} in {file}")
+            raise ReconcileError(f"no apply with id {apply_id} in {store}")
     if not applies:
-        click.echo(f"No applies recorded in {file}.")
+        click.echo(f"No applies recorded in {store}.")
         return EXIT_OK
     for entry in applies:
         counts = f"{len(entry.deleted)} deleted, {len(entry.failed)} failed"
@@ -1100,33 +1160,53 @@ def journal(path: Path, state_dir: Path | None, apply_id: str | None) -> int:
     return EXIT_OK
 
 
+def _state_options(path: Path, state_dir: Path | None, state_url: str | None) -> Options:
+    from reconcile.wiring import Options
+
+    return Options(state_dir=_state_dir(path, state_dir), state_url=state_url)
+
+
 @cli.command("force-unlock")
 @click.argument("lock_id")
 @click.option(
+    "--manifests",
+    "path",
+    type=click.Path(path_type=Path),
+    default=Path(DEFAULT_MANIFESTS),
+    show_default=True,
+    help="The manifests whose [state] table names the store (when they exist).",
+)
+@click.option(
     "--state-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path(DEFAULT_MANIFESTS) / ".reconcile",
-    show_default=True,
+    help="The local store's folder [default: .reconcile beside the manifests].",
 )
+@_STATE_OPTION
 @click.option(
     "--force",
     is_flag=True,
-    help="Release it even though its holder may still be running (never while an apply runs).",
+    help="Release it even though its lease has not run out (never while an apply runs).",
 )
-def force_unlock(lock_id: str, state_dir: Path, force: bool) -> int:
+def force_unlock(
+    lock_id: str, path: Path, state_dir: Path | None, state_url: str | None, force: bool
+) -> int:
     """Release a lock left by an apply that is gone (give the id the lock error showed).
 
-    Refuses when the holder may still be running (a live process on this host, or any process
-    on another host) unless --force is given.
+    Refuses while the holder's lease runs (or, locally, while its process still runs) unless
+    --force is given.
 
     \b
-    Example:
-      reconcile force-unlock 3f2a9c1b7d0e --state-dir manifests/.reconcile
+    Examples:
+      reconcile force-unlock 3f2a9c1b7d0e --manifests manifests/
+      reconcile force-unlock 3f2a9c1b7d0e --state s3://team-state/prod --force
     """
-    from reconcile.lock import force_unlock as release
+    from reconcile.session import release_lock
 
-    release(state_dir, lock_id, force=force)
-    click.echo(f"Released lock {lock_id} in {state_dir}.")
+    manifest = _load(path) if path.exists() else None
+    store, info = release_lock(
+        manifest, _state_options(path, state_dir, state_url), lock_id, force=force
+    )
+    click.echo(f"Released lock {lock_id} of {info.scope} in {store}.")
     return EXIT_OK
 
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 JOURNAL_FILE = "journal.jsonl"
 
@@ -73,6 +73,39 @@ class Journal:
         if self._file is not None:
             self._file.flush()
             os.fsync(self._file.fileno())
+
+
+class JournalWriter(Protocol):
+    """What the applier writes receipts to: `write` buffers one, `sync` makes all written so
+    far durable or raises (then no delete they announce may be sent)."""
+
+    def write(self, event: Event, **fields: Any) -> None: ...
+
+    def sync(self) -> None: ...
+
+
+class RecordStore(Protocol):
+    """The journal side of a state store (`reconcile.state.StateBackend`)."""
+
+    def extend(self, records: Sequence[Mapping[str, Any]]) -> None: ...
+
+
+class StoreJournal:
+    """The applier's journal on the configured state store: each record is its own write
+    (a create-only object on an object store), sent by `sync` in one batch, and stamped with
+    its time by the store."""
+
+    def __init__(self, store: RecordStore) -> None:
+        self.store = store
+        self._pending: list[dict[str, Any]] = []
+
+    def write(self, event: Event, **fields: Any) -> None:
+        self._pending.append({"event": event.value, **fields})
+
+    def sync(self) -> None:
+        pending, self._pending = self._pending, []
+        if pending:
+            self.store.extend(pending)
 
 
 def _ends_a_line(path: Path) -> bool:

@@ -11,18 +11,26 @@ loop, signals) comes in as an `ApplyIO`.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from reconcile import guards
 from reconcile.applier import Applier, ApplyResult, Outcome
-from reconcile.journal import JOURNAL_FILE, Journal
+from reconcile.errors import LockError
+from reconcile.journal import ApplySummary, StoreJournal, summarize_applies
 from reconcile.manifest import Manifest
 from reconcile.model import Snapshot
 from reconcile.plan import Change, Plan
 from reconcile.providers.base import Progress
-from reconcile.wiring import Options, open_providers
+from reconcile.state import HeldLock, LockInfo, StateBackend
+from reconcile.wiring import (
+    Options,
+    lock_scope,
+    open_object_store,
+    open_providers,
+    open_state_store,
+)
 
 T = TypeVar("T")
 
@@ -76,32 +84,68 @@ def apply_plan(plan: Plan, request: ApplyRequest, io: ApplyIO) -> ApplyResult | 
     limits = guards.max_deletes_limits(manifest, request.max_deletes)
     # Early, on the plan as shown; the applier counts again on its fresh listing.
     guards.check_max_deletes(plan.deletes(), limits)
-    if not request.saved:
-        io.approve(plan)
-    return io.run(_apply(plan, request, limits, io))
+    names = sorted({change.provider for change in plan.deletes()})
+    # The locks are taken before approval: nobody approves a plan that another apply runs on.
+    with (
+        open_state_store(manifest, request.options) as store,
+        hold_locks(store, manifest, names, request.options) as held,
+    ):
+        if not request.saved:
+            io.approve(plan)
+        return io.run(_apply(plan, request, limits, io, store, held))
+
+
+@contextlib.contextmanager
+def hold_locks(
+    store: StateBackend, manifest: Manifest, providers: list[str], options: Options
+) -> Iterator[list[HeldLock]]:
+    """The lock of each provider scope (in one order everywhere, so two applies never each hold
+    one the other waits for), after probing the store; or `LockError` naming the holder."""
+    store.probe()
+    scopes = sorted({lock_scope(manifest, name, options.state_dir) for name in providers})
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(store.acquire(scope, "apply")) for scope in scopes]
 
 
 async def _apply(
-    plan: Plan, request: ApplyRequest, limits: Mapping[str, int], io: ApplyIO
+    plan: Plan,
+    request: ApplyRequest,
+    limits: Mapping[str, int],
+    io: ApplyIO,
+    store: StateBackend,
+    held: list[HeldLock],
 ) -> ApplyResult:
     names = sorted({change.provider for change in plan.deletes()})
     providers = open_providers(request.manifest, names, request.options)
+
+    def ensure() -> None:
+        for lock in held:
+            lock.ensure()
+
     try:
-        with Journal(request.options.state_dir / JOURNAL_FILE) as journal:
-            applier = Applier(
-                providers,
-                journal,
-                replan=lambda live: replan(request.manifest, live, plan),
-                max_deletes=limits,
-                parallelism=request.options.most_in_flight,
-                on_event=io.on_event,
-                progress=io.progress,
-            )
-            with io.interrupts(applier.interrupt):
-                return await applier.apply(plan)
+        applier = Applier(
+            providers,
+            StoreJournal(store),
+            replan=lambda live: replan(request.manifest, live, plan),
+            max_deletes=limits,
+            parallelism=request.options.most_in_flight,
+            on_event=io.on_event,
+            progress=io.progress,
+            ensure=ensure,
+        )
+        with io.interrupts(applier.interrupt):
+            return await applier.apply(plan)
     finally:
         for provider in providers.values():
             await provider.aclose()
+
+
+def journal_summaries(
+    manifest: Manifest | None, options: Options, warn: Callable[[str], None]
+) -> tuple[str, list[ApplySummary]]:
+    """The configured store's name and its applies, oldest first, from its journal."""
+    with open_state_store(manifest, options) as store:
+        return store.name, summarize_applies(store.records(warn))
 
 
 def replan(manifest: Manifest, live: Mapping[str, Snapshot], saved: Plan) -> Plan:
@@ -120,3 +164,33 @@ def replan(manifest: Manifest, live: Mapping[str, Snapshot], saved: Plan) -> Pla
     )
     guards.check_empty_scope(manifest, fresh)
     return fresh
+
+
+def release_lock(
+    manifest: Manifest | None, options: Options, lock_id: str, *, force: bool
+) -> tuple[str, LockInfo]:
+    """`force-unlock`: remove the lock `lock_id` from the configured store, whatever its scope;
+    refused (`LockError`) when no lock has that id, or its holder is live and not `force`."""
+    with open_state_store(manifest, options) as store:
+        found = [info for info in store.locks() if info.id == lock_id]
+        if not found:
+            held = ", ".join(f"{info.id} ({info.scope})" for info in store.locks()) or "none"
+            raise LockError(
+                f"the state store {store.name} holds no lock with id {lock_id} (locks: {held})",
+                hint="give the id that the lock error showed, and the same --state or manifests",
+            )
+        return store.name, store.force_unlock(found[0].scope, lock_id, force=force)
+
+
+def save_plan_object(manifest: Manifest | None, options: Options, url: str, data: bytes) -> None:
+    """`plan -o s3://BUCKET/KEY`: the plan saved in that store (reached as [state] says)."""
+    store, key = open_object_store(manifest, options, url)
+    with store:
+        store.put_plan(key, data)
+
+
+def read_plan_object(manifest: Manifest | None, options: Options, url: str) -> bytes:
+    """`apply s3://BUCKET/KEY`: a plan saved by `plan -o` in that store."""
+    store, key = open_object_store(manifest, options, url)
+    with store:
+        return store.get_plan(key)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from reconcile.endpoints import EMULATOR_PREFIX
 from reconcile.errors import ReconcileError
@@ -31,6 +32,7 @@ from reconcile.providers.http import (
     in_process_client,
     platform_client,
 )
+from reconcile.state import StateBackend, StateSpec, open_state, split_object_url
 
 #: An endpoint `emulator:STATE.json` runs the built-in emulator on that state file.
 EMULATOR_SCHEME = EMULATOR_PREFIX
@@ -51,6 +53,8 @@ class Options:
     timeout: float | None = None
     #: Requests per second to each provider at most; None: no limit but `parallelism`.
     max_rps: float | None = None
+    #: `--state URL`: the state store instead of the manifests' [state] table.
+    state_url: str | None = None
 
     @property
     def most_in_flight(self) -> int:
@@ -304,3 +308,60 @@ def _folder(path: Path) -> Path:
 
 def default_state_dir(manifest_path: Path) -> Path:
     return _folder(manifest_path) / ".reconcile"
+
+
+# -- the state store ------------------------------------------------------------------------------
+
+#: The environment variable that names the state store (below --state, above the [state] table).
+STATE_ENV = "RECONCILE_STATE"
+
+
+def state_spec(
+    manifest: Manifest | None, url: str | None, env: Mapping[str, str] | None = None
+) -> StateSpec:
+    """The store to use: `--state URL`, else $RECONCILE_STATE, else the manifests' [state]
+    table, else `local`. A URL given on the command line or in the environment keeps the
+    table's endpoint, region and variable names (the table says how to reach the store)."""
+    environ = os.environ if env is None else env
+    table = manifest.state if manifest is not None else None
+    fields = table.model_dump(exclude_none=True) if table is not None else {}
+    chosen = url or environ.get(STATE_ENV) or None
+    if chosen:
+        fields["url"] = chosen
+    return StateSpec(**fields)
+
+
+def open_state_store(
+    manifest: Manifest | None, options: Options, env: Mapping[str, str] | None = None
+) -> StateBackend:
+    """The state store of these manifests and options (closed by the caller)."""
+    environ = os.environ if env is None else env
+    spec = state_spec(manifest, options.state_url, environ)
+    return open_state(spec, default_dir=options.state_dir, environ=environ)
+
+
+def open_object_store(
+    manifest: Manifest | None, options: Options, url: str, env: Mapping[str, str] | None = None
+) -> tuple[StateBackend, str]:
+    """The store holding the object `s3://BUCKET/KEY` (reached with the [state] table's endpoint,
+    region and key names), and the key within it."""
+    environ = os.environ if env is None else env
+    store_url, key = split_object_url(url)
+    spec = state_spec(manifest, store_url, {})
+    return open_state(spec, default_dir=options.state_dir, environ=environ), key
+
+
+def lock_scope(manifest: Manifest, provider: str, state_dir: Path) -> str:
+    """The provider scope a lock covers: the platform, its host and workspace. Two manifests
+    naming one workspace share a lock; two workspaces never block each other."""
+    spec = manifest.providers[provider]
+    endpoint = spec.endpoint
+    if endpoint.startswith(EMULATOR_SCHEME):
+        origin = manifest.origins.get(f"providers.{provider}")
+        folder = Path(origin.file).parent if origin is not None else _folder(manifest.root)
+        seed = (folder / endpoint[len(EMULATOR_SCHEME) :]).name
+        host = f"emulator:{emulator_state_copy(Path(seed), state_dir.resolve())}"
+    else:
+        host = urlsplit(endpoint).netloc or endpoint
+    where = getattr(spec, "workspace_id", None)
+    return f"{spec.type}:{host}" + (f"/{where}" if where else "")

@@ -445,12 +445,13 @@ def test_drift_writes_any_format_to_a_file(
 def test_drift_is_read_only_and_ignores_the_apply_lock(
     capsys: pytest.CaptureFixture[str], demo: Path
 ) -> None:
-    from reconcile.lock import hold_lock
+    from reconcile.state import StateSpec, open_state
 
     first = drift_json(capsys, demo)
     state_file = demo / ".reconcile" / "emulator" / "emulator-state.json"
     before = state_file.read_bytes()
-    with hold_lock(demo / ".reconcile", "apply"):
+    store = open_state(StateSpec(), default_dir=demo / ".reconcile", environ={})
+    with store.acquire("*", "apply"):
         second = drift_json(capsys, demo)
     assert state_file.read_bytes() == before
     assert first["total"] == second["total"]

@@ -146,7 +146,9 @@ def test_a_killed_apply_leaves_receipts_and_the_next_run_reports_them(tmp_path: 
         refused = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
         assert refused.returncode == 1
         assert "the lock is stale" in refused.stderr
-        lock = json.loads((tmp_path / ".reconcile" / "lock").read_text())
+        # One lock per provider scope now (issue 14), in locks/ of the state store.
+        (lock_file,) = (tmp_path / ".reconcile" / "locks").glob("*.json")
+        lock = json.loads(lock_file.read_text())
         assert f"reconcile force-unlock {lock['id']}" in refused.stderr
         unlock = [sys.executable, "-m", "reconcile", "force-unlock", lock["id"]]
         subprocess.run([*unlock, "--state-dir", str(tmp_path / ".reconcile")], env=env, check=True)

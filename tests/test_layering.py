@@ -31,7 +31,6 @@ ALLOWED: dict[str, set[str]] = {
     "scope": {"model", "manifest", "errors"},
     "planner": {"model", "manifest", "scope", "plan", "diff", "errors"},
     "journal": {"model"},
-    "lock": {"errors"},
     "guards": {"plan", "manifest", "errors", "model"},
     "applier": {"plan", "model", "providers", "journal", "errors", "guards"},
     "drift": {"plan", "model", "manifest", "scope"},
@@ -44,7 +43,7 @@ ALLOWED: dict[str, set[str]] = {
     # The app layer: everything below it (manifests, environment and options -> providers).
     "wiring": {
         *("errors", "model", "endpoints", "manifest", "providers", "emulator", "scope"),
-        *("plan", "planner", "diff", "drift", "importer", "guards", "state", "journal", "lock"),
+        *("plan", "planner", "diff", "drift", "importer", "guards", "state", "journal"),
     },
     # Run reporting (issue 18): leaves the CLI wires in; none imports the planner or providers.
     "events": set(),

@@ -4,6 +4,7 @@ reading of what earlier versions wrote, and choosing a store from the `[state]` 
 from __future__ import annotations
 
 import json
+import os
 import socket
 from pathlib import Path
 
@@ -95,17 +96,18 @@ def test_missing_keys_are_named_never_shown() -> None:
 def test_a_lock_of_an_earlier_version_blocks_every_scope_until_released_by_id(
     tmp_path: Path,
 ) -> None:
-    from reconcile.lock import hold_lock
-
     state_dir = tmp_path / ".reconcile"
+    state_dir.mkdir()
+    lock_id = "earlier00000"
+    earlier = {"id": lock_id, "operation": "apply", "who": f"u@{socket.gethostname()}"}
+    (state_dir / "lock").write_text(json.dumps({**earlier, "pid": os.getpid(), "since": "x"}))
     with open_state(StateSpec(), default_dir=state_dir, environ={}) as state:
-        with hold_lock(state_dir, "apply") as lock_id:
-            with pytest.raises(LockError) as refused:
-                state.acquire("fabric:ws-1", "apply")
-            assert lock_id in str(refused.value)
-            assert [info.id for info in state.locks()] == [lock_id]
-            with pytest.raises(LockError, match="is live"):
-                state.force_unlock("fabric:ws-1", lock_id)
+        with pytest.raises(LockError) as refused:
+            state.acquire("fabric:ws-1", "apply")
+        assert lock_id in str(refused.value)
+        assert [info.id for info in state.locks()] == [lock_id]
+        with pytest.raises(LockError, match="is live"):
+            state.force_unlock("fabric:ws-1", lock_id)
         (state_dir / "lock").write_text(
             json.dumps({"id": "abc", "operation": "apply", "who": "u@h", "pid": 1, "since": "x"})
         )

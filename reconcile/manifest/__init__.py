@@ -26,6 +26,7 @@ from reconcile.manifest.specs import (
     ProviderConfig,
     QianfanProvider,
     Spec,
+    StateTable,
     VersionSpec,
     is_glob_match,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "ProviderConfig",
     "QianfanProvider",
     "Spec",
+    "StateTable",
     "VersionSpec",
     "dump_manifest",
     "is_glob_match",

@@ -24,6 +24,7 @@ from reconcile.manifest.specs import (
     ENV_NAME_PATTERN,
     FABRIC_ID_PATTERN,
     NAME_PATTERN,
+    STATE_URL_PATTERN,
     FabricProvider,
     ModelSpec,
     Policy,
@@ -40,6 +41,7 @@ _PATTERN_RULES = {
     NAME_PATTERN: "1 to 64 letters, digits, '_' and '-'",
     FABRIC_ID_PATTERN: "1 to 36 letters, digits and '-' (a Fabric id)",
     r"^[A-Za-z0-9-]{1,64}$": "1 to 64 letters, digits and '-'",
+    STATE_URL_PATTERN: '"local", a folder, or s3://BUCKET/PREFIX',
 }
 _EXPECTED = {
     "string_type": "a string",
@@ -190,6 +192,8 @@ def _pattern(found: _Detail) -> Explained:
     hint = "a provider is named by the key of its [providers.NAME] table"
     if field and field.endswith("_id"):
         hint = f"{field} is the platform's id as its console or API shows it, not a name"
+    if found.loc[:1] == ("state",):
+        hint = "the [state] table names where the lock and the journal live (see the README)"
     return found.error(f"invalid {field} {_quote(found.value)}: use {rule}", hint=hint)
 
 

@@ -36,9 +36,10 @@ from reconcile.manifest.specs import (
     ModelSpec,
     Policy,
     QianfanProvider,
+    StateTable,
 )
 
-TOP_LEVEL_KEYS = ("providers", "policy", "models")
+TOP_LEVEL_KEYS = ("providers", "policy", "models", "state")
 PROVIDER_TYPES: dict[str, type[FabricProvider] | type[QianfanProvider]] = {
     "fabric": FabricProvider,
     "qianfan": QianfanProvider,
@@ -142,6 +143,8 @@ def _load_file(path: Path, file: str, insecure: bool = False) -> FileManifest:
     _check_providers(checker, data.get("providers"))
     if "policy" in data:
         manifest.policy = checker.validate(Policy, data["policy"], ("policy",))
+    if "state" in data:
+        manifest.state = checker.validate(StateTable, data["state"], ("state",))
     _check_models(checker, data.get("models"))
     return manifest
 
@@ -168,7 +171,8 @@ def _check_top_level(manifest: FileManifest, data: dict[str, Any]) -> None:
                 manifest.error(
                     (),
                     f"unknown top-level key {_quote(key)}{_did_you_mean(key, TOP_LEVEL_KEYS)}",
-                    hint="a manifest holds [providers.NAME] tables, one [policy] and [[models]]",
+                    hint="a manifest holds [providers.NAME] tables, one [policy], one [state] and "
+                    "[[models]]",
                     at=(key,),
                 )
             )

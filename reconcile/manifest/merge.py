@@ -19,6 +19,7 @@ from reconcile.manifest.specs import (
     ModelSpec,
     Policy,
     QianfanProvider,
+    StateTable,
 )
 
 
@@ -27,6 +28,7 @@ class _Merged:
     providers: dict[str, FabricProvider | QianfanProvider] = field(default_factory=dict)
     origins: dict[str, Location] = field(default_factory=dict)
     policy: tuple[Policy, FileManifest] | None = None
+    state: tuple[StateTable, FileManifest] | None = None
     models: list[ModelSpec] = field(default_factory=list)
     #: Every provider table of every file, valid or not, with its type when known.
     declared: dict[str, str | None] = field(default_factory=dict)
@@ -41,6 +43,7 @@ def merge(parts: list[FileManifest], root: Path) -> Manifest:
     for part in parts:
         _add_providers(merged, part)
         _add_policy(merged, part)
+        _add_state(merged, part)
     complete = all(part.parsed for part in parts)
     if not merged.declared and complete:
         raise ManifestErrors(
@@ -62,6 +65,7 @@ def merge(parts: list[FileManifest], root: Path) -> Manifest:
     return Manifest(
         providers=merged.providers,
         policy=merged.policy[0] if merged.policy else Policy(),
+        state=merged.state[0] if merged.state else None,
         models=tuple(merged.models),
         origins=merged.origins,
         root=root,
@@ -90,20 +94,32 @@ def _add_providers(merged: _Merged, part: FileManifest) -> None:
 
 
 def _add_policy(merged: _Merged, part: FileManifest) -> None:
-    if part.policy is None:
-        return
-    if merged.policy is not None:
-        first = merged.policy[1].location(("policy",))
-        part.fail(
-            part.error(
-                ("policy",),
-                f"[policy] is defined twice ({_where(first)} and "
-                f"{_where(part.location(('policy',)))})",
-                hint="keep one [policy] table; per-provider changes go in [providers.NAME.policy]",
-            )
+    hint = "keep one [policy] table; per-provider changes go in [providers.NAME.policy]"
+    if part.policy is not None and _first_of(merged.policy, part, "policy", hint):
+        merged.policy = (part.policy, part)
+
+
+def _add_state(merged: _Merged, part: FileManifest) -> None:
+    hint = "keep one [state] table: every apply of these manifests shares one store"
+    if part.state is not None and _first_of(merged.state, part, "state", hint):
+        merged.state = (part.state, part)
+
+
+def _first_of(
+    earlier: tuple[object, FileManifest] | None, part: FileManifest, table: str, hint: str
+) -> bool:
+    """Whether `part`'s [table] is the first; if not, the problem is reported in `part`."""
+    if earlier is None:
+        return True
+    first = earlier[1].location((table,))
+    part.fail(
+        part.error(
+            (table,),
+            f"[{table}] is defined twice ({_where(first)} and {_where(part.location((table,)))})",
+            hint=hint,
         )
-        return
-    merged.policy = (part.policy, part)
+    )
+    return False
 
 
 def _add_model(

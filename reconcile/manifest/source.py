@@ -8,7 +8,14 @@ from dataclasses import field as dataclass_field
 
 from reconcile.errors import ManifestError, ReconcileError
 from reconcile.manifest.scanner import Loc, line_of, toml_path
-from reconcile.manifest.specs import FabricProvider, Location, ModelSpec, Policy, QianfanProvider
+from reconcile.manifest.specs import (
+    FabricProvider,
+    Location,
+    ModelSpec,
+    Policy,
+    QianfanProvider,
+    StateTable,
+)
 
 
 @dataclass
@@ -21,6 +28,7 @@ class FileManifest:
     insecure: bool = False
     providers: dict[str, FabricProvider | QianfanProvider] = dataclass_field(default_factory=dict)
     policy: Policy | None = None
+    state: StateTable | None = None
     models: list[ModelSpec] = dataclass_field(default_factory=list)
     #: Every [providers.NAME] table the file declares, valid or not, with its type when known:
     #: a model that names one is not reported as naming no provider.

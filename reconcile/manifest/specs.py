@@ -25,6 +25,8 @@ NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 #: Fabric path ids (seed 000): 1 to 36 letters, digits and '-'.
 FABRIC_ID_PATTERN = r"^[A-Za-z0-9-]{1,36}$"
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+#: `local`, a folder, or s3://BUCKET[/PREFIX] (the state store checks the rest when opened).
+STATE_URL_PATTERN = r"^(local|s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s]*)?|[^:\s][^:]*)$"
 
 
 class Spec(BaseModel):
@@ -267,6 +269,50 @@ class ModelSpec(Spec):
         return {} if self.description is None else {"description": self.description}
 
 
+class StateTable(Spec):
+    """The `[state]` table: where the lock, the journal and saved plans live (a team's store)."""
+
+    url: Annotated[str, Field(pattern=STATE_URL_PATTERN)] = Field(
+        "local",
+        description='"local" (.reconcile/ beside the manifests), a folder, or s3://BUCKET/PREFIX '
+        "on any store that speaks the S3 API (AWS S3, Huawei OBS, Baidu BOS).",
+    )
+    endpoint: Annotated[str, Field(pattern=r"^https?://[^\s]+$")] | None = Field(
+        None,
+        description="The object store's endpoint, e.g. https://obs.cn-north-4.myhuaweicloud.com; "
+        "AWS's own when omitted.",
+    )
+    region: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,64}$")] | None = Field(
+        None, description="The region requests are signed for [default: us-east-1]."
+    )
+    ak_env: Annotated[str, Field(pattern=ENV_NAME_PATTERN)] | None = Field(
+        None,
+        description="Environment variable holding the store's access key "
+        "[default: AWS_ACCESS_KEY_ID]; give sk_env too.",
+    )
+    sk_env: Annotated[str, Field(pattern=ENV_NAME_PATTERN)] | None = Field(
+        None,
+        description="Environment variable holding the store's secret key "
+        "[default: AWS_SECRET_ACCESS_KEY]; give ak_env too.",
+    )
+    security_token_env: Annotated[str, Field(pattern=ENV_NAME_PATTERN)] | None = Field(
+        None, description="Environment variable holding the session token of temporary keys."
+    )
+    addressing_style: Literal["auto", "path", "virtual"] = Field(
+        "auto", description="Bucket in the path or in the host name (auto: the client picks)."
+    )
+    lease_seconds: Annotated[float, Field(gt=0, le=86400)] = Field(
+        120.0,
+        description="How long a lock outlives its holder's last renewal before it is stale.",
+    )
+
+    @model_validator(mode="after")
+    def _keys_together(self) -> StateTable:
+        if (self.ak_env is None) != (self.sk_env is None):
+            raise ValueError("ak_env and sk_env go together: give both, or neither")
+        return self
+
+
 class Location(Spec):
     """Where something is declared: `file` as the user spelt the manifest path (to open it)."""
 
@@ -284,6 +330,8 @@ class Manifest(Spec):
     providers: dict[str, ProviderConfig]
     policy: Policy = Policy()
     models: tuple[ModelSpec, ...] = ()
+    #: Where the state lives; None: no [state] table (the default store, or --state).
+    state: StateTable | None = None
     #: Where things were declared, for messages: "providers.NAME" and "models.PROVIDER/NAME".
     origins: dict[str, Location] = {}
     #: The file or folder the manifest was loaded from.

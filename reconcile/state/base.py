@@ -545,8 +545,9 @@ class StateBackend(ABC):
         they announce."""
 
     @abstractmethod
-    def records(self) -> Iterator[dict[str, Any]]:
-        """Every journal record, oldest first."""
+    def records(self, warn: Callable[[str], None] | None = None) -> Iterator[dict[str, Any]]:
+        """Every journal record, oldest first. One that is not a record (torn by a crash,
+        damaged) is skipped, and `warn` is told where it is."""
 
     @abstractmethod
     def put_plan(self, key: str, data: bytes) -> None: ...

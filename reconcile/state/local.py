@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import socket
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -183,17 +183,24 @@ class LocalState(StateBackend):
                 hint="free space or fix the folder's permissions; nothing more is deleted",
             ) from None
 
-    def records(self) -> Iterator[dict[str, Any]]:
+    def records(self, warn: Callable[[str], None] | None = None) -> Iterator[dict[str, Any]]:
         path = self.root / JOURNAL_FILE
         try:
             handle = path.open("rb")
         except FileNotFoundError:
             return
         with handle:
-            for line in handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
                 record = decode_record(line)
                 if record is not None:
                     yield record
+                elif warn is not None:
+                    warn(
+                        f"{path}:{number}: skipped a journal line that is not a complete record "
+                        "(torn by a crash?)"
+                    )
 
     def import_records(self, records: Sequence[tuple[str, dict[str, Any]]]) -> Migration:
         present = {_canonical(record) for record in self.records()}

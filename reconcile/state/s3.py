@@ -440,14 +440,16 @@ class S3State(StateBackend):
         await self._call(operation, listed)
         return keys
 
-    def records(self) -> Iterator[dict[str, Any]]:
+    def records(self, warn: Callable[[str], None] | None = None) -> Iterator[dict[str, Any]]:
         keys = self._run(self._list("journal/", "list the journal"))
         for start in range(0, len(keys), READ_CONCURRENCY * 4):
             chunk = keys[start : start + READ_CONCURRENCY * 4]
-            for data in self._run(self._read_many(chunk)):
+            for key, data in zip(chunk, self._run(self._read_many(chunk)), strict=True):
                 record = decode_record(data) if data is not None else None
                 if record is not None:
                     yield record
+                elif data is not None and warn is not None:
+                    warn(f"{self.name}: skipped the journal object {key}: it is not a record")
 
     async def _read_many(self, keys: Sequence[str]) -> list[bytes | None]:
         gate = asyncio.Semaphore(READ_CONCURRENCY)
