@@ -332,10 +332,10 @@ def _make_plan(
     )
 
 
-def _render(plan: Plan, color: bool) -> str:
+def _render(plan: Plan, color: bool, compact: bool = False) -> str:
     from reconcile.render.text import render_plan
 
-    return render_plan(plan, color=color)
+    return render_plan(plan, color=color, compact=compact)
 
 
 PLAN_FORMATS = ("text", "json", "markdown")
@@ -417,6 +417,7 @@ def validate(path: Path) -> int:
 )
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when the plan deletes anything.")
+@click.option("--compact", is_flag=True, help="Text: one line per object, no reasons.")
 @click.option(
     "--target",
     "targets",
@@ -432,6 +433,7 @@ def plan(
     fmt: str | None,
     as_json: bool,
     detailed_exitcode: bool,
+    compact: bool,
     targets: tuple[str, ...],
     run: _Run,
 ) -> int:
@@ -464,7 +466,7 @@ def plan(
     if fmt != "text":
         click.echo(_render_plan_as(result, fmt, run.color), nl=False)
     else:
-        click.echo(_render(result, run.color), nl=False)
+        click.echo(_render(result, run.color, compact), nl=False)
         if out is not None:
             click.echo(f"\nSaved the plan to {out} (digest {result.plan_digest}).")
             click.echo(f"To delete exactly this, run: reconcile apply {out}")
@@ -740,7 +742,8 @@ def _render_result(result: ApplyResult, total: int) -> str:
 )
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("--no-color", is_flag=True, help="Never colour the output.")
-def show(plan_file: Path, fmt: str | None, as_json: bool, no_color: bool) -> int:
+@click.option("--compact", is_flag=True, help="Text: one line per object, no reasons.")
+def show(plan_file: Path, fmt: str | None, as_json: bool, no_color: bool, compact: bool) -> int:
     """Show a saved plan file.
 
     \b
@@ -755,7 +758,7 @@ def show(plan_file: Path, fmt: str | None, as_json: bool, no_color: bool) -> int
     if fmt != "text":
         click.echo(_render_plan_as(saved, fmt, False), nl=False)
     else:
-        click.echo(_render(saved, _use_color(no_color)), nl=False)
+        click.echo(_render(saved, _use_color(no_color), compact), nl=False)
         click.echo(f"Plan digest: {saved.plan_digest}")
     return EXIT_OK
 
