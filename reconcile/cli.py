@@ -380,15 +380,30 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("path", type=click.Path(exists=True, path_type=Path), default=DEFAULT_MANIFESTS)
-def validate(path: Path) -> int:
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(("text", "github", "json")),
+    default="text",
+    help="text for people; github: ::error annotations for GitHub Actions; json: a list.",
+)
+def validate(path: Path, fmt: str) -> int:
     """Check manifests without touching the network.
 
     \b
     Examples:
       reconcile validate manifests/
       reconcile validate manifests/prod.toml
+      reconcile validate manifests/ --format github   # annotations in a GitHub Actions log
     """
     from reconcile.manifest import manifest_warnings
+
+    if fmt != "text":
+        from reconcile import validation
+
+        found = validation.problems(path)
+        click.echo(validation.render(found, fmt), nl=False)
+        return EXIT_ERROR if any(p.severity == "error" for p in found) else EXIT_OK
 
     manifest = _load(path)
     for warning in manifest_warnings(manifest):
