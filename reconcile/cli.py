@@ -830,7 +830,7 @@ def drift(path: Path, fmt: str, output: Path | None, run: _Run) -> int:
         # Read-only: an empty "workspace" scope is reported (all unmanaged), not refused.
         plan = _make_plan(manifest, snapshots, (), path, refuse_empty=False)
         report = build_drift_report(plan, manifest, snapshots)
-    rendered = _render_drift_as(report, fmt, run.color and output is None)
+    rendered = _render_drift_as(report, fmt, run.color and output is None, plan)
     if output is None:
         click.echo(rendered, nl=False)
     else:
@@ -864,7 +864,7 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _render_drift_as(report: DriftReport, fmt: str, color: bool) -> str:
+def _render_drift_as(report: DriftReport, fmt: str, color: bool, plan: Plan) -> str:
     if fmt == "json":
         from reconcile.render.json import render_drift_json
 
@@ -876,7 +876,7 @@ def _render_drift_as(report: DriftReport, fmt: str, color: bool) -> str:
     if fmt == "html":
         from reconcile.render.html import render_drift_html
 
-        return render_drift_html(report)
+        return render_drift_html(report, plan)  # the plan's live records: ages, creators
     from reconcile.render.text import render_drift
 
     return render_drift(report, color=color)
