@@ -399,10 +399,10 @@ def _make_plan(
     )
 
 
-def _render(plan: Plan, color: bool) -> str:
+def _render(plan: Plan, color: bool, compact: bool = False) -> str:
     from reconcile.render.text import render_plan
 
-    return render_plan(plan, color=color)
+    return render_plan(plan, color=color, compact=compact)
 
 
 PLAN_FORMATS = ("text", "json", "markdown")
@@ -447,15 +447,30 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("path", type=click.Path(exists=True, path_type=Path), default=DEFAULT_MANIFESTS)
-def validate(path: Path) -> int:
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(("text", "github", "json")),
+    default="text",
+    help="text for people; github: ::error annotations for GitHub Actions; json: a list.",
+)
+def validate(path: Path, fmt: str) -> int:
     """Check manifests without touching the network.
 
     \b
     Examples:
       reconcile validate manifests/
       reconcile validate manifests/prod.toml
+      reconcile validate manifests/ --format github   # annotations in a GitHub Actions log
     """
     from reconcile.manifest import manifest_warnings
+
+    if fmt != "text":
+        from reconcile import validation
+
+        found = validation.problems(path)
+        click.echo(validation.render(found, fmt), nl=False)
+        return EXIT_ERROR if any(p.severity == "error" for p in found) else EXIT_OK
 
     manifest = _load(path)
     for warning in manifest_warnings(manifest):
@@ -485,6 +500,7 @@ def validate(path: Path) -> int:
 )
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when the plan deletes anything.")
+@click.option("--compact", is_flag=True, help="Text: one line per object, no reasons.")
 @click.option(
     "--target",
     "targets",
@@ -500,6 +516,7 @@ def plan(
     fmt: str | None,
     as_json: bool,
     detailed_exitcode: bool,
+    compact: bool,
     targets: tuple[str, ...],
     run: _Run,
 ) -> int:
@@ -536,7 +553,7 @@ def plan(
     if fmt != "text":
         click.echo(_render_plan_as(result, fmt, run.color), nl=False)
     else:
-        click.echo(_render(result, run.color), nl=False)
+        click.echo(_render(result, run.color, compact), nl=False)
         if out is not None:
             click.echo(f"\nSaved the plan to {out} (digest {result.plan_digest}).")
             click.echo(f"To delete exactly this, run: reconcile apply {out}")
@@ -827,7 +844,8 @@ def _render_result(result: ApplyResult, total: int) -> str:
 )
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("--no-color", is_flag=True, help="Never colour the output.")
-def show(plan_file: Path, fmt: str | None, as_json: bool, no_color: bool) -> int:
+@click.option("--compact", is_flag=True, help="Text: one line per object, no reasons.")
+def show(plan_file: Path, fmt: str | None, as_json: bool, no_color: bool, compact: bool) -> int:
     """Show a saved plan file.
 
     \b
@@ -842,7 +860,7 @@ def show(plan_file: Path, fmt: str | None, as_json: bool, no_color: bool) -> int
     if fmt != "text":
         click.echo(_render_plan_as(saved, fmt, False), nl=False)
     else:
-        click.echo(_render(saved, _use_color(no_color)), nl=False)
+        click.echo(_render(saved, _use_color(no_color), compact), nl=False)
         click.echo(f"Plan digest: {saved.plan_digest}")
     return EXIT_OK
 
@@ -899,7 +917,7 @@ def drift(path: Path, fmt: str, output: Path | None, run: _Run) -> int:
         # Read-only: an empty "workspace" scope is reported (all unmanaged), not refused.
         plan = _make_plan(manifest, snapshots, (), path, refuse_empty=False)
         report = build_drift_report(plan, manifest, snapshots)
-    rendered = _render_drift_as(report, fmt, run.color and output is None)
+    rendered = _render_drift_as(report, fmt, run.color and output is None, plan)
     if output is None:
         click.echo(rendered, nl=False)
     else:
@@ -933,7 +951,7 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _render_drift_as(report: DriftReport, fmt: str, color: bool) -> str:
+def _render_drift_as(report: DriftReport, fmt: str, color: bool, plan: Plan) -> str:
     if fmt == "json":
         from reconcile.render.json import render_drift_json
 
@@ -945,7 +963,7 @@ def _render_drift_as(report: DriftReport, fmt: str, color: bool) -> str:
     if fmt == "html":
         from reconcile.render.html import render_drift_html
 
-        return render_drift_html(report)
+        return render_drift_html(report, plan)  # the plan's live records: ages, creators
     from reconcile.render.text import render_drift
 
     return render_drift(report, color=color)

@@ -8,6 +8,8 @@ as `\\n` or `\\x1b` and can neither forge a line of the plan nor reach the termi
 from __future__ import annotations
 
 import json
+import re
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,8 +23,8 @@ from reconcile.drift import (
     Item,
 )
 from reconcile.model import printable
-from reconcile.plan import Change, Drift, DriftKind, Plan, Reason
-from reconcile.render import percent, with_versions
+from reconcile.plan import Change, Drift, DriftKind, FieldChange, Kind, Plan, Reason
+from reconcile.render import DeleteTally, count, percent, with_versions
 
 _CODES = {"red": "31", "green": "32", "yellow": "33", "cyan": "36", "bold": "1", "dim": "2"}
 
@@ -44,18 +46,17 @@ def _value(value: Any) -> str:
     return printable(json.dumps(value, ensure_ascii=False))
 
 
-def _change_lines(change: Change, style: _Style) -> list[str]:
-    kind = change.kind.value
-    if change.is_delete:
-        head = style(f"  - delete {kind} {change.address}", "red")
-        if change.version_ids:
-            head += style(f" (with {len(change.version_ids)} versions)", "red")
-    elif change.is_blocked:
-        head = style(f"  ! blocked {kind} {change.address}", "yellow", "bold")
-    else:
-        head = style(f"  = keep {kind} {change.address}", "cyan")
-    lines = [head + style(f"  id={change.id}", "dim")]
-    lines.append(style(f"      # (because {change.action_reason.value}: {change.detail})", "dim"))
+def _field_lines(fields: Sequence[FieldChange]) -> list[str]:
+    """`~ FIELD: LIVE (live) -> DECLARED (declared)`, the declared value on a line of its own
+    where both do not fit `WIDTH`."""
+    lines = []
+    for change in fields:
+        live = f"      ~ {printable(change.field)}: {_value(change.live)} (live)"
+        declared = f"-> {_value(change.declared)} (declared)"
+        if len(live) + 1 + len(declared) <= WIDTH:
+            lines.append(f"{live} {declared}")
+        else:
+            lines += [live, f"          {declared}"]
     return lines
 
 
@@ -66,18 +67,164 @@ def _drift_lines(item: Drift, style: _Style) -> list[str]:
         DriftKind.AMBIGUOUS: "ambiguous",
     }
     lines = [style(f"  ~ {label[item.drift]} {item.kind.value} {item.address}", "yellow")]
-    for change in item.fields:
-        lines.append(
-            f"      ~ {printable(change.field)}: {_value(change.live)} (live) -> "
-            f"{_value(change.declared)} (declared)"
-        )
-    lines.append(style(f"      # ({item.detail})", "dim"))
+    lines += _field_lines(item.fields)
+    lines += _comment(f"({item.detail})", 6, style)
     if item.hint:
-        lines.append(style(f"      # fix: {item.hint}", "dim"))
+        lines += _comment(f"fix: {item.hint}", 6, style)
     return lines
 
 
-def render_plan(plan: Plan, *, color: bool = False) -> str:
+#: Lines of a plan fit this many columns, but for an object whose address is longer.
+WIDTH = 100
+
+#: Each section of a provider's plan: which changes, and how their lines start.
+_SECTIONS: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("- delete", ("red",), "to delete"),
+    ("! blocked", ("yellow", "bold"), "blocked"),
+    ("= keep", ("cyan",), "kept"),
+)
+
+
+def _section_of(change: Change) -> int:
+    return 0 if change.is_delete else 1 if change.is_blocked else 2
+
+
+def _object_lines(change: Change, indent: int, style: _Style, *, compact: bool) -> list[str]:
+    """The object's line, with its id at the end; the id on a line of its own below where the
+    line would not fit `WIDTH` (`compact`: one line whatever its width)."""
+    marker, colours, _ = _SECTIONS[_section_of(change)]
+    head = f"{' ' * indent}{marker} {change.kind.value} {change.address}"
+    if change.is_delete and change.version_ids:
+        head += f" ({with_versions(len(change.version_ids))})"
+    id = f"id={change.id}"
+    if compact or len(printable(head)) + 2 + len(printable(id)) <= WIDTH:
+        return [style(head, *colours) + style(f"  {id}", "dim")]
+    return [style(head, *colours), style(f"{' ' * (indent + 4)}{id}", "dim")]
+
+
+#: Short spans kept whole by `_comment`, and what stands for their spaces meanwhile (printable
+#: text never holds a NUL: it shows one as `\\x00`).
+_SPAN = re.compile(r'\([^()]{1,40}\)|"[^"]{1,40}"')
+_KEEP = "\x00"
+
+
+def _comment(text: str, indent: int, style: _Style) -> list[str]:
+    """`# TEXT` at `indent`, escaped and dim, wrapped at `WIDTH`: between its clauses (after a
+    ": ") where they fit, else between words (never inside one)."""
+    first, rest = " " * indent + "# ", " " * indent + "#   "
+    lines: list[str] = []
+    line = first
+    # A short quoted or parenthesized span stays on one line: its spaces are not breaks.
+    text = _SPAN.sub(lambda span: span[0].replace(" ", _KEEP), printable(text))
+    for clause in _clauses(text):
+        # On a new line only where it fits there, and the line it ends is at least half full.
+        if (
+            len(line) + len(clause) <= WIDTH
+            or len(rest) + len(clause.rstrip()) > WIDTH
+            or len(line) < WIDTH // 2
+        ):
+            line += clause
+            continue
+        lines.append(line.rstrip())
+        line = rest + clause
+    lines.append(line.rstrip())
+    wrapped = [
+        part
+        for long in lines
+        for part in textwrap.wrap(
+            long,
+            width=WIDTH,
+            subsequent_indent=rest,
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+    ]
+    return [style(line.replace(_KEEP, " "), "dim") for line in wrapped]
+
+
+def _clauses(text: str) -> list[str]:
+    """ "a: b: c" -> ["a: ", "b: ", "c"]."""
+    parts = text.split(": ")
+    return [part + ": " for part in parts[:-1]] + [parts[-1]]
+
+
+def _reason_lines(change: Change, indent: int, style: _Style) -> list[str]:
+    return _comment(f"(because {change.action_reason.value}: {change.detail})", indent, style)
+
+
+def _reason(change: Change) -> tuple[str, str]:
+    return (change.action_reason.value, change.detail)
+
+
+class _Section:
+    """The lines of one section (deletes, blocked or kept) of a provider: a model's own line, or
+    a header naming it, then its versions under it; one reason line after each run of lines that
+    share their reason."""
+
+    def __init__(self, style: _Style, models: dict[str, str], compact: bool) -> None:
+        self.style = style
+        #: Model id -> its address, for the header of versions whose model has no line here.
+        self.models = models
+        self.compact = compact
+        self.lines: list[str] = []
+        self.run: list[Change] = []
+        self.indent = 2
+
+    def flush(self) -> None:
+        if self.run and not self.compact:
+            self.lines += _reason_lines(self.run[-1], self.indent + 4, self.style)
+        self.run = []
+
+    def add(self, change: Change, indent: int) -> None:
+        if self.run and (indent != self.indent or _reason(self.run[-1]) != _reason(change)):
+            self.flush()
+        self.indent = indent
+        self.run.append(change)
+        self.lines += _object_lines(change, indent, self.style, compact=self.compact)
+
+    def group(self, changes: list[Change]) -> None:
+        """One model's changes in this section: its own first, if it has one."""
+        own = changes[0] if changes[0].kind is Kind.MODEL else None
+        versions = changes[1:] if own is not None else changes
+        if own is not None:
+            self.add(own, 2)
+        elif len(versions) > 1 and not self.compact:
+            self.flush()
+            model = versions[0].model_id or ""
+            address = self.models.get(model) or printable(versions[0].model_name or model)
+            what = f"{count(len(versions), 'version')} {_SECTIONS[_section_of(versions[0])][2]}"
+            self.lines.append(self.style(f"  {address}: {what}", "bold"))
+        nested = own is not None or len(versions) > 1
+        for version in versions:
+            self.add(version, 4 if nested and not self.compact else 2)
+
+
+def _groups(changes: Sequence[Change]) -> list[list[Change]]:
+    """`changes` by model, in address order: a model's own change first, then its versions."""
+    by_model: dict[str, list[Change]] = {}
+    for change in sorted(changes, key=lambda c: (c.kind is not Kind.MODEL, c.address)):
+        key = change.id if change.kind is Kind.MODEL else change.model_id or change.id
+        by_model.setdefault(key, []).append(change)
+    return sorted(by_model.values(), key=lambda group: group[0].address)
+
+
+def _changes_lines(
+    changes: Sequence[Change], models: dict[str, str], style: _Style, *, compact: bool
+) -> list[str]:
+    out: list[str] = []
+    for index in range(len(_SECTIONS)):
+        section = _Section(style, models, compact)
+        for group in _groups([c for c in changes if _section_of(c) == index]):
+            section.group(group)
+        section.flush()
+        out += section.lines
+    return out
+
+
+def render_plan(plan: Plan, *, color: bool = False, compact: bool = False) -> str:
+    """The plan for people. Per provider, deletes then blocked then kept objects, each model
+    with its versions under it and one reason line per run of objects that share it; drift last.
+    `compact`: one line per object, no reasons, no headers (for plans of thousands of lines)."""
     style = _Style(color)
     out: list[str] = []
     for warning in plan.warnings:
@@ -96,14 +243,8 @@ def render_plan(plan: Plan, *, color: bool = False) -> str:
         if not shown and not drift:
             out += ["  in sync", ""]
             continue
-        groups: Sequence[list[Change]] = (
-            [c for c in shown if c.is_delete],
-            [c for c in shown if c.is_blocked],
-            [c for c in shown if c.is_kept],
-        )
-        for group in groups:
-            for change in sorted(group, key=lambda c: c.address):
-                out += _change_lines(change, style)
+        models = {c.id: c.address for c in changes if c.kind is Kind.MODEL}
+        out += _changes_lines(shown, models, style, compact=compact)
         for item in drift:
             out += _drift_lines(item, style)
         out.append("")
@@ -128,6 +269,23 @@ def _summary_lines(plan: Plan, style: _Style) -> list[str]:
             )
     if s.protected or s.kept:
         lines.append(f"Kept: {s.protected} protected, {s.kept} by retention rules.")
+    return lines + _delete_summary(plan)
+
+
+def _delete_summary(plan: Plan) -> list[str]:
+    """ "515 deletes: 295 models with 1,770 versions, 220 versions; 1,990 objects.", then the same
+    per reason (objects counted as `max_deletes` counts them)."""
+    total = DeleteTally()
+    reasons: dict[str, DeleteTally] = {}
+    for change in plan.deletes():
+        model = change.kind is Kind.MODEL
+        total.add(len(change.version_ids), model=model)
+        reason = reasons.setdefault(change.action_reason.value, DeleteTally())
+        reason.add(len(change.version_ids), model=model)
+    if not total.deletes:
+        return []
+    lines = [f"{count(total.deletes, 'delete')}: {total.words()}."]
+    lines += [f"  {name}: {tally.words()}" for name, tally in sorted(reasons.items())]
     return lines
 
 
@@ -155,14 +313,10 @@ def _item_lines(item: Item, style: _Style) -> list[str]:
     if item.versions:
         head += f" ({with_versions(item.versions)})"
     lines = [style(head, colour) + (style(f"  id={item.id}", "dim") if item.id else "")]
-    for change in item.fields:
-        lines.append(
-            f"      ~ {printable(change.field)}: {_value(change.live)} (live) -> "
-            f"{_value(change.declared)} (declared)"
-        )
-    lines.append(style(f"      # ({item.reason}: {item.detail})", "dim"))
+    lines += _field_lines(item.fields)
+    lines += _comment(f"({item.reason}: {item.detail})", 6, style)
     if item.hint:
-        lines.append(style(f"      # fix: {item.hint}", "dim"))
+        lines += _comment(f"fix: {item.hint}", 6, style)
     return lines
 
 
