@@ -14,6 +14,8 @@ CLI_EXTRA = {
     # The command bodies not yet moved into the session (issue 13 moves them).
     *("applier", "drift", "guards", "importer", "manifest", "model", "plan", "planner"),
     *("providers", "schema", "wiring"),
+    # `validate --format`: the manifest problems as records (validation.py).
+    "validation",
     # `journal` and `force-unlock` read the journal and release the lock themselves.
     *("journal", "lock"),
     # `emulator serve` and `emulator reset` run the emulator, which is apart from the layers.
