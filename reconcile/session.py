@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from reconcile import guards
-from reconcile.applier import Applier, ApplyResult, Outcome
+from reconcile.applier import Applier, ApplyResult, Outcome, new_apply_id
 from reconcile.errors import LockError
 from reconcile.journal import ApplySummary, StoreJournal, summarize_applies
 from reconcile.manifest import Manifest
@@ -85,26 +85,31 @@ def apply_plan(plan: Plan, request: ApplyRequest, io: ApplyIO) -> ApplyResult | 
     # Early, on the plan as shown; the applier counts again on its fresh listing.
     guards.check_max_deletes(plan.deletes(), limits)
     names = sorted({change.provider for change in plan.deletes()})
+    apply_id = new_apply_id()
     # The locks are taken before approval: nobody approves a plan that another apply runs on.
     with (
         open_state_store(manifest, request.options) as store,
-        hold_locks(store, manifest, names, request.options) as held,
+        hold_locks(store, manifest, names, request.options, apply_id) as held,
     ):
         if not request.saved:
             io.approve(plan)
-        return io.run(_apply(plan, request, limits, io, store, held))
+        return io.run(_apply(plan, request, limits, io, store, held, apply_id))
 
 
 @contextlib.contextmanager
 def hold_locks(
-    store: StateBackend, manifest: Manifest, providers: list[str], options: Options
+    store: StateBackend,
+    manifest: Manifest,
+    providers: list[str],
+    options: Options,
+    apply_id: str | None = None,
 ) -> Iterator[list[HeldLock]]:
     """The lock of each provider scope (in one order everywhere, so two applies never each hold
     one the other waits for), after probing the store; or `LockError` naming the holder."""
     store.probe()
     scopes = sorted({lock_scope(manifest, name, options.state_dir) for name in providers})
     with contextlib.ExitStack() as stack:
-        yield [stack.enter_context(store.acquire(scope, "apply")) for scope in scopes]
+        yield [stack.enter_context(store.acquire(scope, "apply", apply_id)) for scope in scopes]
 
 
 async def _apply(
@@ -114,6 +119,7 @@ async def _apply(
     io: ApplyIO,
     store: StateBackend,
     held: list[HeldLock],
+    apply_id: str,
 ) -> ApplyResult:
     names = sorted({change.provider for change in plan.deletes()})
     providers = open_providers(request.manifest, names, request.options)
@@ -132,6 +138,7 @@ async def _apply(
             on_event=io.on_event,
             progress=io.progress,
             ensure=ensure,
+            apply_id=apply_id,
         )
         with io.interrupts(applier.interrupt):
             return await applier.apply(plan)

@@ -401,19 +401,38 @@ class HeldLock:
         if self._lost is None:
             self._release()
 
+    def release_after(self, error: BaseException | None) -> None:
+        """Release; if that fails, say that the lock stays and how to remove it, without hiding
+        `error` (what went wrong before, and what was sent, is what the user must read)."""
+        try:
+            self.release()
+        except Exception as failed:
+            said = str(failed).splitlines()[0] if str(failed) else type(failed).__name__
+            note = (
+                f"the lock {self.info.id} for {self.info.scope} stays in {self.store}: releasing "
+                f"it failed ({said}); once the store answers, run "
+                f"`reconcile force-unlock {self.info.id}`"
+            )
+            if error is None:
+                raise LockError(note, hint="check the store's endpoint and region") from failed
+            if isinstance(error, ReconcileError):
+                error.hint = f"{error.hint}; {note}" if error.hint else note
+            else:
+                error.add_note(note)
+
     def __enter__(self) -> HeldLock:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.release()
+    def __exit__(self, kind: object, error: BaseException | None, trace: object) -> None:
+        self.release_after(error)
 
     async def __aenter__(self) -> HeldLock:
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def __aexit__(self, kind: object, error: BaseException | None, trace: object) -> None:
         import asyncio
 
-        await asyncio.to_thread(self.release)
+        await asyncio.to_thread(self.release_after, error)
 
 
 # -- journal records -------------------------------------------------------------------------
