@@ -11,6 +11,7 @@ loop, signals) comes in as an `ApplyIO`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -23,10 +24,11 @@ from reconcile.manifest import Manifest
 from reconcile.model import Snapshot
 from reconcile.plan import Change, Plan
 from reconcile.providers.base import Progress
-from reconcile.state import HeldLock, LockInfo, StateBackend
+from reconcile.state import HeldLock, LockInfo, Migration, StateBackend, StateError
 from reconcile.wiring import (
     Options,
     lock_scope,
+    open_local_store,
     open_object_store,
     open_providers,
     open_state_store,
@@ -201,3 +203,21 @@ def read_plan_object(manifest: Manifest | None, options: Options, url: str) -> b
     store, key = open_object_store(manifest, options, url)
     with store:
         return store.get_plan(key)
+
+
+def migrate_state(
+    manifest: Manifest | None, options: Options, to: str
+) -> tuple[str, str, Migration]:
+    """`state migrate --to URL`: copy the journal of the state dir to the store `to` (reached
+    with the [state] table's endpoint, region and key names). Returns the two stores' names and
+    what was copied; a second run copies only what is new."""
+    target_options = dataclasses.replace(options, state_url=to)
+    with open_local_store(options) as source, open_state_store(manifest, target_options) as target:
+        if source.name == target.name:
+            raise StateError(
+                f"the journal is already in {target.name}",
+                operation="migrate",
+                hint="give --to the store to copy it to, e.g. s3://BUCKET/PREFIX",
+            )
+        target.probe()
+        return source.name, target.name, target.migrate_from(source)

@@ -4,6 +4,7 @@ stops the deletes; two applies from two working directories on one store: exactl
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -236,3 +237,35 @@ def test_chaos_two_applies_on_one_store_exactly_one_runs(
         f"\nchaos: 2 applies, exit codes {codes}, {len(platform.deletes)} deletes by one, "
         f"{len(records)} records, 0 without receipt, {took:.2f}s"
     )
+
+
+def test_state_migrate_copies_the_local_journal_to_the_bucket_once(
+    tmp_path: Path, moto_endpoint: str, env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bucket = make_bucket(moto_endpoint)
+    with serve_over_loopback(_emulator()) as url:
+        manifest = _manifest(tmp_path, url, moto_endpoint, bucket)
+        text = manifest.read_text()
+        # First the team's applies ran with the local store (no [state] table) ...
+        manifest.write_text(text[text.index("[providers.fab]") :])
+        assert main(["apply", str(manifest), "--auto-approve", "-q"]) == 0
+    local = tmp_path / ".reconcile" / "journal.jsonl"
+    lines = [line for line in local.read_text().splitlines() if line.strip()]
+    # ... then the [state] table names the bucket, and the journal is copied there.
+    manifest.write_text(text)
+    target = f"s3://{bucket}/{PREFIX}"
+    capsys.readouterr()
+    assert main(["state", "migrate", str(manifest), "--to", target]) == 0
+    said = capsys.readouterr().out
+    assert f"Copied {len(lines)} journal record(s) from {tmp_path / '.reconcile'}" in said, said
+    records = _records(moto_endpoint, bucket)
+    assert [r["event"] for r in records] == [json.loads(line)["event"] for line in lines]
+    # A second run copies nothing twice; the journal now reads from the bucket.
+    assert main(["state", "migrate", str(manifest), "--to", target]) == 0
+    assert "Copied 0 journal record(s)" in capsys.readouterr().out
+    assert len(_records(moto_endpoint, bucket)) == len(lines)
+    assert main(["journal", str(manifest)]) == 0
+    assert records[0]["apply_id"] in capsys.readouterr().out
+    # Migrating the store onto itself is refused, not a silent no-op.
+    assert main(["state", "migrate", str(manifest), "--to", "local"]) == 1
+    assert "already in" in capsys.readouterr().err

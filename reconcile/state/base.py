@@ -584,8 +584,12 @@ class StateBackend(ABC):
 
     def migrate_from(self, source: StateBackend) -> Migration:
         """Copy the source's journal here; a second run copies only what is new."""
-        pairs = [(migrated_key(record, n), record) for n, record in enumerate(source.records())]
-        return self.import_records(pairs)
+        skipped: list[str] = []
+        records = source.records(skipped.append)
+        pairs = [(migrated_key(record, n), record) for n, record in enumerate(records)]
+        result = self.import_records(pairs)
+        result.skipped.extend(skipped)
+        return result
 
     def close(self) -> None:  # noqa: B027 - the local store holds nothing open
         """Release what the store holds open."""
