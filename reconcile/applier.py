@@ -85,6 +85,7 @@ class Applier:
         stop: asyncio.Event | None = None,
         progress: Progress | None = None,
         ensure: Callable[[], None] | None = None,
+        apply_id: str | None = None,
     ) -> None:
         self.providers = providers
         self.journal = journal
@@ -104,6 +105,8 @@ class Applier:
         self.ensure = ensure or (lambda: None)
         #: Why deletes stopped for good: the journal could not be written or the lock was lost.
         self.halted: Exception | None = None
+        #: The id of this apply's journal records (and of the locks it holds, when given).
+        self.apply_id = apply_id
 
     def interrupt(self) -> None:
         """First call: send no new delete, let those in flight finish, and stop a listing in
@@ -136,7 +139,7 @@ class Applier:
     ) -> ApplyResult:
         """Delete exactly the plan's deletes, as a fresh listing has them. `snapshots`, when
         given, must be fresh listings; otherwise the scopes are listed again here."""
-        result = ApplyResult(apply_id=uuid.uuid4().hex[:12])
+        result = ApplyResult(apply_id=self.apply_id or new_apply_id())
         if not plan.deletes():
             return result
         live = snapshots
@@ -388,6 +391,10 @@ class Applier:
                 for change in unit
             ]
         return [_outcome(change, error) for change, error in zip(unit, errors, strict=True)]
+
+
+def new_apply_id() -> str:
+    return uuid.uuid4().hex[:12]
 
 
 class HaltedError(ReconcileError):

@@ -1229,6 +1229,49 @@ def force_unlock(
 
 
 @cli.group()
+def state() -> None:
+    """The state store: where the locks, the journal and saved plans live."""
+
+
+@state.command("migrate")
+@click.argument("path", type=click.Path(path_type=Path), default=DEFAULT_MANIFESTS)
+@click.option(
+    "--to",
+    "to",
+    required=True,
+    metavar="URL",
+    help="The store to copy the journal to, e.g. s3://BUCKET/PREFIX (reached with the "
+    "[state] table's endpoint, region and key variables).",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The local store to copy from [default: .reconcile beside the manifests].",
+)
+def state_migrate(path: Path, to: str, state_dir: Path | None) -> int:
+    """Copy the local journal (.reconcile/ beside PATH's manifests) to the store URL.
+
+    Run it again safely: it copies only the records not copied yet. The local journal is left
+    as it was; set [state] url (or --state, or $RECONCILE_STATE) to URL afterwards.
+
+    \b
+    Examples:
+      reconcile state migrate manifests/ --to s3://team-state/prod
+    """
+    from reconcile.session import migrate_state
+
+    manifest = _load(path) if path.exists() else None
+    source, target, copied = migrate_state(manifest, _state_options(path, state_dir, None), to)
+    click.echo(
+        f"Copied {copied.copied} journal record(s) from {source} to {target}"
+        f" ({copied.already_there} were already there)."
+    )
+    for skipped in copied.skipped:
+        _warn(f"not copied: {skipped}")
+    return EXIT_OK
+
+
+@cli.group()
 def emulator() -> None:
     """The built-in emulator of the platforms' APIs (no account needed)."""
 

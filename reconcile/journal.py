@@ -1,26 +1,19 @@
-"""The journal: append-only JSON lines, one receipt per step of every apply.
+"""The journal's records: one receipt per step of every apply, and what they add up to.
 
-Before a delete request is sent, the object's full live record is written and fsynced
+Before a delete request is sent, the object's full live record is written to the state store
 (`Event.DELETE_INTENT`); after, its outcome (`Event.DELETE_OUTCOME`), and, where the answer did not
 say for sure what happened, what a listing made after the deletes showed (`Event.DELETE_VERIFIED`).
-Nothing is deleted without a receipt from which it could be registered again.
-
-A crash can tear the last line. Every append starts on a fresh line, so a torn line never takes
-the next record with it, and readers skip a line they cannot parse and say which one.
+Nothing is deleted without a receipt from which it could be registered again. Where the records
+are kept (a file, an object store) is `reconcile.state`'s business: the applier writes through
+`StoreJournal`, readers get them from `StateBackend.records` and sum them up here.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
-from pathlib import Path
-from typing import Any, Protocol, TextIO
-
-JOURNAL_FILE = "journal.jsonl"
+from typing import Any, Protocol
 
 #: Told of each line a reader skipped, in words that name the file and the line.
 Warn = Callable[[str], None]
@@ -35,44 +28,6 @@ class Event(StrEnum):
     #: An outcome settled by listing the object after the deletes.
     DELETE_VERIFIED = "delete_verified"
     APPLY_FINISHED = "apply_finished"
-
-
-class Journal:
-    def __init__(self, path: Path, *, clock: Any = None) -> None:
-        self.path = path
-        self._clock = clock or (lambda: datetime.now(UTC))
-        self._file: TextIO | None = None
-
-    def __enter__(self) -> Journal:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self.path.open("a", encoding="utf-8")
-        if not _ends_a_line(self.path):
-            # The last append was torn by a crash: the first record of this run must not be
-            # glued to it.
-            self._file.write("\n")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._file is not None:
-            self.sync()
-            self._file.close()
-            self._file = None
-
-    def write(self, event: Event, **fields: Any) -> None:
-        """Append one record (buffered); `sync()` makes everything written so far durable."""
-        if self._file is None:
-            raise RuntimeError("journal is not open")
-        record = {
-            "time": self._clock().isoformat(timespec="milliseconds"),
-            "event": event.value,
-            **fields,
-        }
-        self._file.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
-
-    def sync(self) -> None:
-        if self._file is not None:
-            self._file.flush()
-            os.fsync(self._file.fileno())
 
 
 class JournalWriter(Protocol):
@@ -106,44 +61,6 @@ class StoreJournal:
         pending, self._pending = self._pending, []
         if pending:
             self.store.extend(pending)
-
-
-def _ends_a_line(path: Path) -> bool:
-    """Whether the file is empty or its last byte ends a line."""
-    with path.open("rb") as handle:
-        handle.seek(0, os.SEEK_END)
-        if handle.tell() == 0:
-            return True
-        handle.seek(-1, os.SEEK_END)
-        return handle.read(1) == b"\n"
-
-
-def read_journal(path: Path, warn: Warn | None = None) -> Iterator[dict[str, Any]]:
-    """Every record of a journal. A line that is not a JSON object (torn by a crash mid-write,
-    or damaged) is skipped, and `warn` is told its file and line number."""
-    if not path.exists():
-        return
-    with path.open("rb") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            record = _parsed(line)
-            if record is None:
-                if warn is not None:
-                    warn(
-                        f"{path}:{number}: skipped a journal line that is not a complete record "
-                        "(torn by a crash?)"
-                    )
-                continue
-            yield record
-
-
-def _parsed(line: bytes) -> dict[str, Any] | None:
-    try:
-        record = json.loads(line.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    return record if isinstance(record, dict) else None
 
 
 class ApplyStatus(StrEnum):

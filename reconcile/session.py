@@ -11,22 +11,24 @@ loop, signals) comes in as an `ApplyIO`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from reconcile import guards
-from reconcile.applier import Applier, ApplyResult, Outcome
+from reconcile.applier import Applier, ApplyResult, Outcome, new_apply_id
 from reconcile.errors import LockError
 from reconcile.journal import ApplySummary, StoreJournal, summarize_applies
 from reconcile.manifest import Manifest
 from reconcile.model import Snapshot
 from reconcile.plan import Change, Plan
 from reconcile.providers.base import Progress
-from reconcile.state import HeldLock, LockInfo, StateBackend
+from reconcile.state import HeldLock, LockInfo, Migration, StateBackend, StateError
 from reconcile.wiring import (
     Options,
     lock_scope,
+    open_local_store,
     open_object_store,
     open_providers,
     open_state_store,
@@ -85,26 +87,31 @@ def apply_plan(plan: Plan, request: ApplyRequest, io: ApplyIO) -> ApplyResult | 
     # Early, on the plan as shown; the applier counts again on its fresh listing.
     guards.check_max_deletes(plan.deletes(), limits)
     names = sorted({change.provider for change in plan.deletes()})
+    apply_id = new_apply_id()
     # The locks are taken before approval: nobody approves a plan that another apply runs on.
     with (
         open_state_store(manifest, request.options) as store,
-        hold_locks(store, manifest, names, request.options) as held,
+        hold_locks(store, manifest, names, request.options, apply_id) as held,
     ):
         if not request.saved:
             io.approve(plan)
-        return io.run(_apply(plan, request, limits, io, store, held))
+        return io.run(_apply(plan, request, limits, io, store, held, apply_id))
 
 
 @contextlib.contextmanager
 def hold_locks(
-    store: StateBackend, manifest: Manifest, providers: list[str], options: Options
+    store: StateBackend,
+    manifest: Manifest,
+    providers: list[str],
+    options: Options,
+    apply_id: str | None = None,
 ) -> Iterator[list[HeldLock]]:
     """The lock of each provider scope (in one order everywhere, so two applies never each hold
     one the other waits for), after probing the store; or `LockError` naming the holder."""
     store.probe()
     scopes = sorted({lock_scope(manifest, name, options.state_dir) for name in providers})
     with contextlib.ExitStack() as stack:
-        yield [stack.enter_context(store.acquire(scope, "apply")) for scope in scopes]
+        yield [stack.enter_context(store.acquire(scope, "apply", apply_id)) for scope in scopes]
 
 
 async def _apply(
@@ -114,6 +121,7 @@ async def _apply(
     io: ApplyIO,
     store: StateBackend,
     held: list[HeldLock],
+    apply_id: str,
 ) -> ApplyResult:
     names = sorted({change.provider for change in plan.deletes()})
     providers = open_providers(request.manifest, names, request.options)
@@ -132,6 +140,7 @@ async def _apply(
             on_event=io.on_event,
             progress=io.progress,
             ensure=ensure,
+            apply_id=apply_id,
         )
         with io.interrupts(applier.interrupt):
             return await applier.apply(plan)
@@ -194,3 +203,21 @@ def read_plan_object(manifest: Manifest | None, options: Options, url: str) -> b
     store, key = open_object_store(manifest, options, url)
     with store:
         return store.get_plan(key)
+
+
+def migrate_state(
+    manifest: Manifest | None, options: Options, to: str
+) -> tuple[str, str, Migration]:
+    """`state migrate --to URL`: copy the journal of the state dir to the store `to` (reached
+    with the [state] table's endpoint, region and key names). Returns the two stores' names and
+    what was copied; a second run copies only what is new."""
+    target_options = dataclasses.replace(options, state_url=to)
+    with open_local_store(options) as source, open_state_store(manifest, target_options) as target:
+        if source.name == target.name:
+            raise StateError(
+                f"the journal is already in {target.name}",
+                operation="migrate",
+                hint="give --to the store to copy it to, e.g. s3://BUCKET/PREFIX",
+            )
+        target.probe()
+        return source.name, target.name, target.migrate_from(source)

@@ -340,6 +340,12 @@ def open_state_store(
     return open_state(spec, default_dir=options.state_dir, environ=environ)
 
 
+def open_local_store(options: Options, env: Mapping[str, str] | None = None) -> StateBackend:
+    """The store in the state dir (`.reconcile/` or --state-dir), whatever [state] says."""
+    environ = os.environ if env is None else env
+    return open_state(StateSpec(url="local"), default_dir=options.state_dir, environ=environ)
+
+
 def open_object_store(
     manifest: Manifest | None, options: Options, url: str, env: Mapping[str, str] | None = None
 ) -> tuple[StateBackend, str]:

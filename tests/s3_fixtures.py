@@ -2,7 +2,8 @@
 
 moto (from the `test` extra) runs as its own process, as a store would: the state backend talks
 to it over a socket with real signed requests. `ignoring_proxy` puts a small proxy in front of it
-that drops `If-None-Match`, like the S3-compatible stores that silently ignore the precondition.
+that drops `If-None-Match`, like the S3-compatible stores that silently ignore the precondition;
+the same proxy can make the store fail after a number of journal writes.
 
 Run as a program (`python -m tests.s3_fixtures hold STORE_JSON SCOPE`), it is a lock holder for
 the tests that need a second process: it takes the lock, says so on stdout, and holds it until its
@@ -127,11 +128,31 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Calla
     yield make
 
 
-class _DropIfNoneMatch:
-    """An ASGI proxy to the S3 server that forwards every request without `If-None-Match`."""
+class S3Proxy:
+    """An ASGI proxy to the S3 server. With `drop_if_none_match` it forwards every request
+    without `If-None-Match` (a store that ignores the precondition); with `fail_after` it answers
+    503 to every request once that many journal records went through (a store that starts
+    failing mid-apply), and notes when (`failed_at`, on `time.monotonic()`)."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(
+        self, target: str, *, drop_if_none_match: bool = False, fail_after: int | None = None
+    ) -> None:
         self.target = target
+        self.drop_if_none_match = drop_if_none_match
+        self.fail_after = fail_after
+        self.journal_writes = 0
+        self.failed_at: float | None = None
+
+    def _fails(self, method: str, path: str) -> bool:
+        if self.failed_at is not None:
+            return True
+        if self.fail_after is None or method != "PUT" or "/journal/" not in path:
+            return False
+        if self.journal_writes < self.fail_after:
+            self.journal_writes += 1
+            return False
+        self.failed_at = time.monotonic()
+        return True
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         assert scope["type"] == "http"
@@ -141,11 +162,17 @@ class _DropIfNoneMatch:
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
-        dropped = {b"if-none-match", b"host", b"content-length", b"transfer-encoding"}
-        headers = [(k.decode(), v.decode()) for k, v in scope["headers"] if k not in dropped]
         path = scope["raw_path"].decode() + (
             "?" + scope["query_string"].decode() if scope["query_string"] else ""
         )
+        if self._fails(scope["method"], path):
+            await send({"type": "http.response.start", "status": 503, "headers": []})
+            await send({"type": "http.response.body", "body": b"store unavailable"})
+            return
+        dropped = {b"host", b"content-length", b"transfer-encoding"}
+        if self.drop_if_none_match:
+            dropped.add(b"if-none-match")
+        headers = [(k.decode(), v.decode()) for k, v in scope["headers"] if k not in dropped]
         async with httpx.AsyncClient() as client:
             answer = await client.request(
                 scope["method"], self.target + path, headers=headers, content=body
@@ -168,7 +195,7 @@ def ignoring_proxy(moto_endpoint: str) -> Iterator[str]:
     """The endpoint of a store that ignores If-None-Match (moto behind the proxy above)."""
     from tests.conftest import serve_over_loopback
 
-    with serve_over_loopback(_DropIfNoneMatch(moto_endpoint)) as url:
+    with serve_over_loopback(S3Proxy(moto_endpoint, drop_if_none_match=True)) as url:
         yield url
 
 

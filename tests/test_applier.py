@@ -15,7 +15,6 @@ from reconcile.applier import Applier, ApplyResult
 from reconcile.emulator import create_app
 from reconcile.errors import GuardError, StalePlanError
 from reconcile.guards import check_max_deletes, stale_reasons
-from reconcile.journal import Journal, read_journal
 from reconcile.manifest import load_manifest
 from reconcile.model import Snapshot
 from reconcile.plan import Kind, Plan
@@ -24,6 +23,7 @@ from reconcile.providers.adaptive import FixedLimit
 from reconcile.providers.fabric import FabricProvider, map_error
 from reconcile.providers.http import Http, RetryPolicy
 from tests.conftest import DEMO, demo_state
+from tests.journal_files import Journal, read_journal
 
 TOKEN = "demo-fabric-token"
 

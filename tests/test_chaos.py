@@ -26,8 +26,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reconcile.cli import main
 from reconcile.emulator import create_app
-from reconcile.journal import read_journal
 from tests.conftest import Swappable, serve_over_loopback
+from tests.journal_files import read_journal
 
 pytestmark = pytest.mark.loopback
 

@@ -19,13 +19,13 @@ from reconcile.cli import main
 from reconcile.emulator import ConnectionDropped, EmulatorSettings, Fault, create_app
 from reconcile.emulator.faults import STATUSES
 from reconcile.errors import ListingIncompleteError, NotFoundError, ProviderError
-from reconcile.journal import Journal
 from reconcile.manifest import load_manifest
 from reconcile.planner import build_plan
 from reconcile.providers import fabric, qianfan
 from reconcile.providers.adaptive import FixedLimit
 from reconcile.providers.http import Http, RetryPolicy
 from tests.conftest import EmulatorTransport, serve_over_loopback
+from tests.journal_files import Journal
 
 TOKEN = "faults-test-token"
 AUTH = {"X-Auth-Token": TOKEN}

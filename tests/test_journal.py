@@ -8,14 +8,8 @@ from pathlib import Path
 import pytest
 
 from reconcile.cli import main
-from reconcile.journal import (
-    ApplyStatus,
-    ApplySummary,
-    Event,
-    Journal,
-    read_journal,
-    summarize_applies,
-)
+from reconcile.journal import ApplyStatus, ApplySummary, Event, summarize_applies
+from tests.journal_files import Journal, read_journal
 
 
 def _journal(demo: Path) -> Path:

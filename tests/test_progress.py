@@ -86,13 +86,13 @@ def test_the_applier_reports_its_relisting(tmp_path: Any) -> None:
 
     import asyncio
 
-    from reconcile.journal import Journal
+    from tests.journal_files import Journal
 
     class OnePlan:
         def deletes(self) -> list[Any]:
             return [type("C", (), {"provider": "p"})()]
 
-    with Journal(tmp_path / "j.jsonl") as journal:
+    with Journal(tmp_path / "journal.jsonl") as journal:
         applier = Applier(
             {"p": Listed()},
             journal,

@@ -192,7 +192,8 @@ def test_the_ledger_is_written_on_condition(make_store: MakeStore) -> None:
 
 
 def test_migrate_copies_a_local_journal_once(make_store: MakeStore, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from reconcile.journal import Event, Journal
+    from reconcile.journal import Event
+    from tests.journal_files import Journal
 
     old = tmp_path / "old" / ".reconcile"
     # Written by today's journal module, then torn by a crash mid-line.

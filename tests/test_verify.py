@@ -12,12 +12,12 @@ import pytest
 
 from reconcile.applier import Applier, ApplyResult, Status
 from reconcile.errors import ListingIncompleteError, NotFoundError, ProviderError, ReconcileError
-from reconcile.journal import Journal, read_journal
 from reconcile.manifest import Manifest, load_manifest
 from reconcile.model import LiveModel, LiveVersion, RawRecord, Snapshot
 from reconcile.plan import Plan
 from reconcile.planner import build_plan
 from reconcile.providers.base import Progress
+from tests.journal_files import Journal, read_journal
 
 PROVIDER = "fab"
 #: The Baidu gateway's answer to an unknown or revoked access key (API.md, Qianfan errors).

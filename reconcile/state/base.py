@@ -405,19 +405,38 @@ class HeldLock:
         if self._lost is None:
             self._release()
 
+    def release_after(self, error: BaseException | None) -> None:
+        """Release; if that fails, say that the lock stays and how to remove it, without hiding
+        `error` (what went wrong before, and what was sent, is what the user must read)."""
+        try:
+            self.release()
+        except Exception as failed:
+            said = str(failed).splitlines()[0] if str(failed) else type(failed).__name__
+            note = (
+                f"the lock {self.info.id} for {self.info.scope} stays in {self.store}: releasing "
+                f"it failed ({said}); once the store answers, run "
+                f"`reconcile force-unlock {self.info.id}`"
+            )
+            if error is None:
+                raise LockError(note, hint="check the store's endpoint and region") from failed
+            if isinstance(error, ReconcileError):
+                error.hint = f"{error.hint}; {note}" if error.hint else note
+            else:
+                error.add_note(note)
+
     def __enter__(self) -> HeldLock:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.release()
+    def __exit__(self, kind: object, error: BaseException | None, trace: object) -> None:
+        self.release_after(error)
 
     async def __aenter__(self) -> HeldLock:
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def __aexit__(self, kind: object, error: BaseException | None, trace: object) -> None:
         import asyncio
 
-        await asyncio.to_thread(self.release)
+        await asyncio.to_thread(self.release_after, error)
 
 
 # -- journal records -------------------------------------------------------------------------
@@ -569,8 +588,12 @@ class StateBackend(ABC):
 
     def migrate_from(self, source: StateBackend) -> Migration:
         """Copy the source's journal here; a second run copies only what is new."""
-        pairs = [(migrated_key(record, n), record) for n, record in enumerate(source.records())]
-        return self.import_records(pairs)
+        skipped: list[str] = []
+        records = source.records(skipped.append)
+        pairs = [(migrated_key(record, n), record) for n, record in enumerate(records)]
+        result = self.import_records(pairs)
+        result.skipped.extend(skipped)
+        return result
 
     def close(self) -> None:  # noqa: B027 - the local store holds nothing open
         """Release what the store holds open."""
