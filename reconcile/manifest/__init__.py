@@ -28,6 +28,7 @@ from reconcile.manifest.specs import (
     Spec,
     VersionSpec,
     is_glob_match,
+    parse_duration,
 )
 from reconcile.manifest.writer import dump_manifest
 
@@ -54,6 +55,7 @@ __all__ = [
     "load_manifest",
     "manifest_files",
     "manifest_warnings",
+    "parse_duration",
     "scan_key_lines",
     "toml_path",
 ]
