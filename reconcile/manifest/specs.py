@@ -127,7 +127,7 @@ class PolicyOverrides(Spec):
     keep_before_in_use: Annotated[int, Field(ge=0)] | None = Field(
         None, description="Replaces the global [policy] keep_before_in_use for this provider."
     )
-    max_delete_percent: Annotated[float, Field(ge=0, le=100)] | None = Field(
+    max_delete_percent: Annotated[float, Field(gt=0, le=100)] | None = Field(
         None, description="Replaces the global [policy] max_delete_percent for this provider."
     )
     mode: Mode | None = Field(
@@ -196,7 +196,7 @@ class Policy(Spec):
         "created just before it are kept (rollback targets).",
     )
     #: Apply refuses a provider's plan that deletes more than this share of its live objects.
-    max_delete_percent: Annotated[float, Field(ge=0, le=100)] | None = Field(
+    max_delete_percent: Annotated[float, Field(gt=0, le=100)] | None = Field(
         None,
         description="Apply refuses when a provider's plan deletes more than this percentage of "
         "its live objects in scope (counted as max_deletes counts).",
