@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import NamedTuple, TypeVar
 
 import pytest
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, TypeAdapter, model_validator
 
 from reconcile.cli import main
 from reconcile.errors import PlanFileError, ReconcileError
@@ -25,6 +25,7 @@ from reconcile.manifest import Manifest
 from reconcile.model import LiveModel, LiveVersion, ServiceUse, Snapshot
 from reconcile.plan import Action, Plan, Reason, Summary
 from reconcile.planner import build_plan
+from reconcile.report import MergedPlan, merge, read_documents
 
 CASES_DIR = Path(__file__).parent / "planner_cases"
 CASES = sorted(path.name for path in CASES_DIR.iterdir() if path.is_dir())
@@ -78,6 +79,8 @@ class ProviderFixture(_Strict):
 class Expected(_Strict):
     #: Input: the --target addresses the plan is limited to.
     targets: tuple[str, ...] = ()
+    #: Input: the time of the plan (for min_age, keep_within, grace); left out: unknown.
+    now: AwareDatetime | None = None
     #: The case must refuse: a substring of the ReconcileError's message.
     error: str | None = None
     #: Every change of the plan as [address, action, reason]; compared as sorted lists.
@@ -105,6 +108,8 @@ class Case(NamedTuple):
     manifest: Manifest
     snapshots: dict[str, Snapshot]
     expected: Expected
+    #: Input (`ledger.json`, optional): provider -> {"model:ID" / "version:ID" -> first seen}.
+    ledger: dict[str, dict[str, datetime]] | None = None
 
 
 def load_case(name: str) -> Case:
@@ -116,7 +121,12 @@ def load_case(name: str) -> Case:
         for provider, state in live.items()
     }
     expected = Expected.model_validate_json((folder / "expected.json").read_text())
-    return Case(manifest, snapshots, expected)
+    ledger_file = folder / "ledger.json"
+    ledger = _LEDGER.validate_json(ledger_file.read_text()) if ledger_file.exists() else None
+    return Case(manifest, snapshots, expected, ledger)
+
+
+_LEDGER = TypeAdapter(dict[str, dict[str, AwareDatetime]])
 
 
 def _snapshot(manifest: Manifest, provider: str, state: ProviderFixture) -> Snapshot:
@@ -196,6 +206,8 @@ def _plan(case: Case, snapshots: Mapping[str, Snapshot] | None = None) -> Plan:
         case.snapshots if snapshots is None else snapshots,
         tool_version=TOOL_VERSION,
         targets=case.expected.targets,
+        now=case.expected.now,
+        ledger=case.ledger,
     )
 
 
@@ -407,3 +419,22 @@ def test_plan_warns_of_declarations_that_can_have_no_effect(
     code = main(["plan", str(demo), "--json"])
     warnings = json.loads(capsys.readouterr().out)["warnings"]
     assert len(warnings) == 2
+
+
+@pytest.mark.parametrize("name", PLAN_CASES)
+def test_a_merged_report_counts_every_reason_as_the_plan_summary_does(
+    name: str, tmp_path: Path
+) -> None:
+    """The report merge counts kept, blocked and protected lines by `REASON_GROUPS`: a reason
+    added to the plan (too_new, rollback_target, grace_pending...) is never counted as in sync."""
+    plan = _plan(load_case(name)).model_copy(update={"created_at": "2026-06-01T00:00:00+00:00"})
+    (tmp_path / "plan.json").write_text(plan.to_json())
+    merged = merge(read_documents([str(tmp_path / "plan.json")]))
+    assert isinstance(merged, MergedPlan)
+    total, summary = merged.total, plan.summary
+    assert (total.delete.objects, total.blocked.objects, total.protected.objects) == (
+        summary.delete,
+        summary.blocked,
+        summary.protected,
+    )
+    assert (total.kept.objects, total.in_sync.objects) == (summary.kept, summary.in_sync)
