@@ -12,7 +12,7 @@ import json
 import random
 import tomllib
 from collections.abc import Iterator, Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple, TypeVar
 
@@ -24,7 +24,7 @@ from reconcile.errors import PlanFileError, ReconcileError
 from reconcile.manifest import Manifest
 from reconcile.model import LiveModel, LiveVersion, ServiceUse, Snapshot
 from reconcile.plan import Action, Plan, Reason, Summary
-from reconcile.planner import build_plan
+from reconcile.planner import Ledger, build_plan, next_ledger
 from reconcile.report import MergedPlan, merge, read_documents
 
 CASES_DIR = Path(__file__).parent / "planner_cases"
@@ -438,3 +438,81 @@ def test_a_merged_report_counts_every_reason_as_the_plan_summary_does(
         summary.protected,
     )
     assert (total.kept.objects, total.in_sync.objects) == (summary.kept, summary.in_sync)
+
+
+# -- the grace period across runs (issue 16) -------------------------------------------------------
+
+GRACE_MANIFEST = """\
+[providers.p]
+type = "fabric"
+endpoint = "https://fabric.example.test"
+workspace_id = "ws"
+
+[policy]
+grace = "7d"
+
+[[models]]
+provider = "p"
+name = "bot"
+versions = {versions}
+"""
+
+
+def _grace_run(declared: list[str], now: datetime, ledger: Ledger) -> tuple[Plan, Ledger]:
+    """One plan at `now` and the ledger apply would write after it."""
+    manifest = Manifest.model_validate(
+        tomllib.loads(GRACE_MANIFEST.format(versions=json.dumps(declared)))
+    )
+    model = LiveModel(
+        id="m-bot",
+        name="bot",
+        versions=tuple(
+            LiveVersion(id=f"m-bot-{name}", name=name, model_id="m-bot") for name in ("v1", "v2")
+        ),
+    )
+    snapshot = Snapshot(provider="p", provider_type="fabric", location="ws", models=(model,))
+    plan = build_plan(manifest, {"p": snapshot}, tool_version="t", now=now, ledger=ledger)
+    return plan, next_ledger(plan, ledger, now)
+
+
+def _fate(plan: Plan, address: str) -> tuple[str, str]:
+    change = next(c for c in plan.resource_changes if c.address == address)
+    return str(change.actions[0]), str(change.action_reason)
+
+
+def test_grace_over_three_runs_with_a_moving_clock_is_pending_pending_deleted() -> None:
+    start = datetime(2026, 6, 1, tzinfo=UTC)
+    plan, ledger = _grace_run(["v1"], start, {})
+    assert _fate(plan, "p/bot/v2") == ("no-op", "grace_pending")
+    assert "deleted from 2026-06-08T00:00:00Z" in plan.resource_changes[-1].detail
+    assert ledger == {"p": {"version:m-bot-v2": start}}
+
+    plan, ledger = _grace_run(["v1"], start + timedelta(days=3), ledger)
+    assert _fate(plan, "p/bot/v2") == ("no-op", "grace_pending")
+    assert ledger == {"p": {"version:m-bot-v2": start}}, "the first-seen time is kept"
+
+    plan, ledger = _grace_run(["v1"], start + timedelta(days=7), ledger)
+    assert _fate(plan, "p/bot/v2") == ("delete", "not_in_manifest")
+    assert [change.address for change in plan.deletes()] == ["p/bot/v2"]
+
+
+def test_grace_starts_again_for_an_object_declared_in_between() -> None:
+    start = datetime(2026, 6, 1, tzinfo=UTC)
+    _, ledger = _grace_run(["v1"], start, {})
+    plan, ledger = _grace_run(["v1", "v2"], start + timedelta(days=3), ledger)
+    assert _fate(plan, "p/bot/v2") == ("no-op", "declared")
+    assert ledger == {"p": {}}, "a declared object is forgotten"
+    plan, ledger = _grace_run(["v1"], start + timedelta(days=8), ledger)
+    assert _fate(plan, "p/bot/v2") == ("no-op", "grace_pending")
+    assert ledger == {"p": {"version:m-bot-v2": start + timedelta(days=8)}}
+
+
+def test_next_ledger_keeps_what_a_targeted_plan_or_another_provider_does_not_cover() -> None:
+    start = datetime(2026, 6, 1, tzinfo=UTC)
+    plan, _ = _grace_run(["v1"], start, {})
+    targeted = plan.model_copy(update={"targets": ("p/bot/v1",), "resource_changes": ()})
+    previous = {"p": {"version:m-bot-v2": start}, "q": {"model:m-x": start}}
+    assert next_ledger(targeted, previous, start + timedelta(days=1)) == previous
+    # Untargeted, an object the plan no longer has is gone: forgotten.
+    empty = plan.model_copy(update={"resource_changes": ()})
+    assert next_ledger(empty, previous, start) == {"p": {}, "q": {"model:m-x": start}}
