@@ -1133,3 +1133,18 @@ def test_an_unknown_mode_is_refused_with_the_modes(tmp_path: Path) -> None:
     path = write(tmp_path / "m.toml", EMULATED_PROVIDER + '\n[policy]\nmode = "dry-run"\n')
     message = str(load_error(path))
     assert "m.toml:7: policy.mode:" in message and "'observe'" in message
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [("0", "must be more than 0, got 0"), ("101", "must be 100 or less, got 101")],
+)
+def test_max_delete_percent_is_a_percentage_above_zero(
+    tmp_path: Path, value: str, said: str
+) -> None:
+    path = write(
+        tmp_path / "m.toml", EMULATED_PROVIDER + f"\n[policy]\nmax_delete_percent = {value}\n"
+    )
+    error = load_error(path)
+    assert f"m.toml:7: policy.max_delete_percent: {said}" in str(error)
+    assert "more than 0, at most 100" in (error.hint or "") + str(error)
