@@ -17,7 +17,7 @@ from typing import Any
 from reconcile.errors import GuardError, StalePlanError
 from reconcile.manifest import Manifest
 from reconcile.model import LiveModel, LiveVersion, Snapshot, digest, model_state, version_state
-from reconcile.plan import Change, Kind, Plan
+from reconcile.plan import Change, Kind, Plan, ProviderScope
 
 STALE_HINT = "make a new plan and review it"
 
@@ -91,6 +91,61 @@ def check_max_deletes(deletes: Iterable[Change], limits: Mapping[str, int]) -> N
             "refusing to apply: the plan deletes more than allowed (" + "; ".join(over) + ")",
             hint="check the plan; if it is right, raise max_deletes in the manifest's [policy] or "
             "pass --max-deletes N",
+        )
+
+
+def max_delete_percent_limits(manifest: Manifest) -> dict[str, float]:
+    """Each provider's max_delete_percent, where its policy sets one."""
+    limits = {name: manifest.policy_for(name).max_delete_percent for name in manifest.providers}
+    return {name: limit for name, limit in limits.items() if limit is not None}
+
+
+def check_max_delete_percent(
+    deletes: Iterable[Change], scopes: Iterable[ProviderScope], limits: Mapping[str, float]
+) -> None:
+    """Refuse a provider's deletes of more than its max_delete_percent of its live objects in
+    scope (models and versions, counted as `check_max_deletes` counts). Give it changes and
+    scopes made from a listing, not a plan file's word on them."""
+    live = {scope.provider: scope.models + scope.versions for scope in scopes}
+    over = []
+    for provider, count in sorted(delete_counts(deletes).items()):
+        limit = limits.get(provider)
+        if limit is None:
+            continue
+        total = live.get(provider, 0)
+        # Exact, in integers: count/total > limit/100. Deletes with no live object in scope are
+        # over any limit (nothing can be counted against them).
+        if total == 0 or count * 100 > limit * total:
+            share = f"{count * 100 / total:.1f}%" if total else "all"
+            over.append(
+                f'provider "{provider}": {count} of {total} live objects ({share}), '
+                f"max_delete_percent is {limit:g}"
+            )
+    if over:
+        raise GuardError(
+            "refusing to apply: the plan deletes a larger share of a provider's objects than "
+            "allowed (" + "; ".join(over) + "): nothing was deleted",
+            hint="check the plan; if it is right, raise max_delete_percent in the manifest's "
+            "[policy] or [providers.NAME.policy]",
+        )
+
+
+def check_observe_only(deletes: Iterable[Change], manifest: Manifest) -> None:
+    """A provider whose policy says mode = "observe" is planned and reported, never deleted
+    from: apply refuses any delete of it."""
+    counts = delete_counts(deletes)
+    observed = [
+        f'provider "{provider}" ({count} objects)'
+        for provider, count in sorted(counts.items())
+        if provider in manifest.providers and manifest.policy_for(provider).mode == "observe"
+    ]
+    if observed:
+        raise GuardError(
+            'refusing to apply: mode = "observe" is set for '
+            + ", ".join(observed)
+            + ": its deletes are planned and reported, never applied; nothing was deleted",
+            hint='to delete them, remove mode = "observe" (or set mode = "enforce") in the '
+            "manifest's policy; to apply other providers' deletes, plan them with --target",
         )
 
 

@@ -58,6 +58,14 @@ class Reason(StrEnum):
     AMBIGUOUS = "ambiguous"
     #: The last version of a declared model: never deleted.
     LAST_VERSION = "last_version"
+    #: Created less than the policy's `min_age` ago, or when is unknown: kept.
+    TOO_NEW = "too_new"
+    #: Undeclared version created within the policy's `keep_within`: kept.
+    RETENTION_KEEP_WITHIN = "retention_keep_within"
+    #: One of the `keep_before_in_use` versions created just before one a service uses: kept.
+    ROLLBACK_TARGET = "rollback_target"
+    #: Deletable, but not yet for the policy's `grace` period: kept for now.
+    GRACE_PENDING = "grace_pending"
 
 
 class Group(StrEnum):
@@ -73,7 +81,8 @@ class Group(StrEnum):
     AMBIGUOUS = "ambiguous"
     #: A protect pattern or `protect = true` keeps it.
     PROTECTED = "protected"
-    #: Kept by a retention rule (keep_latest, the last version of a declared model).
+    #: Kept by a retention rule (keep_latest, keep_within, min_age, a rollback target, the last
+    #: version of a declared model, a grace period still running).
     KEPT = "kept"
 
 
@@ -87,6 +96,10 @@ REASON_GROUPS: dict[Reason, Group] = {
     Reason.PROTECTED: Group.PROTECTED,
     Reason.RETENTION_KEEP_LATEST: Group.KEPT,
     Reason.LAST_VERSION: Group.KEPT,
+    Reason.TOO_NEW: Group.KEPT,
+    Reason.RETENTION_KEEP_WITHIN: Group.KEPT,
+    Reason.ROLLBACK_TARGET: Group.KEPT,
+    Reason.GRACE_PENDING: Group.KEPT,
 }
 
 

@@ -83,7 +83,7 @@ def _for_toml(node: Any) -> Any:
     if not isinstance(node, dict):
         return node
     result = {
-        key: _for_toml(value)
+        key: _for_toml(_without_nulls(value) if key == "default" else value)
         for key, value in node.items()
         if key != "discriminator" and not (key == "default" and value is None)
     }
@@ -96,3 +96,10 @@ def _for_toml(node: Any) -> Any:
         else:
             result["anyOf"] = kept
     return result
+
+
+def _without_nulls(value: Any) -> Any:
+    """A default table as TOML writes it: keys whose default is None are left out."""
+    if isinstance(value, dict):
+        return {key: item for key, item in value.items() if item is not None}
+    return value

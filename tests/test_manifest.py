@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import string
 import tomllib
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from reconcile.manifest import (
     line_of,
     load_manifest,
     manifest_files,
+    parse_duration,
     scan_key_lines,
     toml_path,
 )
@@ -1070,3 +1072,79 @@ def test_validate_prints_no_warning_for_the_demo(
 
     assert main(["validate", str(demo)]) == 0
     assert capsys.readouterr().err == ""
+
+
+# --- Durations (issue 16) ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("45s", timedelta(seconds=45)),
+        ("90m", timedelta(minutes=90)),
+        ("24h", timedelta(hours=24)),
+        ("30d", timedelta(days=30)),
+        ("2w", timedelta(weeks=2)),
+    ],
+)
+def test_a_duration_is_a_whole_number_and_a_unit(text: str, expected: timedelta) -> None:
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "line", "said"),
+    [
+        ("24", 7, "a duration needs a unit"),
+        ('"24"', 7, "invalid duration '24'"),
+        ('"1.5h"', 7, "invalid duration '1.5h'"),
+        ('"3y"', 7, "invalid duration '3y'"),
+        ("true", 7, "a duration needs a unit"),
+    ],
+)
+def test_a_duration_without_a_known_unit_is_refused_at_its_line_listing_the_units(
+    tmp_path: Path, value: str, line: int, said: str
+) -> None:
+    for key in ("min_age", "keep_within", "grace"):
+        path = write(tmp_path / "m.toml", EMULATED_PROVIDER + f"\n[policy]\n{key} = {value}\n")
+        message = str(load_error(path))
+        assert f"m.toml:{line}: policy.{key}:" in message
+        assert said in message
+        assert "s (seconds), m (minutes), h (hours), d (days), w (weeks)" in message
+
+
+def test_the_retention_keys_are_read_globally_and_per_provider(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "m.toml",
+        EMULATED_PROVIDER
+        + '\n[providers.demo.policy]\nmode = "observe"\ngrace = "7d"\n'
+        + '\n[policy]\nmin_age = "24h"\nkeep_within = "30d"\nkeep_before_in_use = 2\n'
+        + "max_delete_percent = 10\n",
+    )
+    policy = load_manifest(path).policy_for("demo")
+    assert (policy.min_age, policy.keep_within, policy.grace) == ("24h", "30d", "7d")
+    assert (policy.keep_before_in_use, policy.max_delete_percent, policy.mode) == (
+        2,
+        10,
+        "observe",
+    )
+
+
+def test_an_unknown_mode_is_refused_with_the_modes(tmp_path: Path) -> None:
+    path = write(tmp_path / "m.toml", EMULATED_PROVIDER + '\n[policy]\nmode = "dry-run"\n')
+    message = str(load_error(path))
+    assert "m.toml:7: policy.mode:" in message and "'observe'" in message
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [("0", "must be more than 0, got 0"), ("101", "must be 100 or less, got 101")],
+)
+def test_max_delete_percent_is_a_percentage_above_zero(
+    tmp_path: Path, value: str, said: str
+) -> None:
+    path = write(
+        tmp_path / "m.toml", EMULATED_PROVIDER + f"\n[policy]\nmax_delete_percent = {value}\n"
+    )
+    error = load_error(path)
+    assert f"m.toml:7: policy.max_delete_percent: {said}" in str(error)
+    assert "more than 0, at most 100" in (error.hint or "") + str(error)

@@ -1,7 +1,9 @@
 """Safety properties of the planner over random manifests, live states and policies.
 
 Whatever the input: no plan deletes a declared, protected, ignored, in-use, preset or ambiguous
-object, nor the last version of a declared model; and applying a plan then planning again
+object, nor the last version of a declared model, nor an object younger than min_age (or of
+unknown age), a rollback target, or an object still in its grace period; an observe-only
+provider's deletes are refused by apply's guard; and applying a plan then planning again
 deletes nothing more (the deletable is gone, the rest is stable). Declarations name live models
 and versions by name, by their own id, by the id of another live object or by an id that is not
 live, so that two of them often name one live object: exactly then the planner refuses.
@@ -16,16 +18,18 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconcile.errors import PlanError
-from reconcile.manifest import Manifest, ModelSpec, VersionSpec
+from reconcile import guards
+from reconcile.errors import GuardError, PlanError
+from reconcile.manifest import Manifest, ModelSpec, VersionSpec, parse_duration
 from reconcile.model import LiveModel, LiveVersion, ServiceUse, Snapshot
 from reconcile.plan import Kind, Plan
-from reconcile.planner import build_plan
+from reconcile.planner import Ledger, build_plan, ledger_key, next_ledger
 
 MODEL_NAMES = ["chat", "chat", "embed", "prod-chat", "scratch-1", "qa"]
 VERSION_NAMES = ["v1", "v2", "v3", "v1", "rc"]
 PATTERNS = ["prod-*", "scratch-*", "chat/v1", "*/rc", "qa"]
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
+OLDEST = datetime.min.replace(tzinfo=UTC)
 
 
 @st.composite
@@ -66,6 +70,7 @@ def live_states(draw: st.DrawFn) -> Snapshot:
             LiveModel(
                 id=model_id,
                 name=draw(st.sampled_from(MODEL_NAMES)),
+                created=draw(st.one_of(st.none(), st.integers(0, 50).map(_day))),
                 preset=draw(st.integers(0, 7)) == 0,
                 versions=tuple(versions),
                 raw={"id": model_id},
@@ -121,7 +126,13 @@ def manifests(draw: st.DrawFn, snapshot: Snapshot) -> Manifest:
         "protect": draw(st.lists(st.sampled_from(PATTERNS), unique=True, max_size=2)),
         "ignore": draw(st.lists(st.sampled_from(PATTERNS), unique=True, max_size=1)),
         "keep_latest": draw(st.integers(0, 2)),
+        "min_age": draw(st.sampled_from([None, "10d", "1w"])),
+        "keep_within": draw(st.sampled_from([None, "20d"])),
+        "keep_before_in_use": draw(st.integers(0, 2)),
+        "grace": draw(st.sampled_from([None, "7d"])),
+        "mode": draw(st.sampled_from(["enforce", "enforce", "observe"])),
     }
+    policy = {key: value for key, value in policy.items() if value is not None}
     return Manifest.model_validate(
         {
             "providers": {
@@ -137,6 +148,20 @@ def manifests(draw: st.DrawFn, snapshot: Snapshot) -> Manifest:
             "models": specs,
         }
     )
+
+
+def _day(days: int) -> datetime:
+    return EPOCH + timedelta(days=days)
+
+
+@st.composite
+def ledgers(draw: st.DrawFn, snapshot: Snapshot) -> Ledger:
+    """First-seen times for some of the live objects, some of them after the plan's time."""
+    keys = [ledger_key(Kind.MODEL, m.id) for m in snapshot.models] + [
+        ledger_key(Kind.VERSION, v.id) for m in snapshot.models for v in m.versions
+    ]
+    seen = draw(st.lists(st.sampled_from(keys), unique=True)) if keys else []
+    return {"p": {key: _day(draw(st.integers(0, 60))) for key in seen}}
 
 
 def _matches(patterns: tuple[str, ...], *names: str) -> bool:
@@ -252,6 +277,46 @@ def check_safety(manifest: Manifest, snapshot: Snapshot, plan: Plan) -> None:
             assert left, f"the last version of declared model {model.name} was deleted"
 
 
+def check_time_rules(
+    manifest: Manifest, snapshot: Snapshot, plan: Plan, now: datetime, ledger: Ledger
+) -> None:
+    """Nothing deleted is younger than min_age (or of unknown age), a rollback target, or in its
+    grace period; an observe-only provider's deletes never pass apply's guard."""
+    policy = manifest.policy_for("p")
+    models = {m.id: m for m in snapshot.models}
+    versions = {v.id: v for m in snapshot.models for v in m.versions}
+    min_age = parse_duration(policy.min_age) if policy.min_age else None
+    grace = parse_duration(policy.grace) if policy.grace else None
+    targets: set[str] = set()
+    for model in snapshot.models:
+        ordered = sorted(model.versions, key=lambda v: (v.created or OLDEST, v.name, v.id))
+        used = {s.version_id for s in snapshot.services if s.model_id == model.id}
+        for position, version in enumerate(ordered):
+            if version.id in used and policy.keep_before_in_use:
+                start = max(0, position - policy.keep_before_in_use)
+                targets.update(v.id for v in ordered[start:position])
+    for change in plan.deletes():
+        live: LiveModel | LiveVersion = (
+            models[change.id] if change.kind is Kind.MODEL else versions[change.id]
+        )
+        within = list(models[change.id].versions) if change.kind is Kind.MODEL else []
+        for item in [live, *within]:
+            if min_age is not None:
+                assert item.created is not None, f"{change.address}: deleted, age unknown"
+                assert item.created + min_age <= now, f"{change.address}: deleted too new"
+            assert item.id not in targets, f"{change.address}: a rollback target deleted"
+        if grace is not None:
+            first = ledger.get("p", {}).get(ledger_key(change.kind, change.id))
+            assert first is not None and first + grace <= now, f"{change.address}: in grace"
+    if policy.mode == "observe" and plan.deletes():
+        try:
+            guards.check_observe_only(plan.deletes(), manifest)
+        except GuardError:
+            pass
+        else:
+            raise AssertionError("an observe-only provider's deletes passed the guard")
+
+
 def applied(snapshot: Snapshot, plan: Plan) -> Snapshot:
     """The live state after every delete of `plan` succeeded."""
     gone_models = {c.id for c in plan.deletes() if c.kind is Kind.MODEL}
@@ -269,18 +334,27 @@ def applied(snapshot: Snapshot, plan: Plan) -> Snapshot:
 def test_no_plan_deletes_what_must_stay_and_apply_converges(data: st.DataObject) -> None:
     snapshot = data.draw(live_states())
     manifest = data.draw(manifests(snapshot))
+    now = _day(data.draw(st.integers(0, 60)))
+    ledger = data.draw(ledgers(snapshot))
     clash = claimed_twice(manifest, snapshot)
     try:
-        plan = build_plan(manifest, {"p": snapshot}, tool_version="t")
+        plan = build_plan(manifest, {"p": snapshot}, tool_version="t", now=now, ledger=ledger)
     except PlanError as error:
         assert clash, f"refused, but no live object is declared twice: {error}"
         assert "claimed by two" in str(error)
         return
     assert not clash, "two declarations name one live object, and a plan was made"
     check_safety(manifest, snapshot, plan)
+    check_time_rules(manifest, snapshot, plan, now, ledger)
     after = applied(snapshot, plan)
     try:
-        again = build_plan(manifest, {"p": after}, tool_version="t")
+        again = build_plan(
+            manifest,
+            {"p": after},
+            tool_version="t",
+            now=now,
+            ledger=next_ledger(plan, ledger, now),
+        )
     except PlanError:
         # A declaration whose id is gone now holds the live namesakes another one names by id.
         assert claimed_twice(manifest, after)

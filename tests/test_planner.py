@@ -12,19 +12,20 @@ import json
 import random
 import tomllib
 from collections.abc import Iterator, Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple, TypeVar
 
 import pytest
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, TypeAdapter, model_validator
 
 from reconcile.cli import main
 from reconcile.errors import PlanFileError, ReconcileError
 from reconcile.manifest import Manifest
 from reconcile.model import LiveModel, LiveVersion, ServiceUse, Snapshot
 from reconcile.plan import Action, Plan, Reason, Summary
-from reconcile.planner import build_plan
+from reconcile.planner import Ledger, build_plan, next_ledger
+from reconcile.report import MergedPlan, merge, read_documents
 
 CASES_DIR = Path(__file__).parent / "planner_cases"
 CASES = sorted(path.name for path in CASES_DIR.iterdir() if path.is_dir())
@@ -78,6 +79,8 @@ class ProviderFixture(_Strict):
 class Expected(_Strict):
     #: Input: the --target addresses the plan is limited to.
     targets: tuple[str, ...] = ()
+    #: Input: the time of the plan (for min_age, keep_within, grace); left out: unknown.
+    now: AwareDatetime | None = None
     #: The case must refuse: a substring of the ReconcileError's message.
     error: str | None = None
     #: Every change of the plan as [address, action, reason]; compared as sorted lists.
@@ -105,6 +108,8 @@ class Case(NamedTuple):
     manifest: Manifest
     snapshots: dict[str, Snapshot]
     expected: Expected
+    #: Input (`ledger.json`, optional): provider -> {"model:ID" / "version:ID" -> first seen}.
+    ledger: dict[str, dict[str, datetime]] | None = None
 
 
 def load_case(name: str) -> Case:
@@ -116,7 +121,12 @@ def load_case(name: str) -> Case:
         for provider, state in live.items()
     }
     expected = Expected.model_validate_json((folder / "expected.json").read_text())
-    return Case(manifest, snapshots, expected)
+    ledger_file = folder / "ledger.json"
+    ledger = _LEDGER.validate_json(ledger_file.read_text()) if ledger_file.exists() else None
+    return Case(manifest, snapshots, expected, ledger)
+
+
+_LEDGER = TypeAdapter(dict[str, dict[str, AwareDatetime]])
 
 
 def _snapshot(manifest: Manifest, provider: str, state: ProviderFixture) -> Snapshot:
@@ -196,6 +206,8 @@ def _plan(case: Case, snapshots: Mapping[str, Snapshot] | None = None) -> Plan:
         case.snapshots if snapshots is None else snapshots,
         tool_version=TOOL_VERSION,
         targets=case.expected.targets,
+        now=case.expected.now,
+        ledger=case.ledger,
     )
 
 
@@ -407,3 +419,100 @@ def test_plan_warns_of_declarations_that_can_have_no_effect(
     code = main(["plan", str(demo), "--json"])
     warnings = json.loads(capsys.readouterr().out)["warnings"]
     assert len(warnings) == 2
+
+
+@pytest.mark.parametrize("name", PLAN_CASES)
+def test_a_merged_report_counts_every_reason_as_the_plan_summary_does(
+    name: str, tmp_path: Path
+) -> None:
+    """The report merge counts kept, blocked and protected lines by `REASON_GROUPS`: a reason
+    added to the plan (too_new, rollback_target, grace_pending...) is never counted as in sync."""
+    plan = _plan(load_case(name)).model_copy(update={"created_at": "2026-06-01T00:00:00+00:00"})
+    (tmp_path / "plan.json").write_text(plan.to_json())
+    merged = merge(read_documents([str(tmp_path / "plan.json")]))
+    assert isinstance(merged, MergedPlan)
+    total, summary = merged.total, plan.summary
+    assert (total.delete.objects, total.blocked.objects, total.protected.objects) == (
+        summary.delete,
+        summary.blocked,
+        summary.protected,
+    )
+    assert (total.kept.objects, total.in_sync.objects) == (summary.kept, summary.in_sync)
+
+
+# -- the grace period across runs (issue 16) -------------------------------------------------------
+
+GRACE_MANIFEST = """\
+[providers.p]
+type = "fabric"
+endpoint = "https://fabric.example.test"
+workspace_id = "ws"
+
+[policy]
+grace = "7d"
+
+[[models]]
+provider = "p"
+name = "bot"
+versions = {versions}
+"""
+
+
+def _grace_run(declared: list[str], now: datetime, ledger: Ledger) -> tuple[Plan, Ledger]:
+    """One plan at `now` and the ledger apply would write after it."""
+    manifest = Manifest.model_validate(
+        tomllib.loads(GRACE_MANIFEST.format(versions=json.dumps(declared)))
+    )
+    model = LiveModel(
+        id="m-bot",
+        name="bot",
+        versions=tuple(
+            LiveVersion(id=f"m-bot-{name}", name=name, model_id="m-bot") for name in ("v1", "v2")
+        ),
+    )
+    snapshot = Snapshot(provider="p", provider_type="fabric", location="ws", models=(model,))
+    plan = build_plan(manifest, {"p": snapshot}, tool_version="t", now=now, ledger=ledger)
+    return plan, next_ledger(plan, ledger, now)
+
+
+def _fate(plan: Plan, address: str) -> tuple[str, str]:
+    change = next(c for c in plan.resource_changes if c.address == address)
+    return str(change.actions[0]), str(change.action_reason)
+
+
+def test_grace_over_three_runs_with_a_moving_clock_is_pending_pending_deleted() -> None:
+    start = datetime(2026, 6, 1, tzinfo=UTC)
+    plan, ledger = _grace_run(["v1"], start, {})
+    assert _fate(plan, "p/bot/v2") == ("no-op", "grace_pending")
+    assert "deleted from 2026-06-08T00:00:00Z" in plan.resource_changes[-1].detail
+    assert ledger == {"p": {"version:m-bot-v2": start}}
+
+    plan, ledger = _grace_run(["v1"], start + timedelta(days=3), ledger)
+    assert _fate(plan, "p/bot/v2") == ("no-op", "grace_pending")
+    assert ledger == {"p": {"version:m-bot-v2": start}}, "the first-seen time is kept"
+
+    plan, ledger = _grace_run(["v1"], start + timedelta(days=7), ledger)
+    assert _fate(plan, "p/bot/v2") == ("delete", "not_in_manifest")
+    assert [change.address for change in plan.deletes()] == ["p/bot/v2"]
+
+
+def test_grace_starts_again_for_an_object_declared_in_between() -> None:
+    start = datetime(2026, 6, 1, tzinfo=UTC)
+    _, ledger = _grace_run(["v1"], start, {})
+    plan, ledger = _grace_run(["v1", "v2"], start + timedelta(days=3), ledger)
+    assert _fate(plan, "p/bot/v2") == ("no-op", "declared")
+    assert ledger == {"p": {}}, "a declared object is forgotten"
+    plan, ledger = _grace_run(["v1"], start + timedelta(days=8), ledger)
+    assert _fate(plan, "p/bot/v2") == ("no-op", "grace_pending")
+    assert ledger == {"p": {"version:m-bot-v2": start + timedelta(days=8)}}
+
+
+def test_next_ledger_keeps_what_a_targeted_plan_or_another_provider_does_not_cover() -> None:
+    start = datetime(2026, 6, 1, tzinfo=UTC)
+    plan, _ = _grace_run(["v1"], start, {})
+    targeted = plan.model_copy(update={"targets": ("p/bot/v1",), "resource_changes": ()})
+    previous = {"p": {"version:m-bot-v2": start}, "q": {"model:m-x": start}}
+    assert next_ledger(targeted, previous, start + timedelta(days=1)) == previous
+    # Untargeted, an object the plan no longer has is gone: forgotten.
+    empty = plan.model_copy(update={"resource_changes": ()})
+    assert next_ledger(empty, previous, start) == {"p": {}, "q": {"model:m-x": start}}

@@ -179,6 +179,11 @@ def test_the_schema_accepts_the_demo_and_every_planner_case(schema: dict[str, An
         ({"providers": {"p": {"type": "azure"}}}, "oneOf"),
         ({"providers": {"bad name": {"type": "qianfan"}}}, "does not match"),
         ({"policy": {"keep_latest": -1}}, "out of range"),
+        ({"policy": {"min_age": 24}}, "not string"),
+        ({"policy": {"grace": "7 days"}}, "does not match"),
+        ({"policy": {"mode": "dry-run"}}, "not one of"),
+        ({"policy": {"max_delete_percent": 101}}, "out of range"),
+        ({"providers": {"p": {"type": "qianfan", "policy": {"keep_within": "3y"}}}}, "oneOf"),
         ({"models": [{"provider": "p", "name": "m", "versions": [""]}]}, "none of anyOf"),
         (
             {"providers": {"p": {"type": "qianfan", "credentials": {"token_env": "1X"}}}},
@@ -194,6 +199,18 @@ def test_the_schema_refuses_what_the_loader_refuses(
     schema: dict[str, Any], document: dict[str, Any], problem: str
 ) -> None:
     assert any(problem in error for error in errors(schema, schema, document))
+
+
+def test_the_schema_describes_the_retention_keys(schema: dict[str, Any]) -> None:
+    policy = schema["$defs"]["Policy"]["properties"]
+    for key in ("min_age", "keep_within", "keep_before_in_use", "max_delete_percent", "grace"):
+        assert policy[key]["description"], key
+    assert policy["min_age"]["pattern"] == "^[0-9]{1,9}[smhdw]$"
+    assert policy["mode"]["enum"] == ["enforce", "observe"]
+    document = {
+        "policy": {"min_age": "24h", "keep_within": "30d", "grace": "7d", "mode": "observe"}
+    }
+    assert errors(schema, schema, document) == []
 
 
 def test_the_short_form_of_versions_is_allowed(schema: dict[str, Any]) -> None:

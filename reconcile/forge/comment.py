@@ -31,7 +31,6 @@ _FACTS = re.compile(
     r"<!-- reconcile-facts digest:(sha256:[0-9a-f]{64}) head:([0-9a-f]{7,64}) job:([0-9]+) -->"
 )
 _KEY = re.compile(r"[^A-Za-z0-9_.,-]+")
-_KEEP = (Reason.PROTECTED, Reason.RETENTION_KEEP_LATEST, Reason.LAST_VERSION)
 
 
 @dataclass(frozen=True)
@@ -101,7 +100,7 @@ def _summary(plan: Plan) -> Section:
         f"**{len(ambiguous)} ambiguous** (several live objects answer to one declared name): "
         "all listed below.",
         f"Drifted: {len(plan.drift)}; kept by protect or retention rules: "
-        f"{sum(1 for c in plan.resource_changes if c.action_reason in _KEEP)}.",
+        f"{sum(1 for c in plan.resource_changes if c.is_kept)}.",
     ]
     rows += [f"> **Warning:** {text(warning)}" for warning in plan.warnings]
     return Section(title, tuple(rows), keep=True)
@@ -163,7 +162,7 @@ def _rest(plan: Plan) -> Section:
     rows += [
         f"- kept {change.kind.value} {code(change.address)} ({change.action_reason.value})"
         for change in sorted(plan.resource_changes, key=lambda c: c.address)
-        if change.action_reason in _KEEP
+        if change.is_kept
     ]
     return Section("#### Drift, and what is kept", tuple(rows), noun="drift and kept rows")
 

@@ -29,6 +29,7 @@ from reconcile.manifest.specs import (
     StateTable,
     VersionSpec,
     is_glob_match,
+    parse_duration,
 )
 from reconcile.manifest.writer import dump_manifest
 
@@ -56,6 +57,7 @@ __all__ = [
     "load_manifest",
     "manifest_files",
     "manifest_warnings",
+    "parse_duration",
     "scan_key_lines",
     "toml_path",
 ]

@@ -218,6 +218,21 @@ def _too_small(found: _Detail) -> Explained:
     )
 
 
+def _out_of_range(found: _Detail) -> Explained:
+    """Above an exclusive lower bound or an inclusive upper one (max_delete_percent, timeouts)."""
+    value, field = found.value, found.field
+    shown = value if abs(value) < _HUGE else "a huge number"
+    if "gt" in found.context:
+        message = f"must be more than {found.context['gt']:g}, got {shown}"
+    else:
+        message = f"must be {found.context.get('le', 0):g} or less, got {shown}"
+    if field == "max_delete_percent":
+        return found.error(
+            message, hint="a percentage: write max_delete_percent = 20 (more than 0, at most 100)"
+        )
+    return found.error(message, hint=f"change {field}")
+
+
 def _value_error(found: _Detail) -> Explained:
     message = str(found.context.get("error", found.message))
     value = found.value
@@ -248,6 +263,8 @@ _BY_KIND: dict[str, Callable[[_Detail], Explained]] = {
     "string_too_short": _too_short,
     "string_too_long": _too_long,
     "greater_than_equal": _too_small,
+    "greater_than": _out_of_range,
+    "less_than_equal": _out_of_range,
     "value_error": _value_error,
 }
 _TYPE_HINTS = {

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     field_validator,
@@ -27,6 +29,37 @@ FABRIC_ID_PATTERN = r"^[A-Za-z0-9-]{1,36}$"
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 #: `local`, a folder, or s3://BUCKET[/PREFIX] (the state store checks the rest when opened).
 STATE_URL_PATTERN = r"^(local|s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s]*)?|[^:\s][^:]*)$"
+
+#: The units of a duration ("45s", "90m", "24h", "30d", "2w"), in seconds.
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+DURATION_PATTERN = r"^[0-9]{1,9}[smhdw]$"
+_UNITS_TEXT = "s (seconds), m (minutes), h (hours), d (days), w (weeks)"
+
+
+def parse_duration(text: str) -> timedelta:
+    """`"24h"` -> 24 hours: a whole number and one unit of `DURATION_UNITS`, nothing else."""
+    if not re.fullmatch(DURATION_PATTERN, text):
+        raise ValueError(
+            f'invalid duration {text!r}: write a whole number and a unit, as "45s", "90m", '
+            f'"24h", "30d" or "2w"; the units are {_UNITS_TEXT}'
+        )
+    return timedelta(seconds=int(text[:-1]) * DURATION_UNITS[text[-1]])
+
+
+def _check_duration(value: Any) -> Any:
+    """A duration must be a string with its unit: a bare number (hours? days?) is refused."""
+    if not isinstance(value, str):
+        raise ValueError(
+            f'a duration needs a unit: write it as a string such as "24h" or "30d" (got '
+            f"{value!r}); the units are {_UNITS_TEXT}"
+        )
+    parse_duration(value)
+    return value
+
+
+#: A duration in a manifest: "45s", "90m", "24h", "30d", "2w".
+Duration = Annotated[str, Field(pattern=DURATION_PATTERN), BeforeValidator(_check_duration)]
+Mode = Literal["enforce", "observe"]
 
 
 class Spec(BaseModel):
@@ -87,6 +120,27 @@ class PolicyOverrides(Spec):
         None, description="Replaces the global [policy] request_timeout for this provider."
     )
 
+    min_age: Duration | None = Field(
+        None, description="Replaces the global [policy] min_age for this provider."
+    )
+    keep_within: Duration | None = Field(
+        None, description="Replaces the global [policy] keep_within for this provider."
+    )
+    keep_before_in_use: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="Replaces the global [policy] keep_before_in_use for this provider."
+    )
+    max_delete_percent: Annotated[float, Field(gt=0, le=100)] | None = Field(
+        None, description="Replaces the global [policy] max_delete_percent for this provider."
+    )
+    mode: Mode | None = Field(
+        None,
+        description='"observe": this provider is planned and reported, never deleted from '
+        "(apply refuses its deletes).",
+    )
+    grace: Duration | None = Field(
+        None, description="Replaces the global [policy] grace for this provider."
+    )
+
 
 class Policy(Spec):
     #: Globs on model names or "model/version": never deleted, whatever else says.
@@ -123,6 +177,43 @@ class Policy(Spec):
     #: Seconds one attempt may take (override: --timeout).
     request_timeout: Annotated[float, Field(gt=0, le=600)] = Field(
         30.0, description="Seconds one attempt may take (override: --timeout)."
+    )
+
+    #: Never delete an object created less than this long ago (unknown creation time: kept).
+    min_age: Duration | None = Field(
+        None,
+        description='Never delete an object created less than this long ago ("24h"; units s, '
+        "m, h, d, w); an object with no creation time is kept too.",
+    )
+    #: Undeclared versions of a declared model created within this window are kept.
+    keep_within: Duration | None = Field(
+        None,
+        description='Undeclared versions of a declared model created within this window ("30d") '
+        "are kept; with keep_latest, a version kept by either stays.",
+    )
+    #: For each version an inference service uses, the N versions created just before it stay.
+    keep_before_in_use: Annotated[int, Field(ge=0)] = Field(
+        0,
+        description="For every version an inference service uses, the N versions of its model "
+        "created just before it are kept (rollback targets).",
+    )
+    #: Apply refuses a provider's plan that deletes more than this share of its live objects.
+    max_delete_percent: Annotated[float, Field(gt=0, le=100)] | None = Field(
+        None,
+        description="Apply refuses when a provider's plan deletes more than this percentage of "
+        "its live objects in scope (counted as max_deletes counts).",
+    )
+    #: "observe": planned and reported, never deleted.
+    mode: Mode = Field(
+        "enforce",
+        description='"enforce": apply deletes what the plan says; "observe": planned and '
+        "reported, never deleted (apply refuses the provider's deletes).",
+    )
+    #: An object is deleted only once it has been deletable this long, in consecutive plans.
+    grace: Duration | None = Field(
+        None,
+        description="An object is deleted only after it has been seen deletable for this long "
+        '("7d") in consecutive plans; until then the plan shows it as pending.',
     )
 
     def merged(self, overrides: PolicyOverrides | None) -> Policy:

@@ -7,16 +7,18 @@ The decision table is DESIGN.md's "What a plan decides"; each decision carries i
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 from reconcile.errors import ReconcileError
 from reconcile.manifest import Manifest
 from reconcile.model import Snapshot
 from reconcile.plan import Change, Drift, Plan, ProviderScope, Summary
 from reconcile.planner.decisions import ProviderPlanner
+from reconcile.planner.retention import Ledger, ledger_key, next_ledger
 from reconcile.planner.targets import select
 from reconcile.scope import Key, parse_target
 
-__all__ = ["build_plan"]
+__all__ = ["Ledger", "build_plan", "ledger_key", "next_ledger"]
 
 
 def build_plan(
@@ -26,11 +28,16 @@ def build_plan(
     tool_version: str,
     targets: Sequence[str] = (),
     refuse_empty: bool = True,
+    now: datetime | None = None,
+    ledger: Ledger | None = None,
 ) -> Plan:
     """Decide, for every live object in scope of every provider in `snapshots`, what to do.
 
     `refuse_empty`: a "workspace" scope with no declared model (and no allow_empty) raises
     GuardError. A read-only report passes False to show what such a plan would delete.
+    `now`: the time of the plan, for min_age, keep_within and grace; None (unknown) keeps
+    whatever those rules could keep. `ledger`: when each object was first seen deletable
+    (`next_ledger`), for grace; None: every deletable object is seen first now.
     """
     selected = [parse_target(text) for text in targets]
     changes: list[Change] = []
@@ -42,8 +49,21 @@ def build_plan(
         snapshot = snapshots.get(provider)
         if snapshot is None:
             continue
-        planner = ProviderPlanner(manifest, provider, snapshot, refuse_empty=refuse_empty)
+        planner = ProviderPlanner(
+            manifest,
+            provider,
+            snapshot,
+            refuse_empty=refuse_empty,
+            now=now,
+            first_seen=(ledger or {}).get(provider),
+        )
         planner.run()
+        deletes = sum(change.is_delete for change in planner.records.changes)
+        if deletes and planner.policy.mode == "observe":
+            declarations.append(
+                f'provider "{provider}" has mode = "observe": its {deletes} delete(s) are shown, '
+                "and apply refuses them"
+            )
         changes.extend(planner.records.changes)
         drift.extend(planner.records.drift)
         drift_keys.extend(planner.records.drift_keys)

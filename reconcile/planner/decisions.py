@@ -6,9 +6,9 @@ of a declared model, models that should go); splitting it would scatter one tabl
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from reconcile.errors import GuardError, PlanError
 from reconcile.manifest import Manifest, ModelSpec, VersionSpec, is_glob_match
@@ -16,6 +16,7 @@ from reconcile.model import LiveModel, LiveVersion, ServiceUse, Snapshot
 from reconcile.plan import Action, DriftKind, Kind, ProviderScope, Reason
 from reconcile.planner.matching import Found, Resolution, claimed_twice, resolve
 from reconcile.planner.records import Records, by_name
+from reconcile.planner.retention import Clock, created_order, rollback_targets
 from reconcile.scope import (
     Key,
     declared_address,
@@ -26,14 +27,8 @@ from reconcile.scope import (
     versions_in_scope,
 )
 
-_OLDEST = datetime.min.replace(tzinfo=UTC)
-
 #: Why a version must stay (None: it may go), in words, and the services that hold it.
 _Hold = tuple[Reason | None, str, Sequence[ServiceUse]]
-
-
-def _newest_first(version: LiveVersion) -> tuple[datetime, str, str]:
-    return (version.created or _OLDEST, version.name, version.id)
 
 
 def _services_text(services: Sequence[ServiceUse]) -> str:
@@ -84,7 +79,14 @@ class ProviderPlanner:
     """Decides, for every live object in scope of one provider, what the plan does with it."""
 
     def __init__(
-        self, manifest: Manifest, provider: str, snapshot: Snapshot, *, refuse_empty: bool = True
+        self,
+        manifest: Manifest,
+        provider: str,
+        snapshot: Snapshot,
+        *,
+        refuse_empty: bool = True,
+        now: datetime | None = None,
+        first_seen: Mapping[str, datetime] | None = None,
     ) -> None:
         self.manifest = manifest
         self.provider = provider
@@ -92,6 +94,7 @@ class ProviderPlanner:
         self.refuse_empty = refuse_empty
         self.config = manifest.providers[provider]
         self.policy = manifest.policy_for(provider)
+        self.clock = Clock(self.policy, now, first_seen or {})
         #: Declarations that can have no effect, as "<what> (<where>): <fix>".
         self.warnings: list[str] = []
         self.specs = []
@@ -108,6 +111,8 @@ class ProviderPlanner:
                 )
         self.in_scope = models_in_scope(snapshot, self.policy)
         self.records = Records(provider, snapshot, self.policy, self.in_scope)
+        #: Per model id: its rollback targets (version id -> the version in use, its services).
+        self._rollback: dict[str, dict[str, tuple[LiveVersion, list[ServiceUse]]]] = {}
 
     def scope(self) -> ProviderScope:
         return self.records.scope(self.config.scope)
@@ -371,7 +376,7 @@ class ProviderPlanner:
 
     def _retain(self, model: LiveModel, spec: ModelSpec, undeclared: list[LiveVersion]) -> None:
         """The undeclared versions of a declared model: held, kept by retention, or deleted."""
-        newest = sorted(undeclared, key=_newest_first, reverse=True)[: self.policy.keep_latest]
+        newest = sorted(undeclared, key=created_order, reverse=True)[: self.policy.keep_latest]
         keep = {version.id for version in newest}
         deletable: list[LiveVersion] = []
         for version in undeclared:
@@ -382,6 +387,9 @@ class ProviderPlanner:
                     f"one of the {self.policy.keep_latest} newest undeclared versions kept by "
                     f"policy keep_latest = {self.policy.keep_latest}"
                 )
+            within = self.clock.within(version.created) if reason is None else None
+            if within is not None:
+                reason, detail = Reason.RETENTION_KEEP_WITHIN, within
             if reason is None:
                 deletable.append(version)
                 continue
@@ -390,7 +398,7 @@ class ProviderPlanner:
             )
         if deletable and len(deletable) == len(model.versions):
             # Nothing else would be left: the last version of a declared model stays.
-            last = max(deletable, key=_newest_first)
+            last = max(deletable, key=created_order)
             deletable.remove(last)
             self.records.version_change(
                 model,
@@ -401,13 +409,24 @@ class ProviderPlanner:
                 f"declare the versions to keep{self._origin(spec)}",
             )
         for version in deletable:
-            self.records.version_change(
+            self._delete_version(
                 model,
                 version,
-                Action.DELETE,
                 Reason.NOT_IN_MANIFEST,
                 f'not declared among the versions of "{model.name}"{self._origin(spec)}',
             )
+
+    def _delete_version(
+        self, model: LiveModel, version: LiveVersion, reason: Reason, why: str
+    ) -> None:
+        """A version that may go: deleted, unless its grace period still runs."""
+        pending, note = self.clock.pending(Kind.VERSION, version.id)
+        if pending is not None:
+            self.records.version_change(
+                model, version, Action.NOOP, Reason.GRACE_PENDING, f"{pending} (then: {why})"
+            )
+        else:
+            self.records.version_change(model, version, Action.DELETE, reason, why + note)
 
     def _version_hold(
         self, model: LiveModel, version: LiveVersion, spec: ModelSpec | None
@@ -436,7 +455,31 @@ class ProviderPlanner:
                 "(or point them at another version) first, then plan again",
                 services,
             )
+        target = self._rollback_targets(model).get(version.id)
+        if target is not None:
+            used, users = target
+            count = self.policy.keep_before_in_use
+            return (
+                Reason.ROLLBACK_TARGET,
+                f'rollback target: one of the {count} versions created just before "{used.name}", '
+                f"which inference service {_services_text(_unique(users))} uses (policy "
+                f"keep_before_in_use = {count})",
+                (),
+            )
+        too_new = self.clock.too_new(version.created)
+        if too_new is not None:
+            return Reason.TOO_NEW, too_new, ()
         return None, "", ()
+
+    def _rollback_targets(
+        self, model: LiveModel
+    ) -> dict[str, tuple[LiveVersion, list[ServiceUse]]]:
+        targets = self._rollback.get(model.id)
+        if targets is None:
+            targets = self._rollback[model.id] = rollback_targets(
+                model, self.records.uses.by_version, self.policy.keep_before_in_use
+            )
+        return targets
 
     # -- models that should go --------------------------------------------------------------------
 
@@ -451,18 +494,30 @@ class ProviderPlanner:
                 f'matches protect pattern "{pattern}" (otherwise: {why})',
             )
             return
+        too_new = self.clock.too_new(model.created)
+        if too_new is not None:
+            self.records.model_change(
+                model, Action.NOOP, Reason.TOO_NEW, f"{too_new} (otherwise: {why})"
+            )
+            return
         deletable, held, blocking = self._hold_versions(model)
         if not blocking and not held:
+            pending, note = self.clock.pending(Kind.MODEL, model.id)
+            if pending is not None:
+                self.records.model_change(
+                    model, Action.NOOP, Reason.GRACE_PENDING, f"{pending} (then: {why})"
+                )
+                return
             self.records.model_change(
                 model,
                 Action.DELETE,
                 reason,
-                why,
+                why + note,
                 version_ids=[version.id for version in by_name(model.versions)],
             )
             return
         for version in deletable:
-            self.records.version_change(model, version, Action.DELETE, reason, why)
+            self._delete_version(model, version, reason, why)
         if blocking:
             self.records.model_change(
                 model,

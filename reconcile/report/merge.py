@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict
 
 from reconcile.drift import CATEGORIES, Category, Counts, DriftReport, Item
 from reconcile.errors import ReconcileError
-from reconcile.plan import Change, Drift, Kind, Plan, ProviderScope, Reason
+from reconcile.plan import Change, Drift, Group, Kind, Plan, ProviderScope, Reason
 
 _Provided = TypeVar("_Provided", Change, Drift)
 
@@ -268,14 +268,13 @@ def _warnings(documents: Sequence[Document]) -> tuple[str, ...]:
 
 # -- plans --------------------------------------------------------------------------------------
 
-#: What each kept or blocked line counts as in a plan's `Summary`.
-_MEASURES: dict[Reason, str] = {
-    Reason.IN_USE: "blocked",
-    Reason.AMBIGUOUS: "blocked",
-    Reason.PROTECTED: "protected",
-    Reason.RETENTION_KEEP_LATEST: "kept",
-    Reason.LAST_VERSION: "kept",
-    Reason.DECLARED: "in_sync",
+#: What each kept or blocked line counts as in a plan's `Summary` (by its `REASON_GROUPS` group).
+_MEASURES: dict[Group, str] = {
+    Group.BLOCKED: "blocked",
+    Group.AMBIGUOUS: "blocked",
+    Group.PROTECTED: "protected",
+    Group.KEPT: "kept",
+    Group.IN_SYNC: "in_sync",
 }
 #: The order of a provider's lines in the report.
 _ORDER = {"delete": 0, "blocked": 1, "protected": 2, "kept": 2, "in_sync": 3}
@@ -284,7 +283,7 @@ _ORDER = {"delete": 0, "blocked": 1, "protected": 2, "kept": 2, "in_sync": 3}
 def _measure(change: Change) -> str:
     if change.is_delete:
         return "delete"
-    return _MEASURES.get(change.action_reason, "in_sync")
+    return _MEASURES.get(change.group, "in_sync")
 
 
 def _tally(counter: Mapping[tuple[str, Kind], int], measure: str) -> Tally:

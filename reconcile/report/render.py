@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from reconcile.drift import CATEGORIES, LABELS, Category, Item
 from reconcile.model import FieldChange, ServiceUse, printable
-from reconcile.plan import Change, Drift, Reason
+from reconcile.plan import Change, Drift
 from reconcile.render import percent, with_versions
 from reconcile.render.html import _code as html_code
 from reconcile.render.html import _e as html_text
@@ -198,9 +198,6 @@ def _where(type_: str, location: str, scope: str) -> Cell:
     return (words(f"{type_}, {location}, scope {scope}"),)
 
 
-_KEEP = (Reason.PROTECTED, Reason.RETENTION_KEEP_LATEST, Reason.LAST_VERSION)
-
-
 def plan_layout(report: MergedPlan) -> Layout:
     total = report.total
     changes = report.changes
@@ -263,7 +260,7 @@ def plan_layout(report: MergedPlan) -> Layout:
                 "kept (protected or by retention rules)",
                 "=",
                 "keep",
-                [_change_line(c) for c in changes if c.action_reason in _KEEP],
+                [_change_line(c) for c in changes if c.is_kept],
             ),
         ],
         footer=_footer(report),
