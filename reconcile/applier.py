@@ -86,6 +86,7 @@ class Applier:
         progress: Progress | None = None,
         ensure: Callable[[], None] | None = None,
         apply_id: str | None = None,
+        check: Callable[[Sequence[Change], Plan], None] | None = None,
     ) -> None:
         self.providers = providers
         self.journal = journal
@@ -107,6 +108,9 @@ class Applier:
         self.halted: Exception | None = None
         #: The id of this apply's journal records (and of the locks it holds, when given).
         self.apply_id = apply_id
+        #: The policy's other refusals (observe-only, max_delete_percent), given the deletes
+        #: confirmed by the re-listing and the plan made from it.
+        self.check = check or (lambda deletes, fresh: None)
 
     def interrupt(self) -> None:
         """First call: send no new delete, let those in flight finish, and stop a listing in
@@ -178,6 +182,7 @@ class Applier:
         refuse_stale(stale_reasons(plan, live) + unconfirmed_deletes(plan, fresh))
         deletes = confirmed_deletes(plan, fresh)
         check_max_deletes(deletes, self.max_deletes)
+        self.check(deletes, fresh)
         return deletes
 
     async def _finish(self, result: ApplyResult, deletes: Sequence[Change]) -> None:

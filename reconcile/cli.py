@@ -383,17 +383,28 @@ def _make_plan(
     snapshots: dict[str, Snapshot],
     targets: Sequence[str],
     path: Path,
+    options: Options,
     *,
     refuse_empty: bool = True,
 ) -> Plan:
     from reconcile.planner import build_plan
+    from reconcile.session import read_ledger
 
+    # The time and the grace ledger are the planner's inputs; it reads neither itself.
+    now = datetime.now(UTC)
+    ledger = read_ledger(manifest, snapshots, options).ledger
     plan = build_plan(
-        manifest, snapshots, tool_version=__version__, targets=targets, refuse_empty=refuse_empty
+        manifest,
+        snapshots,
+        tool_version=__version__,
+        targets=targets,
+        refuse_empty=refuse_empty,
+        now=now,
+        ledger=ledger,
     )
     return plan.model_copy(
         update={
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "created_at": now.isoformat(timespec="seconds"),
             "manifest_path": str(path),
         }
     )
@@ -541,7 +552,7 @@ def plan(
     async def listing() -> Plan:
         providers, snapshots = await _listed(manifest, run.options(path), progress)
         await _close(providers)
-        return _make_plan(manifest, snapshots, targets, path)
+        return _make_plan(manifest, snapshots, targets, path, run.options(path))
 
     result = _run(listing())
     if isinstance(out, str):
@@ -682,7 +693,7 @@ async def _fresh_plan(
     """A plan made now, for apply: its guards (empty scope too) are the apply path's."""
     providers, snapshots = await _listed(manifest, options, progress)
     await _close(providers)
-    return _make_plan(manifest, snapshots, targets, path, refuse_empty=False)
+    return _make_plan(manifest, snapshots, targets, path, options, refuse_empty=False)
 
 
 class _ApplyIO:
@@ -915,7 +926,7 @@ def drift(path: Path, fmt: str, output: Path | None, run: _Run) -> int:
 
     with _collector_paused():
         # Read-only: an empty "workspace" scope is reported (all unmanaged), not refused.
-        plan = _make_plan(manifest, snapshots, (), path, refuse_empty=False)
+        plan = _make_plan(manifest, snapshots, (), path, run.options(path), refuse_empty=False)
         report = build_drift_report(plan, manifest, snapshots)
     rendered = _render_drift_as(report, fmt, run.color and output is None, plan)
     if output is None:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 from reconcile import guards
@@ -24,7 +25,14 @@ from reconcile.manifest import Manifest
 from reconcile.model import Snapshot
 from reconcile.plan import Change, Plan
 from reconcile.providers.base import Progress
-from reconcile.state import HeldLock, LockInfo, Migration, StateBackend, StateError
+from reconcile.state import (
+    HeldLock,
+    LockInfo,
+    Migration,
+    StateBackend,
+    StateConflictError,
+    StateError,
+)
 from reconcile.wiring import (
     Options,
     lock_scope,
@@ -82,10 +90,15 @@ def apply_plan(plan: Plan, request: ApplyRequest, io: ApplyIO) -> ApplyResult | 
     guards.check_empty_scope(manifest, plan)
     io.show(plan)
     if not plan.deletes():
+        # Nothing to delete, but the grace periods it saw start now: apply records them.
+        names = [scope.provider for scope in plan.scopes]
+        read = read_ledger(manifest, names, request.options)
+        write_ledger(manifest, plan, read, _plan_time(plan), request.options)
         return None
     limits = guards.max_deletes_limits(manifest, request.max_deletes)
     # Early, on the plan as shown; the applier counts again on its fresh listing.
     guards.check_max_deletes(plan.deletes(), limits)
+    check_policy(manifest, plan.deletes(), plan)
     names = sorted({change.provider for change in plan.deletes()})
     apply_id = new_apply_id()
     # The locks are taken before approval: nobody approves a plan that another apply runs on.
@@ -124,17 +137,25 @@ async def _apply(
     apply_id: str,
 ) -> ApplyResult:
     names = sorted({change.provider for change in plan.deletes()})
+    read = read_ledger(request.manifest, names, request.options, store)
     providers = open_providers(request.manifest, names, request.options)
+    made: list[tuple[Plan, datetime]] = []
 
     def ensure() -> None:
         for lock in held:
             lock.ensure()
 
+    def fresh_plan(live: Mapping[str, Snapshot]) -> Plan:
+        now = datetime.now(UTC)
+        made.append((replan(request.manifest, live, plan, now=now, ledger=read.ledger), now))
+        return made[-1][0]
+
     try:
         applier = Applier(
             providers,
             StoreJournal(store),
-            replan=lambda live: replan(request.manifest, live, plan),
+            replan=fresh_plan,
+            check=lambda deletes, fresh: check_policy(request.manifest, deletes, fresh),
             max_deletes=limits,
             parallelism=request.options.most_in_flight,
             on_event=io.on_event,
@@ -143,7 +164,10 @@ async def _apply(
             apply_id=apply_id,
         )
         with io.interrupts(applier.interrupt):
-            return await applier.apply(plan)
+            result = await applier.apply(plan)
+        if made:
+            write_ledger(request.manifest, made[-1][0], read, made[-1][1], request.options, store)
+        return result
     finally:
         for provider in providers.values():
             await provider.aclose()
@@ -157,9 +181,25 @@ def journal_summaries(
         return store.name, summarize_applies(store.records(warn))
 
 
-def replan(manifest: Manifest, live: Mapping[str, Snapshot], saved: Plan) -> Plan:
-    """A plan of the scopes just listed again, with the saved plan's targets, through the same
-    guards as any plan that deletes."""
+def check_policy(manifest: Manifest, deletes: Sequence[Change], plan: Plan) -> None:
+    """The policy's refusals beside max_deletes: mode = "observe", max_delete_percent (counted
+    against the live objects in scope that `plan` saw)."""
+    guards.check_observe_only(deletes, manifest)
+    limits = guards.max_delete_percent_limits(manifest)
+    if limits:
+        guards.check_max_delete_percent(deletes, plan.scopes, limits)
+
+
+def replan(
+    manifest: Manifest,
+    live: Mapping[str, Snapshot],
+    saved: Plan,
+    *,
+    now: datetime | None = None,
+    ledger: Mapping[str, Mapping[str, datetime]] | None = None,
+) -> Plan:
+    """A plan of the scopes just listed again at `now`, with the saved plan's targets, through
+    the same guards as any plan that deletes."""
     from reconcile import __version__
     from reconcile.planner import build_plan
 
@@ -170,6 +210,8 @@ def replan(manifest: Manifest, live: Mapping[str, Snapshot], saved: Plan) -> Pla
         tool_version=__version__,
         targets=saved.targets,
         refuse_empty=False,
+        now=now,
+        ledger=ledger,
     )
     guards.check_empty_scope(manifest, fresh)
     return fresh
@@ -221,3 +263,94 @@ def migrate_state(
             )
         target.probe()
         return source.name, target.name, target.migrate_from(source)
+
+
+# -- the first-seen ledger of the grace period ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LedgerRead:
+    """The ledger of some providers as read from the state store: what the planner takes, and
+    each scope's version for the conditional write that replaces it."""
+
+    ledger: dict[str, dict[str, datetime]]
+    versions: dict[str, str | None]
+
+
+def read_ledger(
+    manifest: Manifest, names: Iterable[str], options: Options, store: StateBackend | None = None
+) -> LedgerRead:
+    """When each object of these providers was first seen deletable, from the state store; read
+    only where a policy sets `grace` (no store is opened otherwise)."""
+    graced = sorted(name for name in names if manifest.policy_for(name).grace is not None)
+    if not graced:
+        return LedgerRead({}, {})
+    with contextlib.ExitStack() as stack:
+        if store is None:
+            store = stack.enter_context(open_state_store(manifest, options))
+        ledger: dict[str, dict[str, datetime]] = {}
+        versions: dict[str, str | None] = {}
+        for name in graced:
+            scope = lock_scope(manifest, name, options.state_dir)
+            found = store.get_ledger(scope)
+            versions[name] = found.version if found else None
+            ledger[name] = _first_seen(found.document if found else {}, store.name, scope)
+        return LedgerRead(ledger, versions)
+
+
+def write_ledger(
+    manifest: Manifest,
+    plan: Plan,
+    read: LedgerRead,
+    now: datetime,
+    options: Options,
+    store: StateBackend | None = None,
+) -> None:
+    """Record what `plan` (made at `now`) found deletable or in grace, for the providers read;
+    a plan never calls this, apply does. Another apply's write in between wins (its ledger holds
+    at least as much): the conflict is not an error, nothing here decides a delete."""
+    from reconcile.planner.retention import next_ledger
+
+    after = next_ledger(plan, read.ledger, now)
+    with contextlib.ExitStack() as stack:
+        if store is None:
+            store = stack.enter_context(open_state_store(manifest, options))
+        for name, version in read.versions.items():
+            entries = after.get(name, {})
+            if version is not None and entries == read.ledger.get(name):
+                continue
+            document = {"first_seen": {key: _stamp(moment) for key, moment in entries.items()}}
+            scope = lock_scope(manifest, name, options.state_dir)
+            with contextlib.suppress(StateConflictError):
+                store.put_ledger(scope, document, version=version)
+
+
+def _first_seen(document: Mapping[str, Any], store: str, scope: str) -> dict[str, datetime]:
+    entries = document.get("first_seen", {})
+    try:
+        if not isinstance(entries, dict):
+            raise TypeError("first_seen is not an object")
+        return {str(key): _utc(datetime.fromisoformat(value)) for key, value in entries.items()}
+    except (TypeError, ValueError) as error:
+        raise StateError(
+            f"the first-seen ledger of {scope} is not readable ({error})",
+            store=store,
+            operation="read a ledger",
+            hint="restore it, or remove it: every object then starts its grace period anew",
+        ) from None
+
+
+def _plan_time(plan: Plan) -> datetime:
+    """When the plan was made (its listing was seen), or now when it does not say."""
+    try:
+        return _utc(datetime.fromisoformat(plan.created_at or ""))
+    except ValueError:
+        return datetime.now(UTC)
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
