@@ -116,7 +116,7 @@ def test_observe_mode_plans_the_deletes_and_apply_refuses_them(
     before = live_ids(live_state(demo))
     assert any(c["address"].startswith("fabric-demo/") for c in planned["resource_changes"])
 
-    code, out, err = run(capsys, "apply", str(demo), "--auto-approve")
+    code, _, err = run(capsys, "apply", str(demo), "--auto-approve")
     assert code != 0
     assert 'mode = "observe"' in err and "nothing was deleted" in err
     assert live_ids(live_state(demo)) == before
@@ -155,6 +155,6 @@ def test_min_age_keeps_what_was_created_just_now(
     assert len(shown) >= 8
     assert {reasons[address] for address in shown} == {"too_new"}
     before = live_ids(live_state(demo))
-    code, out, err = run(capsys, "apply", str(demo), "--auto-approve")
+    code, _, err = run(capsys, "apply", str(demo), "--auto-approve")
     assert code == 0, err
     assert live_ids(live_state(demo)) == before
