@@ -409,6 +409,11 @@ class HaltedError(ReconcileError):
         super().__init__(message, hint=hint)
         self.result = result
 
+    @property
+    def exit_code(self) -> int:  # type: ignore[override]
+        """3 (as for failed deletes) once any delete was sent: 1 would say nothing was."""
+        return 3 if self.result.outcomes else 1
+
 
 def halted_error(cause: Exception, result: ApplyResult) -> HaltedError:
     """What the user is told: why deletes stopped, and what had happened until then."""

@@ -1428,7 +1428,7 @@ def _main(argv: Sequence[str] | None) -> int:
         return int(exit_.exit_code)
     except ReconcileError as error:
         click.echo(f"Error: {error}", err=True)
-        return EXIT_ERROR
+        return error.exit_code
     except OSError as error:
         # The machine said no (a missing folder, a full disk, no permission): not a bug.
         click.echo(

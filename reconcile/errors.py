@@ -11,6 +11,9 @@ from __future__ import annotations
 class ReconcileError(Exception):
     """Root of every error reconcile reports to a user."""
 
+    #: The process's exit code when this error ends a command: 1, nothing was deleted.
+    exit_code = 1
+
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
         self.message = message

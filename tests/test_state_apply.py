@@ -167,7 +167,8 @@ def test_a_store_that_fails_mid_apply_stops_the_deletes(
         manifest = _manifest(tmp_path, url, store_url, bucket)
         code = main(["apply", str(manifest), "--auto-approve", "--no-color", "--parallelism", "1"])
     out, err = capsys.readouterr()
-    assert code == 1, out + err
+    # 3, not 1: some deletes were sent, and 1 says nothing was deleted.
+    assert code == 3, out + err
     assert proxy.failed_at is not None
     assert platform.deletes, "the store failed before any delete: the test proves nothing"
     # No delete reached the platform after the store failed ...
@@ -185,6 +186,23 @@ def test_a_store_that_fails_mid_apply_stops_the_deletes(
         f"\nstore failed after {proxy.fail_after} journal writes: "
         f"{len(platform.deletes)} delete(s) sent, {len(records)} records kept\n{err}"
     )
+
+
+def test_a_store_that_fails_before_the_first_delete_exits_1_with_nothing_deleted(
+    tmp_path: Path, moto_endpoint: str, env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bucket = make_bucket(moto_endpoint)
+    platform = _emulator()
+    # The apply_started record is written; the first intent is not: no delete may be sent.
+    proxy = S3Proxy(moto_endpoint, fail_after=1)
+    with serve_over_loopback(proxy) as store_url, serve_over_loopback(platform) as url:
+        manifest = _manifest(tmp_path, url, store_url, bucket)
+        code = main(["apply", str(manifest), "--auto-approve", "--no-color", "--parallelism", "1"])
+    out, err = capsys.readouterr()
+    assert proxy.failed_at is not None
+    assert platform.deletes == []
+    assert code == 1, out + err
+    assert "0 delete(s) had been sent" in err, err
 
 
 def _apply_process(folder: Path, manifest: Path) -> subprocess.Popen[str]:
