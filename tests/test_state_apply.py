@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -287,3 +288,50 @@ def test_state_migrate_copies_the_local_journal_to_the_bucket_once(
     # Migrating the store onto itself is refused, not a silent no-op.
     assert main(["state", "migrate", str(manifest), "--to", "local"]) == 1
     assert "already in" in capsys.readouterr().err
+
+
+def test_a_plan_saved_in_the_bucket_is_applied_from_it(
+    tmp_path: Path, moto_endpoint: str, env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bucket = make_bucket(moto_endpoint)
+    platform = _emulator()
+    saved = f"s3://{bucket}/plans/pr-7.json"
+    with serve_over_loopback(platform) as url:
+        manifest = _manifest(tmp_path, url, moto_endpoint, bucket)
+        assert main(["plan", str(manifest), "-o", saved, "--no-color"]) == 0
+        said = capsys.readouterr().out
+        digest = said.split("(digest ", 1)[1].split(")", 1)[0]
+        assert f"reconcile apply {saved}" in said
+        # A wrong digest is refused before anything is deleted ...
+        code = main(["apply", saved, "--manifests", str(manifest), "--expect-digest", "sha256:0"])
+        assert code == 1 and platform.deletes == []
+        # ... the approved one deletes what the saved plan lists, with its receipts in the bucket.
+        code = main(["apply", saved, "--manifests", str(manifest), "--expect-digest", digest])
+        out, err = capsys.readouterr()
+        assert code == 0, out + err
+    assert not (tmp_path / "plans").exists()  # the plan was never a local file
+    records = _records(moto_endpoint, bucket)
+    assert platform.deletes and _unreceipted(platform.deletes, records) == []
+    assert {r["plan_digest"] for r in records if r["event"] == "apply_started"} == {digest}
+
+
+def test_the_grace_ledger_lives_in_the_bucket(
+    tmp_path: Path, moto_endpoint: str, env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bucket = make_bucket(moto_endpoint)
+    platform = _emulator()
+    with serve_over_loopback(platform) as url:
+        manifest = _manifest(tmp_path, url, moto_endpoint, bucket)
+        manifest.write_text(manifest.read_text() + 'grace = "7d"\n')
+        assert main(["plan", str(manifest), "--no-color", "--format", "json"]) == 0
+        reasons = {
+            c["action_reason"] for c in json.loads(capsys.readouterr().out)["resource_changes"]
+        }
+        assert "grace_pending" in reasons
+        assert main(["apply", str(manifest), "--auto-approve", "--no-color"]) == 0
+        scope = f"fabric:{urlsplit(url).netloc}/ws-demo"
+    assert platform.deletes == []
+    with open_state(s3_spec(moto_endpoint, bucket), default_dir=Path(), environ=KEYS) as store:
+        found = store.get_ledger(scope)
+    assert found is not None and found.document["first_seen"]
+    assert not (tmp_path / ".reconcile").exists()
