@@ -8,7 +8,8 @@ to stderr or to `--log-file FILE` (appended):
 - `debug`: also every HTTP request, and the canonical request of each signature (what a signing
   failure on a real account is debugged from).
 
-Everything goes through the `reconcile` logger and its children. The handler that
+Everything goes through the `reconcile` logger and its children (the HTTP layer logs under
+`reconcile.http`, from `providers/trace.py`, which knows nothing of this module). The handler that
 `configure_logging` installs carries a `RedactingFilter`: before a record is written its message is
 formatted and scrubbed of the secret values registered at run time (`register_secret`: keys,
 tokens, webhook URLs, read from the environment) and of whatever looks like a credential whatever
@@ -41,8 +42,6 @@ MASK = "***"
 #: Registered values shorter than this are not redacted: no real credential is this short, and
 #: masking every "ab" would shred the log.
 MIN_SECRET_LENGTH = 4
-
-_http_log = logging.getLogger(f"{LOGGER_NAME}.http")
 
 
 class LogConfigError(ReconcileError):
@@ -170,6 +169,8 @@ def resolve_level(option: str | None, env: Mapping[str, str]) -> int:
 
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+#: Warnings alone (the default level) read as the rest of the output does.
+_WARNING_FORMAT = "Warning: %(message)s"
 
 
 def configure_logging(
@@ -194,7 +195,9 @@ def configure_logging(
             ) from exc
     else:
         handler = logging.StreamHandler(sys.stderr if stream is None else stream)
-    handler.setFormatter(logging.Formatter(_FORMAT))
+    handler.setFormatter(
+        logging.Formatter(_WARNING_FORMAT if resolved >= logging.WARNING else _FORMAT)
+    )
     handler.addFilter(RedactingFilter())
     handler.set_name("reconcile-log")
     logger = logging.getLogger(LOGGER_NAME)
@@ -209,38 +212,12 @@ def configure_logging(
     return handler
 
 
-# -- what the HTTP layer logs ------------------------------------------------------------------
-
-
-def log_request(
-    method: str,
-    url: str,
-    status: int | None,
-    duration: float,
-    attempt: int,
-    retry_reason: str | None = None,
-) -> None:
-    """One HTTP attempt: on debug every attempt; on info those that failed (no response, 4xx,
-    5xx) or are retried, with why. `status` None: no response (a timeout, a reset)."""
-    failed = status is None or status >= 400
-    level = logging.INFO if failed or retry_reason else logging.DEBUG
-    if not _http_log.isEnabledFor(level):
-        return
-    answer = f"HTTP {status}" if status is not None else "no response"
-    retry = f", retrying: {retry_reason}" if retry_reason else ""
-    _http_log.log(
-        level,
-        "%s %s -> %s in %.3f s (attempt %d%s)",
-        method.upper(),
-        url,
-        answer,
-        duration,
-        attempt,
-        retry,
-    )
-
-
-def log_canonical_request(text: str) -> None:
-    """The canonical request a signature was computed over (debug only): what to compare with
-    the platform's own when it answers that the signature does not match."""
-    _http_log.debug("canonical request:\n%s", text)
+def remove_logging() -> None:
+    """Take away the handler `configure_logging` installed (a process that goes on after a
+    command, such as a test run, must not keep writing to that command's stream)."""
+    logger = logging.getLogger(LOGGER_NAME)
+    for old in [h for h in logger.handlers if h.get_name() == "reconcile-log"]:
+        logger.removeHandler(old)
+        old.close()
+    logger.setLevel(logging.NOTSET)
+    forget_secrets()

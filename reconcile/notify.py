@@ -51,6 +51,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import logging
 import os
 import re
 import time
@@ -62,10 +63,12 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from reconcile.errors import ReconcileError
 from reconcile.events import RunEvent
-from reconcile.logs import log_request, redact, register_secret
+from reconcile.logs import LOGGER_NAME, redact, register_secret
 
 if TYPE_CHECKING:
     import httpx
+
+_log = logging.getLogger(f"{LOGGER_NAME}.notify")
 
 Kind = Literal["slack", "feishu", "dingtalk", "wecom", "webhook"]
 NotifyOn = Literal["change", "always", "failure"]
@@ -652,7 +655,12 @@ def _send_one(
     # a TLS error, a proxy's garbage) is reported, never raised into the run.
     except Exception as exc:
         problem = f"{type(exc).__name__}: {_one_line(str(exc), 200) or 'no detail'}"
-    log_request("POST", _display(endpoint.url), status, time.monotonic() - started, 1, None)
+    _log.info(
+        "notify POST %s -> %s in %.3f s",
+        _display(endpoint.url),
+        f"HTTP {status}" if status is not None else "no response",
+        time.monotonic() - started,
+    )
     if problem is None:
         return None
     return redact(f"notification to {target.label} failed: {problem}", endpoint.secrets)

@@ -11,6 +11,7 @@ import pytest
 
 from reconcile import logs
 from reconcile.errors import ReconcileError
+from reconcile.providers import trace
 
 SK = "sk-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 AK = "AKIDEXAMPLE1234567890"
@@ -69,18 +70,18 @@ def test_a_bad_level_is_an_error_naming_where_it_came_from() -> None:
 
 def test_at_warning_no_request_is_logged() -> None:
     stream = _configure()
-    logs.log_request("GET", "https://example.test/v1/models", 200, 0.1, 1)
-    logs.log_request("GET", "https://example.test/v1/models", 500, 0.1, 1, "HTTP 500")
-    logs.log_canonical_request("GET\n/v1/models\n")
+    trace.log_request("GET", "https://example.test/v1/models", 200, 0.1, 1)
+    trace.log_request("GET", "https://example.test/v1/models", 500, 0.1, 1, "HTTP 500")
+    trace.log_canonical_request("GET\n/v1/models\n")
     assert stream.getvalue() == ""
 
 
 def test_at_info_only_failed_or_retried_attempts_are_logged() -> None:
     stream = _configure("info")
-    logs.log_request("GET", "https://example.test/v1/models", 200, 0.1, 1)
-    logs.log_request("GET", "https://example.test/v1/models", 429, 0.25, 1, "HTTP 429")
-    logs.log_request("DELETE", "https://example.test/v1/models/m1", None, 5.0, 2, "timeout")
-    logs.log_canonical_request("GET\n/v1/models\n")
+    trace.log_request("GET", "https://example.test/v1/models", 200, 0.1, 1)
+    trace.log_request("GET", "https://example.test/v1/models", 429, 0.25, 1, "HTTP 429")
+    trace.log_request("DELETE", "https://example.test/v1/models/m1", None, 5.0, 2, "timeout")
+    trace.log_canonical_request("GET\n/v1/models\n")
     lines = stream.getvalue().splitlines()
     assert len(lines) == 2
     assert (
@@ -94,8 +95,8 @@ def test_at_info_only_failed_or_retried_attempts_are_logged() -> None:
 
 def test_at_debug_every_request_and_the_canonical_request_are_logged() -> None:
     stream = _configure(None, {"RECONCILE_LOG": "debug"})
-    logs.log_request("get", "https://example.test/v1/models?page=2", 200, 0.012, 1)
-    logs.log_canonical_request("GET\n/v1/models\npage=2\nhost:example.test")
+    trace.log_request("get", "https://example.test/v1/models?page=2", 200, 0.012, 1)
+    trace.log_canonical_request("GET\n/v1/models\npage=2\nhost:example.test")
     text = stream.getvalue()
     assert "DEBUG reconcile.http: GET https://example.test/v1/models?page=2 -> HTTP 200" in text
     assert "canonical request:\nGET\n/v1/models\npage=2\nhost:example.test" in text
@@ -105,7 +106,7 @@ def test_the_log_file_is_appended_to(tmp_path: Path) -> None:
     path = tmp_path / "reconcile.log"
     path.write_text("earlier run\n", encoding="utf-8")
     logs.configure_logging("debug", path, env={})
-    logs.log_request("GET", "https://example.test/", 200, 0.0, 1)
+    trace.log_request("GET", "https://example.test/", 200, 0.0, 1)
     logging.getLogger(logs.LOGGER_NAME).handlers[0].flush()
     text = path.read_text(encoding="utf-8")
     assert text.startswith("earlier run\n")
@@ -121,7 +122,7 @@ def test_a_log_file_that_cannot_be_opened_is_a_clear_error(tmp_path: Path) -> No
 def test_configuring_twice_keeps_one_handler() -> None:
     _configure("debug")
     stream = _configure("debug")
-    logs.log_request("GET", "https://example.test/", 200, 0.0, 1)
+    trace.log_request("GET", "https://example.test/", 200, 0.0, 1)
     assert len(logging.getLogger(logs.LOGGER_NAME).handlers) == 1
     assert stream.getvalue().count("GET https://example.test/") == 1
 
@@ -216,8 +217,8 @@ def test_credential_shaped_values_are_redacted_whatever_their_value(
 def test_redaction_covers_every_child_logger_and_the_helpers() -> None:
     stream = _configure("debug")
     logs.register_secret(TOKEN)
-    logs.log_request("GET", f"https://example.test/x?token={TOKEN}", 401, 0.1, 1)
-    logs.log_canonical_request(f"GET\n/x\n\nx-auth-token:{TOKEN}")
+    trace.log_request("GET", f"https://example.test/x?token={TOKEN}", 401, 0.1, 1)
+    trace.log_canonical_request(f"GET\n/x\n\nx-auth-token:{TOKEN}")
     logging.getLogger("reconcile.applier.deep").info("%r", {"X-Auth-Token": TOKEN})
     assert TOKEN not in stream.getvalue()
 

@@ -22,6 +22,7 @@ from reconcile.errors import ProviderError
 from reconcile.model import strict_json
 from reconcile.providers.adaptive import Limit
 from reconcile.providers.failures import Call, Redactor, Refusal, platform_error
+from reconcile.providers.trace import log_request
 from reconcile.providers.transport import (
     MAX_BODY_BYTES,
     AiohttpTransport,
@@ -146,11 +147,26 @@ class Http:
         attempt = 0
         while True:
             attempt += 1
+            started = time.monotonic()
             # Prepared again each time: a signature carries its time.
             outcome = await self._attempt(self._prepare(method, full_url, json), call)
+            answered = isinstance(outcome, httpx.Response)
+            status = outcome.status_code if isinstance(outcome, httpx.Response) else None
             if isinstance(outcome, httpx.Response) and outcome.status_code in accepted:
+                log_request(method, full_url, status, time.monotonic() - started, attempt)
                 return outcome
             delay = self._retry_delay(outcome, attempt)
+            why = (f"HTTP {status}" if answered else type(outcome).__name__) + (
+                f", in {delay:.2f} s" if delay is not None else ""
+            )
+            log_request(
+                method,
+                full_url,
+                status,
+                time.monotonic() - started,
+                attempt,
+                why if delay is not None else None,
+            )
             if delay is None:
                 raise self._failure(outcome, call, attempt)
             await self.sleep(delay)

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from urllib.parse import quote, unquote
 
+from reconcile.providers.trace import log_canonical_request
+
 SDK_ALGORITHM = "SDK-HMAC-SHA256"
 SDK_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 SDK_CONTENT_SHA256_HEADER = "x-sdk-content-sha256"
@@ -90,6 +92,7 @@ def sdk_authorization(
     `Host`) are all signed (but those with `_` in their name, as Huawei's SDK)."""
     date = next(value for name, value in headers.items() if name.lower() == "x-sdk-date")
     request, signed = sdk_canonical_request(method, path, params, headers, body)
+    log_canonical_request(request)
     signature = sdk_signature(secret_key, sdk_string_to_sign(request, date))
     return f"{SDK_ALGORITHM} Access={access_key}, SignedHeaders={signed}, Signature={signature}"
 
@@ -175,6 +178,7 @@ def bce_authorization(
     canonical = "\n".join(
         [method.upper(), bce_canonical_uri(path), bce_canonical_query(params), canonical_headers]
     )
+    log_canonical_request(canonical)
     key = bce_signing_key(secret_key, prefix)
     signature = hmac.new(key.encode(), canonical.encode(), hashlib.sha256).hexdigest()
     listed = ";".join(names) if signed_headers else ""
