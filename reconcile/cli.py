@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from reconcile import __version__
 from reconcile.errors import ApprovalError, ReconcileError
@@ -27,8 +28,11 @@ from reconcile.errors import ApprovalError, ReconcileError
 if TYPE_CHECKING:  # the heavy modules load only when a command runs, so --help stays fast
     from reconcile.applier import ApplyResult, Outcome
     from reconcile.drift import DriftReport
+    from reconcile.events import Command
     from reconcile.manifest import Manifest
     from reconcile.model import Snapshot
+    from reconcile.notify import NotifyOn
+    from reconcile.outward import Outward
     from reconcile.plan import Change, Plan
     from reconcile.providers.base import Provider
     from reconcile.wiring import Options
@@ -123,13 +127,162 @@ class _FileOrObject(click.ParamType):  # type: ignore[type-arg]
         return kind.convert(text, param, ctx)
 
 
-_STATE_OPTION = click.option(
+# -- options: each defined once, accepted before the subcommand too ------------------------------
+
+#: param name -> its option, for the options commands share. `reconcile` takes them before the
+#: subcommand as well (`reconcile --parallelism 8 plan` = `reconcile plan --parallelism 8`; given
+#: in both places, the one after the subcommand wins), each also from `RECONCILE_<NAME>`.
+_GLOBAL: dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]] = {}
+
+
+def _global_option(*decls: str, envvar: str | None = None, **attrs: Any) -> None:
+    name = click.Option(decls).name
+    assert name is not None
+    _GLOBAL[name] = click.option(
+        *decls, envvar=envvar or f"RECONCILE_{name.upper()}", show_envvar=True, **attrs
+    )
+
+
+def _option(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The shared option `name`, to declare on a command."""
+    return _GLOBAL[name]
+
+
+_global_option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the local journal, lock and emulator state live "
+    "[default: .reconcile beside the manifests].",
+)
+_global_option(
     "--state",
     "state_url",
+    envvar="RECONCILE_STATE",
     metavar="URL",
     help="Where the lock, the journal and saved plans live: local, a folder, or "
-    "s3://BUCKET/PREFIX [default: $RECONCILE_STATE, else the manifests' [state] table, "
-    "else local].",
+    "s3://BUCKET/PREFIX [default: the manifests' [state] table, else local].",
+)
+_global_option(
+    "--parallelism",
+    type=_Parallelism(),
+    default="auto",
+    show_default=True,
+    help="Requests in flight at once: a number, or auto (found from the platform's "
+    "answers: more while they succeed quickly, fewer on 429, 503 or a rising latency).",
+)
+_global_option(
+    "--max-parallelism",
+    type=click.IntRange(1, 256),
+    default=128,
+    show_default=True,
+    help="With --parallelism auto: the most requests in flight at once.",
+)
+_global_option(
+    "--attempts",
+    type=click.IntRange(1, 20),
+    help="Tries per request on timeouts, 408, 429 and 5xx [default: policy, 4].",
+)
+_global_option(
+    "--timeout",
+    type=click.FloatRange(0.1),
+    help="Seconds one attempt may take [default: policy, 30].",
+)
+_global_option(
+    "--max-rps",
+    type=click.FloatRange(0.1),
+    help="Send at most this many requests per second to each provider.",
+)
+_global_option(
+    "--insecure",
+    is_flag=True,
+    help="Allow plain http:// endpoints on hosts that are not loopback.",
+)
+_global_option("--no-color", is_flag=True, help="Never colour the output.")
+_global_option("-q", "--quiet", is_flag=True, help="No progress lines on stderr.")
+_global_option(
+    "--notify",
+    "notify",
+    multiple=True,
+    metavar="URL",
+    help="After the run, tell slack://env:VAR, feishu://env:VAR, dingtalk://env:VAR, "
+    "wecom://env:VAR or webhook://env:VAR "
+    "webhook (VAR: the environment variable that holds its URL; see the README; repeatable). "
+    "A failure to notify is a warning.",
+)
+_global_option(
+    "--notify-on",
+    type=click.Choice(("change", "always", "failure")),
+    default="change",
+    show_default=True,
+    help="When to notify: when there is something to act on (or on a failure), always, or "
+    "only on a failure.",
+)
+_global_option(
+    "--metrics-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="After the run, write Prometheus text metrics here (node_exporter's textfile collector).",
+)
+
+#: The options of `_Run`, in the order --help lists them.
+_RUN_OPTIONS = (
+    *("state_dir", "state_url", "parallelism", "max_parallelism", "attempts", "timeout"),
+    *("max_rps", "insecure", "no_color", "quiet"),
+)
+#: The options of `Outward`, on the commands that report outward (plan, apply, drift).
+_OUTWARD_OPTIONS = ("notify", "notify_on", "metrics_file")
+
+
+class _Command(click.Command):
+    """A command whose shared options not given after it take the value given before it, and
+    whose --help names the environment variable of each option."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if isinstance(param, click.Option) and param.name != "help":
+                param.show_envvar = True
+
+    def invoke(self, ctx: click.Context) -> Any:
+        for name in _GLOBAL.keys() & ctx.params.keys():
+            if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE:
+                continue
+            parent = ctx.parent
+            while parent is not None:
+                if parent.get_parameter_source(name) is ParameterSource.COMMANDLINE:
+                    ctx.params[name] = parent.params[name]
+                    break
+                parent = parent.parent
+        return super().invoke(ctx)
+
+
+class _Group(click.Group):
+    command_class = _Command
+    group_class = type
+
+
+_TARGET = click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="ADDRESS",
+    help="Limit the plan to this address (repeatable): PROVIDER[/MODEL[/VERSION]], a name "
+    'holding / " # or spaces in quotes (fab/"a/b"). One that selects nothing is an error.',
+)
+_EXCLUDE = click.option(
+    "--exclude",
+    "excludes",
+    multiple=True,
+    metavar="ADDRESS",
+    help="Leave this address out of the plan, with what is inside it (repeatable; the inverse "
+    "of --target, the same forms). One that names nothing is an error.",
+)
+_PROVIDERS = click.option(
+    "--provider",
+    "provider_globs",
+    multiple=True,
+    metavar="GLOB",
+    help="List only the providers whose name matches GLOB (repeatable; fnmatch: prod-*, "
+    "fab-[ab]). One that matches none is an error.",
 )
 
 
@@ -165,59 +318,75 @@ def _common(func: Callable[..., Any]) -> Callable[..., Any]:
         )
         return func(*args, run=run, **kwargs)
 
-    options = [
-        click.option(
-            "--state-dir",
-            type=click.Path(file_okay=False, path_type=Path),
-            help="Where the journal, the lock and emulator state live "
-            "[default: .reconcile beside the manifests].",
-        ),
-        _STATE_OPTION,
-        click.option(
-            "--parallelism",
-            type=_Parallelism(),
-            default="auto",
-            show_default=True,
-            help="Requests in flight at once: a number, or auto (found from the platform's "
-            "answers: more while they succeed quickly, fewer on 429, 503 or a rising latency).",
-        ),
-        click.option(
-            "--max-parallelism",
-            type=click.IntRange(1, 256),
-            default=128,
-            show_default=True,
-            help="With --parallelism auto: the most requests in flight at once.",
-        ),
-        click.option(
-            "--attempts",
-            type=click.IntRange(1, 20),
-            help="Tries per request on timeouts, 408, 429 and 5xx [default: policy, 4].",
-        ),
-        click.option(
-            "--timeout",
-            type=click.FloatRange(0.1),
-            help="Seconds one attempt may take [default: policy, 30].",
-        ),
-        click.option(
-            "--max-rps",
-            type=click.FloatRange(0.1),
-            help="Send at most this many requests per second to each provider.",
-        ),
-        click.option(
-            "--insecure",
-            is_flag=True,
-            help="Allow plain http:// endpoints on hosts that are not loopback.",
-        ),
-        click.option("--no-color", is_flag=True, help="Never colour the output."),
-        click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr."),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+    declared: Callable[..., Any] = command
+    for name in reversed(_RUN_OPTIONS):
+        declared = _option(name)(declared)
+    return declared
+
+
+def _outward(command: Command) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Add --notify, --notify-on and --metrics-file; the command receives `outward: Outward`,
+    checked before it runs and sent after it, whether it finished or failed."""
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(func)
+        def wrapped(
+            *args: Any,
+            notify: tuple[str, ...],
+            notify_on: NotifyOn,
+            metrics_file: Path | None,
+            run: _Run,
+            **kwargs: Any,
+        ) -> Any:
+            from reconcile.notify import parse_targets
+            from reconcile.outward import Outward
+
+            outward = Outward(
+                command,
+                targets=parse_targets(notify),
+                on=notify_on,
+                metrics_file=metrics_file,
+                insecure=run.insecure,
+                link=_ci_link(),
+            )
+            outward.check()
+            code: int = EXIT_BUG
+            error: str | None = "an unexpected error"
+            try:
+                code = func(*args, outward=outward, run=run, **kwargs)
+                error = None
+                return code
+            except ReconcileError as failure:
+                code, error = failure.exit_code, str(failure).splitlines()[0]
+                raise
+            except (KeyboardInterrupt, click.exceptions.Abort):
+                code, error = EXIT_INTERRUPTED, "interrupted"
+                raise
+            finally:
+                for warning in outward.finish(code, error):
+                    _warn(warning)
+
+        declared: Callable[..., Any] = wrapped
+        for name in reversed(_OUTWARD_OPTIONS):
+            declared = _option(name)(declared)
+        return declared
+
+    return decorate
+
+
+def _ci_link() -> str | None:
+    """The CI job's page, where the run's whole output is, when a known CI says where."""
+    env = os.environ
+    if env.get("GITHUB_RUN_ID") and env.get("GITHUB_REPOSITORY"):
+        server = env.get("GITHUB_SERVER_URL", "https://github.com")
+        return f"{server}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}"
+    return env.get("CI_JOB_URL") or None
 
 
 def _use_color(no_color: bool) -> bool:
-    return not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
+    from reconcile.colour import stream_wants_colour
+
+    return stream_wants_colour(sys.stdout, no_color)
 
 
 class _Progress:
@@ -232,6 +401,7 @@ class _Progress:
 
     def __init__(self, quiet: bool) -> None:
         self.stream = sys.stderr
+        self.quiet = quiet
         self.enabled = not quiet and self.stream.isatty()
         #: When each step (by its words) reported first: its rate counts from there.
         self.started: dict[str, float] = {}
@@ -353,24 +523,82 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
     return result[0]
 
 
+@dataclass
+class _Listing:
+    """What the providers' listings gave: each provider scope is its own unit, so one that
+    could not be opened or listed is in `failed` and the others are still there."""
+
+    providers: dict[str, Provider]
+    snapshots: dict[str, Snapshot]
+    failed: dict[str, ReconcileError]
+
+    def report_failures(self) -> None:
+        """Each failed provider on stderr: which one, and the call and error that failed it.
+        When none listed, there is nothing else to show: the command fails with the error (one
+        provider's own, as it was)."""
+        if self.failed and not self.snapshots:
+            raise self.combined()
+        for name, error in self.failed.items():
+            _echo_error(_failure_line(name, error))
+
+    def combined(self) -> ReconcileError:
+        """One error for every provider that failed: the provider's own when it is the only one."""
+        if len(self.failed) == 1:
+            return next(iter(self.failed.values()))
+        return ReconcileError(
+            f"none of the {len(self.failed)} providers could be listed: "
+            + "; ".join(_failure_line(name, error) for name, error in self.failed.items())
+        )
+
+
+def _failure_line(name: str, error: ReconcileError) -> str:
+    from reconcile.model import printable
+
+    return f'provider "{printable(name)}" could not be listed: {error}'
+
+
 async def _listed(
-    manifest: Manifest, options: Options, progress: _Progress
-) -> tuple[dict[str, Provider], dict[str, Snapshot]]:
+    manifest: Manifest, options: Options, progress: _Progress, names: list[str] | None = None
+) -> _Listing:
     import asyncio
 
     from reconcile.wiring import open_providers
 
-    providers = open_providers(manifest, None, options)
+    failed: dict[str, ReconcileError] = {}
+    providers = open_providers(manifest, names, options, failed=failed)
     try:
-        snapshots = await asyncio.gather(
-            *(provider.snapshot(progress) for provider in providers.values())
+        results = await asyncio.gather(
+            *(provider.snapshot(progress) for provider in providers.values()),
+            return_exceptions=True,
         )
     except BaseException:
         await _close(providers)
         raise
     finally:
         progress.clear()
-    return providers, dict(zip(providers, snapshots, strict=True))
+    snapshots = {}
+    for name, result in zip(providers, results, strict=True):
+        if isinstance(result, ReconcileError):
+            failed[name] = result
+        elif isinstance(result, BaseException):
+            # Not a platform's answer (an interrupt, a bug): the whole command stops.
+            await _close(providers)
+            raise result
+        else:
+            snapshots[name] = result
+    order = list(manifest.providers)
+    return _Listing(
+        providers, snapshots, dict(sorted(failed.items(), key=lambda i: order.index(i[0])))
+    )
+
+
+async def _list_all(
+    manifest: Manifest, options: Options, progress: _Progress, names: list[str] | None
+) -> _Listing:
+    """Every provider of `names` listed (the providers closed again)."""
+    listing = await _listed(manifest, options, progress, names)
+    await _close(listing.providers)
+    return listing
 
 
 async def _close(providers: dict[str, Provider]) -> None:
@@ -386,6 +614,7 @@ def _make_plan(
     options: Options,
     *,
     refuse_empty: bool = True,
+    excludes: Sequence[str] = (),
 ) -> Plan:
     from reconcile.planner import build_plan
     from reconcile.session import read_ledger
@@ -401,6 +630,7 @@ def _make_plan(
         refuse_empty=refuse_empty,
         now=now,
         ledger=ledger,
+        excludes=excludes,
     )
     return plan.model_copy(
         update={
@@ -417,6 +647,36 @@ def _render(plan: Plan, color: bool, compact: bool = False) -> str:
 
 
 PLAN_FORMATS = ("text", "json", "markdown")
+
+
+def _tell_plan(outward: Outward, plan: Plan) -> None:
+    from reconcile.outward import plan_counts
+
+    s = plan.summary
+    outward.record(
+        plan_counts(plan),
+        f"Plan: {s.delete} to delete, {s.blocked} blocked, {s.drifted} drifted.",
+        changed=bool(s.delete),
+        details=[f"delete {change.address}" for change in plan.deletes()],
+    )
+
+
+def _tell_apply(outward: Outward, result: ApplyResult) -> None:
+    from reconcile.outward import apply_counts
+
+    deleted = len(result.with_status("deleted", "already_gone"))
+    failed = len(result.with_status("failed", "unknown"))
+    outward.record(
+        apply_counts(result),
+        f"Apply {result.apply_id}: {deleted} deleted, {failed} failed or unknown, "
+        f"{len(result.not_attempted)} not sent.",
+        changed=bool(result.outcomes),
+        details=[
+            f"{outcome.status} {outcome.change.address}"
+            for outcome in result.outcomes
+            if outcome.status not in ("deleted", "already_gone")
+        ],
+    )
 
 
 def _plan_format(fmt: str | None, as_json: bool) -> str:
@@ -441,10 +701,45 @@ def _render_plan_as(plan: Plan, fmt: str, color: bool) -> str:
 # -- commands -----------------------------------------------------------------------------------
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _with_global_options(group: Callable[..., Any]) -> Callable[..., Any]:
+    for decorate in reversed(list(_GLOBAL.values())):
+        group = decorate(group)
+    return group
+
+
+@click.group(
+    cls=_Group,
+    context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "RECONCILE"},
+)
 @click.version_option(__version__, prog_name="reconcile")
-def cli() -> None:
+@click.option(
+    "-C",
+    "--chdir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Run as if started in DIR (paths, .reconcile and saved plans are read from there).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(("debug", "info", "warning"), case_sensitive=False),
+    envvar="RECONCILE_LOG",
+    show_envvar=True,
+    help="The debug log: warning (default), info (failed and retried HTTP requests) or debug "
+    "(every request, and each signature's canonical request); secrets are always redacted.",
+)
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    show_envvar=True,
+    help="Append the log to FILE instead of stderr.",
+)
+@_with_global_options
+def cli(chdir: Path | None, log_level: str | None, log_file: Path | None, **_: Any) -> None:
     """Make LLM model registries match the models declared in TOML manifests.
+
+    Options shared by the commands (--state-dir, --parallelism, --notify, ...) are accepted
+    before the command too, and every option can be set from the environment: RECONCILE_<NAME>
+    before the command (RECONCILE_PARALLELISM=8), RECONCILE_<COMMAND>_<NAME> for a command's
+    own (RECONCILE_PLAN_FORMAT=json); --help shows each one's variable.
 
     \b
     reconcile validate manifests/         check manifests, no network
@@ -454,6 +749,17 @@ def cli() -> None:
     reconcile import --provider NAME      write a manifest declaring what is live
     reconcile plan examples/demo          try it on the built-in emulator (no account needed)
     """
+    if chdir is not None:
+        os.chdir(chdir)
+    from reconcile.colour import use_colour
+
+    if use_colour(os.environ, isatty=False, no_color_flag=False):
+        # FORCE_COLOR: click strips colour from output that is not a terminal unless told.
+        click.get_current_context().color = True
+    from reconcile.logs import configure_logging
+
+    # Always: warnings (an emulator seed that changed, say) reach stderr, redacted, by default.
+    configure_logging(log_level, log_file)
 
 
 @cli.command()
@@ -512,15 +818,11 @@ def validate(path: Path, fmt: str) -> int:
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when the plan deletes anything.")
 @click.option("--compact", is_flag=True, help="Text: one line per object, no reasons.")
-@click.option(
-    "--target",
-    "targets",
-    multiple=True,
-    metavar="ADDRESS",
-    help="Limit the plan to this address (repeatable): PROVIDER[/MODEL[/VERSION]], a name "
-    'holding / " # or spaces in quotes (fab/"a/b"). One that selects nothing is an error.',
-)
+@_TARGET
+@_EXCLUDE
+@_PROVIDERS
 @_common
+@_outward("plan")
 def plan(
     path: Path,
     out: Path | str | None,
@@ -529,7 +831,10 @@ def plan(
     detailed_exitcode: bool,
     compact: bool,
     targets: tuple[str, ...],
+    excludes: tuple[str, ...],
+    provider_globs: tuple[str, ...],
     run: _Run,
+    outward: Outward,
 ) -> int:
     """Show what apply would delete, and why.
 
@@ -544,17 +849,24 @@ def plan(
       reconcile plan manifests/ --json | jq .summary
       reconcile plan manifests/ --format markdown > plan.md   # for a pull-request comment
     """
+    from reconcile.wiring import select_providers
+
     fmt = _plan_format(fmt, as_json)
     manifest = _load(path, insecure=run.insecure)
-    _warn_unfinished(manifest, run.options(path))
-    progress = _Progress(run.quiet)
-
-    async def listing() -> Plan:
-        providers, snapshots = await _listed(manifest, run.options(path), progress)
-        await _close(providers)
-        return _make_plan(manifest, snapshots, targets, path, run.options(path))
-
-    result = _run(listing())
+    options = run.options(path)
+    _warn_unfinished(manifest, options)
+    names = select_providers(manifest, provider_globs)
+    listing = _run(_list_all(manifest, options, _Progress(run.quiet), names))
+    listing.report_failures()
+    result = _make_plan(manifest, listing.snapshots, targets, path, options, excludes=excludes)
+    _tell_plan(outward, result)
+    if out is not None and listing.failed:
+        _echo_error(
+            f"the plan was not saved to {out}: it lacks the providers that could not be listed, "
+            "and would delete in the others as if they were all there (fix them, or choose "
+            "providers with --provider)"
+        )
+        out = None
     if isinstance(out, str):
         from reconcile.session import save_plan_object
 
@@ -568,6 +880,8 @@ def plan(
         if out is not None:
             click.echo(f"\nSaved the plan to {out} (digest {result.plan_digest}).")
             click.echo(f"To delete exactly this, run: reconcile apply {out}")
+    if listing.failed:
+        return EXIT_ERROR
     if detailed_exitcode and result.summary.delete:
         return EXIT_CHANGES
     return EXIT_OK
@@ -585,13 +899,14 @@ def plan(
     "--expect-digest", metavar="DIGEST", help="Refuse unless the plan's digest is exactly this."
 )
 @click.option(
-    "--target",
-    "targets",
-    multiple=True,
-    metavar="ADDRESS",
-    help="Limit the plan to this address (repeatable): PROVIDER[/MODEL[/VERSION]], a name "
-    'holding / " # or spaces in quotes (fab/"a/b"). One that selects nothing is an error.',
+    "--keep-going",
+    is_flag=True,
+    help="When some providers cannot be listed, apply the others (and name those skipped; "
+    "exit 3). Without it, nothing is deleted anywhere.",
 )
+@_TARGET
+@_EXCLUDE
+@_PROVIDERS
 @click.option(
     "--manifests",
     "manifest_override",
@@ -600,14 +915,19 @@ def plan(
     "[default: the path the plan was made from].",
 )
 @_common
+@_outward("apply")
 def apply(
     path: Path | str,
     auto_approve: bool,
     max_deletes: int | None,
     expect_digest: str | None,
     targets: tuple[str, ...],
+    excludes: tuple[str, ...],
+    provider_globs: tuple[str, ...],
+    keep_going: bool,
     manifest_override: Path | None,
     run: _Run,
+    outward: Outward,
 ) -> int:
     """Delete what the plan deletes, after confirmation or from a saved plan.
 
@@ -624,7 +944,8 @@ def apply(
     """
     from reconcile.session import ApplyRequest, apply_plan
 
-    saved, manifest_path = _plan_file(path, targets, manifest_override, run)
+    selection = _Selection(provider_globs, targets, excludes, keep_going)
+    saved, manifest_path = _plan_file(path, selection, manifest_override, run)
     manifest = _load(manifest_path, insecure=run.insecure)
     options = run.options(manifest_path)
     _warn_unfinished(manifest, options)
@@ -637,21 +958,26 @@ def apply(
         expect_digest=expect_digest,
         max_deletes=max_deletes,
     )
-    the_plan = saved
+    the_plan, skipped = saved, list[str]()
     if the_plan is None:
-        the_plan = _run(_fresh_plan(manifest, options, targets, manifest_path, io.progress))
+        the_plan, skipped = _fresh_plan(manifest, options, selection, manifest_path, io.progress)
     # apply_plan takes the lock of each provider scope it deletes in, from the state store.
+    _tell_plan(outward, the_plan)
+    outward.changed = False
     result = apply_plan(the_plan, request, io)
+    # Providers skipped by --keep-going make the apply partial, whatever the others did.
+    partial = EXIT_PARTIAL if skipped else EXIT_OK
     if result is None:
-        return EXIT_OK
+        return partial
+    _tell_apply(outward, result)
     click.echo(_render_result(result, len(the_plan.deletes())))
     if result.interrupted:
         return EXIT_INTERRUPTED
-    return EXIT_PARTIAL if result.with_status("failed", "unknown") else EXIT_OK
+    return EXIT_PARTIAL if result.with_status("failed", "unknown") else partial
 
 
 def _plan_file(
-    path: Path | str, targets: Sequence[str], manifest_override: Path | None, run: _Run
+    path: Path | str, selection: _Selection, manifest_override: Path | None, run: _Run
 ) -> tuple[Plan | None, Path]:
     """A saved plan PATH or s3://BUCKET/KEY (or None) and the manifests to check it against."""
     from reconcile.plan import Plan
@@ -668,8 +994,11 @@ def _plan_file(
         saved = Plan.from_json(path.read_text(encoding="utf-8"), source=str(path))
     else:
         return None, path
-    if targets:
-        raise ReconcileError("--target cannot be used with a saved plan: target when planning")
+    if selection.targets or selection.excludes or selection.provider_globs:
+        raise ReconcileError(
+            "--target, --exclude and --provider cannot be used with a saved plan: choose what "
+            "it covers when planning"
+        )
     manifest_path = manifest_override or Path(saved.manifest_path)
     if not manifest_path.exists():
         raise ReconcileError(
@@ -687,13 +1016,56 @@ def _store_manifests(override: Path | None) -> Path | None:
     return default if default.exists() else None
 
 
-async def _fresh_plan(
-    manifest: Manifest, options: Options, targets: Sequence[str], path: Path, progress: _Progress
-) -> Plan:
-    """A plan made now, for apply: its guards (empty scope too) are the apply path's."""
-    providers, snapshots = await _listed(manifest, options, progress)
-    await _close(providers)
-    return _make_plan(manifest, snapshots, targets, path, options, refuse_empty=False)
+def _fresh_plan(
+    manifest: Manifest,
+    options: Options,
+    selection: _Selection,
+    path: Path,
+    progress: _Progress,
+) -> tuple[Plan, list[str]]:
+    """A plan made now, for apply (its guards, empty scope too, are the apply path's), and the
+    providers skipped with --keep-going. Without it, a provider that could not be listed stops
+    the apply before anything is deleted anywhere."""
+    from reconcile.model import printable
+    from reconcile.wiring import select_providers
+
+    names = select_providers(manifest, selection.provider_globs)
+    listing = _run(_list_all(manifest, options, progress, names))
+    if listing.failed:
+        if not listing.snapshots:
+            raise listing.combined()
+        failed = ", ".join(f'"{printable(name)}"' for name in listing.failed)
+        if not selection.keep_going:
+            raise ReconcileError(
+                f"refusing to apply: {len(listing.failed)} provider(s) could not be listed, "
+                "so nothing was deleted anywhere: "
+                + "; ".join(_failure_line(name, error) for name, error in listing.failed.items()),
+                hint="fix them and run again; --keep-going applies the providers that listed "
+                "cleanly, --provider GLOB chooses the providers to apply",
+            )
+        listing.report_failures()
+        _warn(f"--keep-going: skipping {failed}, which could not be listed; applying the others")
+    plan = _make_plan(
+        manifest,
+        listing.snapshots,
+        selection.targets,
+        path,
+        options,
+        refuse_empty=False,
+        excludes=selection.excludes,
+    )
+    return plan, list(listing.failed)
+
+
+@dataclass(frozen=True)
+class _Selection:
+    """Which providers and objects an apply covers (--provider, --target, --exclude), and
+    whether it goes on past providers that could not be listed (--keep-going)."""
+
+    provider_globs: tuple[str, ...] = ()
+    targets: tuple[str, ...] = ()
+    excludes: tuple[str, ...] = ()
+    keep_going: bool = False
 
 
 class _ApplyIO:
@@ -708,6 +1080,8 @@ class _ApplyIO:
         self.manifest = manifest
         self.done = 0
         self.total = 0
+        #: No progress line (a CI log, not --quiet): a line per delete instead.
+        self.log_lines = not progress.enabled and not progress.quiet
 
     def show(self, plan: Plan) -> None:
         self.total = len(plan.deletes())
@@ -725,16 +1099,29 @@ class _ApplyIO:
     def interrupts(self, handler: Callable[[], None]) -> contextlib.AbstractContextManager[None]:
         return _on_signals(handler)
 
+    def begin(self, apply_id: str, deletes: int) -> None:
+        click.echo(
+            f"Apply {apply_id}: sending {deletes} delete(s); "
+            f"`reconcile journal --apply-id {apply_id}` shows their receipts."
+        )
+
     def on_event(self, kind: str, change: Change | None, outcome: Outcome | None) -> None:
-        """Failures as they are known: refusals at once, the rest once verified."""
+        """Failures as they are known: refusals at once, the rest once verified. In a log (no
+        progress line), one line per delete as its outcome comes."""
+        from reconcile.model import printable
+
         if outcome is None:
             return
         if kind == "done":
             self.done += 1
+        address = printable(outcome.change.address)
         shown = "failed" if kind == "done" else ("failed", "unknown")
         if outcome.status in shown:
             self.progress.clear()
-            click.echo(f"  {outcome.status}: {outcome.change.address}: {outcome.error}", err=True)
+            said = printable(str(outcome.error))
+            click.echo(f"  {outcome.status}: {address}: {said}", err=True)
+        elif kind == "done" and self.log_lines:
+            click.echo(f"  {outcome.status}: {address} ({self.done}/{self.total})", err=True)
         if kind == "done":
             self.progress("deleting", self.done, self.total)
 
@@ -759,6 +1146,16 @@ def _warn_unfinished(manifest: Manifest, options: Options) -> None:
 
 def _warn(message: str) -> None:
     click.echo(f"Warning: {message}", err=True)
+
+
+def _echo_error(message: str) -> None:
+    """`Error: MESSAGE` on stderr, the word in red on a terminal (by the same rules as output)."""
+    from reconcile.colour import stream_wants_colour
+
+    label = "Error:"
+    if stream_wants_colour(sys.stderr, no_color_flag=False):
+        label = "\x1b[31;1mError:\x1b[0m"
+    click.echo(f"{label} {message}", err=True, color=True if label != "Error:" else None)
 
 
 def _confirm(the_plan: Plan, manifest: Manifest, auto_approve: bool) -> None:
@@ -896,8 +1293,17 @@ DRIFT_FORMATS = ("text", "json", "markdown", "html")
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the report to FILE (replacing it) instead of standard output.",
 )
+@_PROVIDERS
 @_common
-def drift(path: Path, fmt: str, output: Path | None, run: _Run) -> int:
+@_outward("drift")
+def drift(
+    path: Path,
+    fmt: str,
+    output: Path | None,
+    provider_globs: tuple[str, ...],
+    run: _Run,
+    outward: Outward,
+) -> int:
     """Report how far live state has drifted from the manifests. Read-only.
 
     Sorts every live object in scope into in sync, changed (declared attributes differ),
@@ -913,21 +1319,20 @@ def drift(path: Path, fmt: str, output: Path | None, run: _Run) -> int:
       reconcile drift manifests/ --format html --output drift.html
       reconcile drift manifests/ --format json | jq .total.coverage
     """
-    manifest = _load(path, insecure=run.insecure)
-    progress = _Progress(run.quiet)
-
-    async def listing() -> dict[str, Snapshot]:
-        providers, snapshots = await _listed(manifest, run.options(path), progress)
-        await _close(providers)
-        return snapshots
-
-    snapshots = _run(listing())
     from reconcile.drift import build_drift_report
+    from reconcile.wiring import select_providers
+
+    manifest = _load(path, insecure=run.insecure)
+    names = select_providers(manifest, provider_globs)
+    listing = _run(_list_all(manifest, run.options(path), _Progress(run.quiet), names))
+    listing.report_failures()
+    snapshots = listing.snapshots
 
     with _collector_paused():
         # Read-only: an empty "workspace" scope is reported (all unmanaged), not refused.
         plan = _make_plan(manifest, snapshots, (), path, run.options(path), refuse_empty=False)
         report = build_drift_report(plan, manifest, snapshots)
+    _tell_drift(outward, report)
     rendered = _render_drift_as(report, fmt, run.color and output is None, plan)
     if output is None:
         click.echo(rendered, nl=False)
@@ -939,7 +1344,25 @@ def drift(path: Path, fmt: str, output: Path | None, run: _Run) -> int:
             f"Wrote the drift report ({fmt}) to {output}: {state}, "
             f"{total.declared} of {total.live} live objects declared."
         )
+    if listing.failed:
+        return EXIT_ERROR
     return EXIT_CHANGES if report.drifted else EXIT_OK
+
+
+def _tell_drift(outward: Outward, report: DriftReport) -> None:
+    from reconcile.outward import drift_counts
+
+    total = report.total
+    outward.record(
+        drift_counts(report),
+        f"Drift: {total.drifted} drifted, {total.declared} of {total.live} live objects declared.",
+        changed=report.drifted,
+        details=[
+            f"{item.category} {item.address}"
+            for provider in report.providers
+            for item in provider.items
+        ],
+    )
 
 
 @contextlib.contextmanager
@@ -1142,8 +1565,8 @@ def schema() -> int:
 
 @cli.command()
 @click.argument("path", type=click.Path(exists=True, path_type=Path), default=DEFAULT_MANIFESTS)
-@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path))
-@_STATE_OPTION
+@_option("state_dir")
+@_option("state_url")
 @click.option("--apply-id", help="Show every object one apply deleted.")
 def journal(path: Path, state_dir: Path | None, state_url: str | None, apply_id: str | None) -> int:
     """List past applies of PATH's manifests and what each deleted.
@@ -1205,12 +1628,8 @@ def _state_options(path: Path, state_dir: Path | None, state_url: str | None) ->
     show_default=True,
     help="The manifests whose [state] table names the store (when they exist).",
 )
-@click.option(
-    "--state-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="The local store's folder [default: .reconcile beside the manifests].",
-)
-@_STATE_OPTION
+@_option("state_dir")
+@_option("state_url")
 @click.option(
     "--force",
     is_flag=True,
@@ -1239,6 +1658,93 @@ def force_unlock(
     return EXIT_OK
 
 
+@cli.command()
+@click.argument("path", type=click.Path(exists=True, path_type=Path), default=DEFAULT_MANIFESTS)
+@_PROVIDERS
+@click.option("--json", "as_json", is_flag=True, help="A JSON list of objects, for a CI matrix.")
+def providers(path: Path, provider_globs: tuple[str, ...], as_json: bool) -> int:
+    """List the provider scopes of PATH's manifests (no network).
+
+    Each is a unit that plan, apply and drift list, lock and report on their own: a CI matrix
+    can run one job per provider (`--provider NAME`) and merge their JSON with
+    `reconcile report merge`.
+
+    \b
+    Examples:
+      reconcile providers manifests/
+      reconcile providers manifests/ --json | jq -c 'map(.name)'   # a matrix
+    """
+    from reconcile.wiring import provider_rows, select_providers
+
+    manifest = _load(path)
+    rows = provider_rows(manifest, select_providers(manifest, provider_globs))
+    if as_json:
+        import json
+
+        click.echo(json.dumps(rows, ensure_ascii=False))
+        return EXIT_OK
+    from reconcile.model import printable
+
+    for row in rows:
+        where = f"workspace {row['workspace_id']}" if row["workspace_id"] else "account"
+        click.echo(
+            printable(
+                f"{row['name']}  {row['type']}  {where}  scope {row['scope']}  {row['endpoint']}"
+            )
+        )
+    return EXIT_OK
+
+
+@cli.group()
+def report() -> None:
+    """Reports over many runs: the plans or drift reports of a CI matrix, merged."""
+
+
+@report.command("merge")
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(("text", "markdown", "html", "json")),
+    default="text",
+    show_default=True,
+)
+@click.option("-o", "--output", metavar="FILE", help="Write the report to FILE.")
+@click.option(
+    "--manifests",
+    metavar="PATH",
+    help="Refuse unless the documents were made from these manifests and cover every one of "
+    "their providers.",
+)
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 2 when the plans delete anything, or the drift reports drifted.",
+)
+def report_merge(
+    files: tuple[str, ...],
+    fmt: str,
+    output: str | None,
+    manifests: str | None,
+    detailed_exitcode: bool,
+) -> int:
+    """Merge plan or drift JSON documents (files or globs) into one report.
+
+    Totals and a row per provider. Refuses documents of two kinds, from different manifests, or
+    covering a provider twice.
+
+    \b
+    Examples:
+      reconcile report merge 'plans/*.json' --format markdown
+      reconcile report merge drift-*.json --manifests manifests/ --format html -o drift.html
+    """
+    from reconcile.report import merge_files
+
+    return merge_files(
+        files, fmt, output, manifests, detailed_exitcode, lambda text: click.echo(text, nl=False)
+    )
+
+
 @cli.group()
 def state() -> None:
     """The state store: where the locks, the journal and saved plans live."""
@@ -1254,11 +1760,7 @@ def state() -> None:
     help="The store to copy the journal to, e.g. s3://BUCKET/PREFIX (reached with the "
     "[state] table's endpoint, region and key variables).",
 )
-@click.option(
-    "--state-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="The local store to copy from [default: .reconcile beside the manifests].",
-)
+@_option("state_dir")
 def state_migrate(path: Path, to: str, state_dir: Path | None) -> int:
     """Copy the local journal (.reconcile/ beside PATH's manifests) to the store URL.
 
@@ -1384,7 +1886,7 @@ def _parse_faults(specs: tuple[str, ...]) -> list[Any]:
 
 @emulator.command()
 @click.argument("path", type=click.Path(exists=True, path_type=Path), default=DEFAULT_MANIFESTS)
-@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path))
+@_option("state_dir")
 def reset(path: Path, state_dir: Path | None) -> int:
     """Reset the emulated platforms of PATH's manifests to their seed state.
 
@@ -1407,9 +1909,15 @@ def reset(path: Path, state_dir: Path | None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    cwd = Path.cwd()
     try:
         return _main(argv)
     finally:
+        # `-C DIR` is this command's: a process that goes on (tests, a library caller) is back
+        # where it was.
+        os.chdir(cwd)
+        if "reconcile.logs" in sys.modules:
+            sys.modules["reconcile.logs"].remove_logging()
         # What a command froze (`_collector_paused`) is the collector's again: for a process
         # that goes on after the command (tests, a library caller), not for one that exits.
         gc.unfreeze()
@@ -1427,7 +1935,7 @@ def _main(argv: Sequence[str] | None) -> int:
     except click.exceptions.Exit as exit_:
         return int(exit_.exit_code)
     except ReconcileError as error:
-        click.echo(f"Error: {error}", err=True)
+        _echo_error(str(error))
         return error.exit_code
     except OSError as error:
         # The machine said no (a missing folder, a full disk, no permission): not a bug.

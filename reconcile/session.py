@@ -52,6 +52,9 @@ class ApplyIO(Protocol):
     def progress(self) -> Progress:
         """Told how long steps (listing, deleting) go."""
 
+    def begin(self, apply_id: str, deletes: int) -> None:
+        """Told, once approved, the id of the apply about to send `deletes` deletes."""
+
     def on_event(self, kind: str, change: Change | None, outcome: Outcome | None) -> None:
         """Told of each delete as it goes ("deleting", "done", "verified")."""
 
@@ -108,6 +111,7 @@ def apply_plan(plan: Plan, request: ApplyRequest, io: ApplyIO) -> ApplyResult | 
     ):
         if not request.saved:
             io.approve(plan)
+        io.begin(apply_id, len(plan.deletes()))
         return io.run(_apply(plan, request, limits, io, store, held, apply_id))
 
 

@@ -7,10 +7,12 @@ provider through the registry of platforms (`reconcile.providers.PLATFORMS`), by
 
 from __future__ import annotations
 
+import difflib
+import fnmatch
+import logging
 import os
 import re
-import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,11 +75,56 @@ def open_providers(
     names: list[str] | None,
     options: Options,
     env: Mapping[str, str] | None = None,
+    *,
+    failed: dict[str, ReconcileError] | None = None,
 ) -> dict[str, Provider]:
-    """Providers for `names` (all of the manifest's when None), ready to list and delete."""
+    """Providers for `names` (all of the manifest's when None), ready to list and delete. With
+    `failed`, a provider that cannot be opened (a credential variable not set, say) is put there
+    instead of raising, so that the others still run."""
     opener = _Opener(manifest, options, os.environ if env is None else env)
     chosen = names if names is not None else list(manifest.providers)
-    return {name: opener.open(name) for name in chosen}
+    providers = {}
+    for name in chosen:
+        try:
+            providers[name] = opener.open(name)
+        except ReconcileError as error:
+            if failed is None:
+                raise
+            failed[name] = error
+    return providers
+
+
+def provider_rows(manifest: Manifest, names: list[str] | None) -> list[dict[str, str | None]]:
+    """The provider scopes `reconcile providers` shows: name, type, workspace, scope, endpoint."""
+    chosen = names if names is not None else list(manifest.providers)
+    return [
+        {
+            "name": name,
+            "type": spec.type,
+            "workspace_id": getattr(spec, "workspace_id", None),
+            "scope": spec.scope,
+            "endpoint": spec.endpoint,
+        }
+        for name, spec in ((name, manifest.providers[name]) for name in chosen)
+    ]
+
+
+def select_providers(manifest: Manifest, globs: Sequence[str]) -> list[str] | None:
+    """The providers `--provider GLOB` (repeatable) names, in the manifest's order; None when no
+    glob is given (all of them). A glob that names no provider is an error."""
+    if not globs:
+        return None
+    names = list(manifest.providers)
+    for glob in globs:
+        if not fnmatch.filter(names, glob):
+            close = difflib.get_close_matches(glob, names, n=3, cutoff=0.4)
+            raise ReconcileError(
+                f"--provider {glob} names no provider of the manifests",
+                hint="the providers are "
+                + ", ".join(close or names[:10])
+                + ("" if close or len(names) <= 10 else ", ..."),
+            )
+    return [name for name in names if any(fnmatch.fnmatchcase(name, glob) for glob in globs)]
 
 
 class _Opener:
@@ -289,10 +336,19 @@ def emulator_app(
 
 def _emulator_app(provider: str, seed: Path, copy: Path) -> Any:
     from reconcile.emulator import create_app  # deferred: only emulated runs load Starlette
+    from reconcile.emulator.store import copy_seed, seed_changed
 
     if not copy.exists():
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(seed, copy)
+        copy_seed(seed, copy)
+    elif seed_changed(seed, copy):
+        # The seed was edited (the demo's state file, say): the copy follows it, and says so,
+        # rather than answer from a state the user no longer has in front of them.
+        logging.getLogger("reconcile.emulator").warning(
+            "%s changed since its working copy was made: the emulator starts again from it "
+            "(what earlier applies deleted in the copy is back)",
+            seed.name,
+        )
+        copy_seed(seed, copy)
     try:
         return create_app(copy, persist_path=copy)
     except (ValueError, OSError) as error:

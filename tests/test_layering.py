@@ -20,6 +20,11 @@ CLI_EXTRA = {
     *("journal", "lock"),
     # `emulator serve` and `emulator reset` run the emulator, which is apart from the layers.
     "emulator",
+    # The edge's own helpers: colour by the no-color.org rules, the debug log's handler, and
+    # what a finished run tells the outside (--notify, --metrics-file).
+    *("colour", "logs", "outward", "events", "notify"),
+    # `report merge`: the merged report of a CI matrix's documents.
+    "report",
 }
 
 # module (or package prefix) -> the reconcile modules it may import
@@ -53,6 +58,7 @@ ALLOWED: dict[str, set[str]] = {
     "logs": {"errors"},
     "metrics": {"errors", "events"},
     "notify": {"errors", "events", "logs"},
+    "outward": {"events", "plan", "notify", "metrics", "applier", "drift"},
     # The application layer: everything below the edge.
     "session": {
         *("errors", "model", "endpoints", "manifest", "providers", "scope", "plan", "planner"),

@@ -15,7 +15,7 @@ from reconcile.model import Snapshot
 from reconcile.plan import Change, Drift, Plan, ProviderScope, Summary
 from reconcile.planner.decisions import ProviderPlanner
 from reconcile.planner.retention import Ledger, ledger_key, next_ledger
-from reconcile.planner.targets import select
+from reconcile.planner.targets import exclude, select
 from reconcile.scope import Key, parse_target
 
 __all__ = ["Ledger", "build_plan", "ledger_key", "next_ledger"]
@@ -30,6 +30,7 @@ def build_plan(
     refuse_empty: bool = True,
     now: datetime | None = None,
     ledger: Ledger | None = None,
+    excludes: Sequence[str] = (),
 ) -> Plan:
     """Decide, for every live object in scope of every provider in `snapshots`, what to do.
 
@@ -38,6 +39,7 @@ def build_plan(
     `now`: the time of the plan, for min_age, keep_within and grace; None (unknown) keeps
     whatever those rules could keep. `ledger`: when each object was first seen deletable
     (`next_ledger`), for grace; None: every deletable object is seen first now.
+    `excludes` (`--exclude`): addresses left out of the plan, with what is inside them.
     """
     selected = [parse_target(text) for text in targets]
     changes: list[Change] = []
@@ -74,6 +76,16 @@ def build_plan(
         raise ReconcileError(f"live state given for providers not in the manifest: {unknown}")
 
     warnings: list[str] = []
+    if excludes:
+        changes, drift, drift_keys = exclude(
+            [parse_target(text) for text in excludes], changes, drift, drift_keys, snapshots
+        )
+        warnings.append(
+            "Resource exclusion is in effect: this plan leaves out "
+            + ", ".join(excludes)
+            + ". It may not show everything the manifests would change; use --exclude only for "
+            "exceptional situations, never routinely."
+        )
     if selected:
         changes, drift = select(selected, changes, drift, drift_keys, snapshots)
         warnings.append(

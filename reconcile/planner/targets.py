@@ -36,6 +36,29 @@ def select(
     )
 
 
+def exclude(
+    excluded: Sequence[Target],
+    changes: list[Change],
+    drift: list[Drift],
+    drift_keys: Sequence[Key],
+    snapshots: Mapping[str, Snapshot],
+) -> tuple[list[Change], list[Drift], list[Key]]:
+    """The changes and drift (with its keys) that `excluded` (`--exclude`) leave: all but what
+    they name and what is inside it (a provider's models, a model's versions). One that names
+    nothing is refused, as a target is: the user would believe something was left out."""
+    change_keys = [_change_key(change) for change in changes]
+    for target in excluded:
+        if not any(map(target.selects, change_keys)) and not any(map(target.selects, drift_keys)):
+            raise _selects_nothing(target, changes, drift, snapshots, flag="--exclude")
+    pairs = zip(drift, drift_keys, strict=True)
+    kept = [(d, key) for d, key in pairs if not _any_selects(excluded, key)]
+    return (
+        [c for c, key in zip(changes, change_keys, strict=True) if not _any_selects(excluded, key)],
+        [d for d, _ in kept],
+        [key for _, key in kept],
+    )
+
+
 def _any_selects(targets: Sequence[Target], key: Key) -> bool:
     return any(target.selects(key) for target in targets)
 
@@ -45,6 +68,8 @@ def _selects_nothing(
     changes: Sequence[Change],
     drift: Sequence[Drift],
     snapshots: Mapping[str, Snapshot],
+    *,
+    flag: str = "--target",
 ) -> PlanError:
     """Why `target` selects nothing: the version of a model that has one line for all its
     versions (deleted whole, held whole, or declared without versions), or no such address."""
@@ -61,19 +86,19 @@ def _selects_nothing(
             else "has one line for the model and its versions: this version stays"
         )
         return PlanError(
-            f"--target {target.text} selects no line of the plan: version {quote(within.name)} "
+            f"{flag} {target.text} selects no line of the plan: version {quote(within.name)} "
             f"belongs to model {change.address}, and the plan {fate} "
             f"({change.action_reason.value}: {change.detail})",
-            hint=f"target the model instead: --target {change.address}",
+            hint=f"name the model instead: {flag} {change.address}",
         )
     addresses = sorted({c.address for c in changes} | {d.address for d in drift})
     close = difflib.get_close_matches(target.text, addresses, n=3, cutoff=0.5)
     hint = (
         "the closest addresses in this plan: " + ", ".join(close)
         if close
-        else "no address of this plan is close to it; run plan without --target to see them all"
+        else f"no address of this plan is close to it; run plan without {flag} to see them all"
     )
-    return PlanError(f"--target {target.text} selects nothing in this plan", hint=hint)
+    return PlanError(f"{flag} {target.text} selects nothing in this plan", hint=hint)
 
 
 def _version_of(

@@ -19,8 +19,7 @@ from pathlib import Path
 
 from reconcile.errors import ReconcileError
 from reconcile.manifest import load_manifest
-from reconcile.report.documents import read_documents
-from reconcile.report.merge import ReportError, check_covers, merge
+from reconcile.report import merge_files
 from reconcile.report.render import RENDERERS
 
 EXIT_OK = 0
@@ -72,24 +71,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _merge(args: argparse.Namespace) -> int:
-    report = merge(read_documents(args.files))
-    if args.manifests is not None:
-        manifest = load_manifest(Path(args.manifests))
-        check_covers(report, manifest.digest(), list(manifest.providers))
-    rendered = RENDERERS[args.format](report)
-    if args.output is None:
-        sys.stdout.write(rendered)
-    else:
-        try:
-            Path(args.output).write_text(rendered, encoding="utf-8")
-        except OSError as error:
-            raise ReportError(f"{args.output}: cannot write it: {error.strerror}") from None
-        state = "with changes" if report.has_changes else "no changes"
-        print(
-            f"Wrote the merged report ({args.format}) of {len(report.sources)} documents and "
-            f"{len(report.providers)} providers to {args.output}: {state}."
-        )
-    return EXIT_CHANGES if args.detailed_exitcode and report.has_changes else EXIT_OK
+    return merge_files(
+        args.files,
+        args.format,
+        args.output,
+        args.manifests,
+        args.detailed_exitcode,
+        sys.stdout.write,
+    )
 
 
 def _providers(args: argparse.Namespace) -> int:

@@ -1,0 +1,189 @@
+"""Many workspaces: each provider scope is listed, planned and applied as its own unit, selected
+with --provider and --exclude, and a CI matrix's per-provider JSON merges into the report of one
+process. Against the emulator over loopback, with a fault that fails one workspace's listing."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconcile.cli import main
+from reconcile.emulator import create_app
+from tests.conftest import demo_state, serve_over_loopback
+
+TOKEN = "fleet-test-token-Qm4Xs9Lp"
+WORKSPACES = ("ws-a", "ws-b", "ws-c")
+
+
+def _state() -> dict[str, Any]:
+    state = demo_state()
+    workspace = state["fabric"]["workspaces"].pop("ws-demo")
+    for name in WORKSPACES:
+        state["fabric"]["workspaces"][name] = copy.deepcopy(workspace)
+    state["fabric"]["tokens"] = [TOKEN]
+    return state
+
+
+def _manifest(folder: Path, url: str) -> Path:
+    tables = [
+        f"""
+[providers.fab-{name[-1]}]
+type = "fabric"
+endpoint = "{url}"
+workspace_id = "{name}"
+scope = "workspace"
+allow_empty = true
+credentials = {{ token_env = "FLEET_TEST_TOKEN" }}
+"""
+        for name in WORKSPACES
+    ]
+    path = folder / "fleet.toml"
+    path.write_text(
+        "".join(tables)
+        + '\n[policy]\nmax_deletes = 100\nretry_attempts = 1\nprotect = ["prod-*"]\n'
+    )
+    return path
+
+
+class Platform:
+    def __init__(self, faults: list[str]) -> None:
+        self.app = create_app(_state(), faults=faults)
+
+    def deleted_in(self) -> dict[str, int]:
+        """DELETE requests that succeeded, per workspace."""
+        counts = dict.fromkeys(WORKSPACES, 0)
+        for request in self.app.state.emulator.requests:
+            if request["method"] == "DELETE" and request["status"] < 300:
+                counts[request["path"].split("/")[3]] += 1
+        return counts
+
+
+@pytest.fixture
+def broken_b(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Platform, Path]]:
+    """Three workspaces; every listing of ws-b fails with a 500."""
+    monkeypatch.setenv("FLEET_TEST_TOKEN", TOKEN)
+    monkeypatch.setenv("NO_COLOR", "1")
+    platform = Platform(["status,status=500,method=GET,path=/v1/workspaces/ws-b/*"])
+    with serve_over_loopback(platform.app) as url:
+        yield platform, _manifest(tmp_path, url)
+
+
+def test_one_failing_provider_of_three_the_others_are_planned_and_reported(
+    broken_b: tuple[Platform, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, manifest = broken_b
+    code = main(["plan", str(manifest), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert 'provider "fab-b" could not be listed' in err and "HTTP 500" in err
+    plan = json.loads(out)
+    assert [scope["provider"] for scope in plan["scopes"]] == ["fab-a", "fab-c"]
+    providers = {change["provider"] for change in plan["resource_changes"]}
+    assert providers == {"fab-a", "fab-c"}
+    # drift too: the others reported, exit 1.
+    code = main(["drift", str(manifest), "--format", "json"])
+    out, err = capsys.readouterr()
+    assert code == 1 and 'provider "fab-b" could not be listed' in err
+    assert [p["provider"] for p in json.loads(out)["providers"]] == ["fab-a", "fab-c"]
+
+
+def test_apply_deletes_nothing_anywhere_unless_keep_going(
+    broken_b: tuple[Platform, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    platform, manifest = broken_b
+    code = main(["apply", str(manifest), "--auto-approve"])
+    _, err = capsys.readouterr()
+    assert code == 1
+    assert "refusing to apply" in err and "nothing was deleted anywhere" in err
+    assert platform.deleted_in() == dict.fromkeys(WORKSPACES, 0)
+    # A plan with a failed provider is not saved to be applied later.
+    saved = tmp_path / "plan.json"
+    assert main(["plan", str(manifest), "-o", str(saved)]) == 1
+    assert not saved.exists()
+    assert "was not saved" in capsys.readouterr().err
+
+    code = main(["apply", str(manifest), "--auto-approve", "--keep-going"])
+    out, err = capsys.readouterr()
+    assert code == 3, err
+    assert '--keep-going: skipping "fab-b"' in err
+    deleted = platform.deleted_in()
+    assert deleted["ws-b"] == 0
+    assert deleted["ws-a"] == deleted["ws-c"] > 0
+    assert f"{deleted['ws-a'] * 2} deleted" in out
+
+
+def test_provider_globs_and_excludes_choose_what_is_planned(
+    broken_b: tuple[Platform, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    platform, manifest = broken_b
+    # Leaving the broken workspace out makes a clean plan.
+    code = main(["plan", str(manifest), "--json", "--provider", "fab-[ac]"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    plan = json.loads(out)
+    assert [scope["provider"] for scope in plan["scopes"]] == ["fab-a", "fab-c"]
+
+    code = main(["plan", str(manifest), "--provider", "nothing-*"])
+    assert code == 1
+    assert "--provider nothing-* names no provider" in capsys.readouterr().err
+
+    deletes = {c["address"] for c in plan["resource_changes"] if c["actions"] == ["delete"]}
+    assert "fab-a/legacy-qa" in deletes
+    code = main(
+        [
+            "apply",
+            str(manifest),
+            "--auto-approve",
+            "--provider",
+            "fab-a",
+            "--exclude",
+            "fab-a/legacy-qa",
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "Resource exclusion is in effect" in out
+    paths = [r["path"] for r in platform.app.state.emulator.requests if r["method"] == "DELETE"]
+    assert paths and all("/ws-a/" in path for path in paths)
+    legacy = next(c["id"] for c in plan["resource_changes"] if c["address"] == "fab-a/legacy-qa")
+    assert not any(legacy in path for path in paths)
+
+    code = main(["plan", str(manifest), "--provider", "fab-a", "--exclude", "fab-a/no-such"])
+    assert code == 1
+    assert "--exclude fab-a/no-such selects nothing" in capsys.readouterr().err
+
+
+def test_report_merge_of_a_matrix_equals_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FLEET_TEST_TOKEN", TOKEN)
+    monkeypatch.setenv("NO_COLOR", "1")
+    platform = Platform([])
+    with serve_over_loopback(platform.app) as url:
+        manifest = _manifest(tmp_path, url)
+        assert main(["providers", str(manifest), "--json"]) == 0
+        matrix = [row["name"] for row in json.loads(capsys.readouterr().out)]
+        assert matrix == ["fab-a", "fab-b", "fab-c"]
+        for name in matrix:
+            assert main(["plan", str(manifest), "--json", "--provider", name]) == 0
+            (tmp_path / f"plan-{name}.json").write_text(capsys.readouterr().out)
+        assert main(["plan", str(manifest), "--json"]) == 0
+        (tmp_path / "one.json").write_text(capsys.readouterr().out)
+
+    pattern = str(tmp_path / "plan-*.json")
+    assert main(["report", "merge", pattern, "--format", "json", "--manifests", str(manifest)]) == 0
+    merged = json.loads(capsys.readouterr().out)
+    assert main(["report", "merge", str(tmp_path / "one.json"), "--format", "json"]) == 0
+    single = json.loads(capsys.readouterr().out)
+    assert merged["total"] == single["total"]
+    assert merged["total"]["delete"]["objects"] > 0
+    # Each row names the file it came from; the rest is the same.
+    rows = [{k: v for k, v in row.items() if k != "file"} for row in merged["providers"]]
+    assert rows == [{k: v for k, v in row.items() if k != "file"} for row in single["providers"]]
+    assert merged["changes"] == single["changes"]
+    assert merged["drift"] == single["drift"]
