@@ -53,16 +53,30 @@ SERVICES = 5  # inference services using undeclared versions: blocked in the pla
 
 @dataclass(frozen=True)
 class Scenario:
+    #: Per workspace.
     models: int
     versions: int
     declared_models: int
     declared_versions: int
+    #: Fabric workspaces, each a provider scope of its own (`fleet`).
+    workspaces: int = 1
 
 
 SCENARIOS = {
     "small": Scenario(models=100, versions=10, declared_models=20, declared_versions=5),
     "large": Scenario(models=10_000, versions=10, declared_models=2_000, declared_versions=5),
+    # As many versions as `large`, over 200 workspaces of one process (Fabric only).
+    "fleet": Scenario(
+        models=50, versions=10, declared_models=10, declared_versions=5, workspaces=200
+    ),
 }
+
+
+def workspace_names(scenario: Scenario) -> list[tuple[str, str]]:
+    """(provider, workspace id) of each workspace of the scenario."""
+    if scenario.workspaces == 1:
+        return [(PROVIDER, WORKSPACE)]
+    return [(f"{PROVIDER}-{k:03d}", f"{WORKSPACE}-{k:03d}") for k in range(scenario.workspaces)]
 
 
 @dataclass(frozen=True)
@@ -137,11 +151,14 @@ def fabric_state(scenario: Scenario) -> dict[str, Any]:
         }
         for k in range(min(SERVICES, scenario.models))
     ]
+    workspace = {"models": models, "service_instances": services}
     return {
         "fabric": {
             "tokens": [FABRIC_TOKEN],
             "access_keys": {FABRIC_AK: FABRIC_SK},
-            "workspaces": {WORKSPACE: {"models": models, "service_instances": services}},
+            # One listing per workspace: the same models in each (ids repeat across workspaces,
+            # as they may on the platform: an id is unique within its workspace).
+            "workspaces": {where: workspace for _, where in workspace_names(scenario)},
         }
     }
 
@@ -181,33 +198,30 @@ def qianfan_state(scenario: Scenario) -> dict[str, Any]:
 
 
 def manifest(platform: str, scenario: Scenario, url: str) -> str:
-    if platform == "fabric":
-        provider = (
-            f'type = "fabric"\nendpoint = "{url}"\nworkspace_id = "{WORKSPACE}"\n'
-            'credentials = { token_env = "BENCH_FABRIC_TOKEN" }\n'
-        )
-    else:
-        provider = (
-            f'type = "qianfan"\nendpoint = "{url}"\n'
-            'credentials = { ak_env = "BENCH_QIANFAN_AK", sk_env = "BENCH_QIANFAN_SK" }\n'
-        )
-    lines = [
-        f"[providers.{PROVIDER}]",
-        provider + 'scope = "workspace"',
-        "",
-        "[policy]",
-        "keep_latest = 0",
-        "",
-    ]
+    lines = []
+    for name, where in workspace_names(scenario):
+        if platform == "fabric":
+            provider = (
+                f'type = "fabric"\nendpoint = "{url}"\nworkspace_id = "{where}"\n'
+                'credentials = { token_env = "BENCH_FABRIC_TOKEN" }\n'
+            )
+        else:
+            provider = (
+                f'type = "qianfan"\nendpoint = "{url}"\n'
+                'credentials = { ak_env = "BENCH_QIANFAN_AK", sk_env = "BENCH_QIANFAN_SK" }\n'
+            )
+        lines += [f"[providers.{name}]", provider + 'scope = "workspace"', ""]
+    lines += ["[policy]", "keep_latest = 0", "max_deletes = 10000000", ""]
     names = ", ".join(f'"v{j}"' for j in range(scenario.declared_versions))
-    for i in range(scenario.declared_models):
-        lines += [
-            "[[models]]",
-            f'provider = "{PROVIDER}"',
-            f'name = "model-{i:05d}"',
-            f"versions = [{names}]",
-            "",
-        ]
+    for name, _ in workspace_names(scenario):
+        for i in range(scenario.declared_models):
+            lines += [
+                "[[models]]",
+                f'provider = "{name}"',
+                f'name = "model-{i:05d}"',
+                f"versions = [{names}]",
+                "",
+            ]
     return "\n".join(lines)
 
 
@@ -471,7 +485,7 @@ def bench_platform(
                 peak_mb=peak,
                 note=summary,
             )
-        if not options.no_sdk:
+        if not options.no_sdk and scenario.workspaces == 1:
             admin(url, "reset-requests", "POST")
             started = time.perf_counter()
             versions = SDK[platform](url)
@@ -638,6 +652,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="keep the generated files in this folder")
     options = parser.parse_args(argv)
     platforms = ["fabric", "qianfan"] if options.platform == "both" else [options.platform]
+    if options.scenario == "fleet":
+        platforms = ["fabric"]  # many workspaces are a Fabric notion
     folder = options.keep or Path(tempfile.mkdtemp(prefix="reconcile-bench-"))
     rows: list[Row] = []
     try:

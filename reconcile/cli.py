@@ -649,6 +649,38 @@ def _render(plan: Plan, color: bool, compact: bool = False) -> str:
 PLAN_FORMATS = ("text", "json", "markdown")
 
 
+def _attributed(
+    plan: Plan,
+    base: str,
+    path: Path,
+    snapshots: dict[str, Snapshot],
+    options: Options,
+    insecure: bool,
+) -> Plan:
+    """`plan` with each delete labelled against the same listing planned with the manifests
+    before the change (`--base`): one listing, two pure plans."""
+    from reconcile.planner import attribute, build_plan
+    from reconcile.session import base_manifests, read_ledger
+
+    with base_manifests(base, path) as folder:
+        try:
+            before = _load(folder, insecure=insecure)
+        except ReconcileError as error:
+            raise ReconcileError(
+                f"--base {base}: the manifests before the change cannot be loaded: {error}"
+            ) from None
+    listed = {name: snapshot for name, snapshot in snapshots.items() if name in before.providers}
+    earlier = build_plan(
+        before,
+        listed,
+        tool_version=__version__,
+        refuse_empty=False,
+        now=datetime.now(UTC),
+        ledger=read_ledger(before, listed, options).ledger,
+    )
+    return attribute(plan, earlier, base)
+
+
 def _tell_plan(outward: Outward, plan: Plan) -> None:
     from reconcile.outward import plan_counts
 
@@ -818,6 +850,13 @@ def validate(path: Path, fmt: str) -> int:
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when the plan deletes anything.")
 @click.option("--compact", is_flag=True, help="Text: one line per object, no reasons.")
+@click.option(
+    "--base",
+    metavar="PATH|REF",
+    help="Also plan the same listing against the manifests before the change (a folder, or a "
+    "git ref such as origin/main) and label each delete: caused by this change, or already "
+    "undeclared before it.",
+)
 @_TARGET
 @_EXCLUDE
 @_PROVIDERS
@@ -833,6 +872,7 @@ def plan(
     targets: tuple[str, ...],
     excludes: tuple[str, ...],
     provider_globs: tuple[str, ...],
+    base: str | None,
     run: _Run,
     outward: Outward,
 ) -> int:
@@ -859,6 +899,8 @@ def plan(
     listing = _run(_list_all(manifest, options, _Progress(run.quiet), names))
     listing.report_failures()
     result = _make_plan(manifest, listing.snapshots, targets, path, options, excludes=excludes)
+    if base is not None:
+        result = _attributed(result, base, path, listing.snapshots, options, run.insecure)
     _tell_plan(outward, result)
     if out is not None and listing.failed:
         _echo_error(

@@ -258,6 +258,16 @@ class Summary(Record):
         )
 
 
+class Attribution(Record):
+    """`plan --base`: each delete against the manifests before the change (a path or git ref)."""
+
+    base: str
+    #: Deletes the plan before the change would not make: this change causes them.
+    caused_by_change: tuple[str, ...] = ()
+    #: Deletes the plan before the change makes too: drift from outside git.
+    already_undeclared: tuple[str, ...] = ()
+
+
 class Plan(Record):
     format_version: int = FORMAT_VERSION
     tool_version: str
@@ -273,6 +283,9 @@ class Plan(Record):
     targets: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     summary: Summary
+    #: With `plan --base`: which deletes the change causes. Not in the digest (it says why, not
+    #: what, is deleted).
+    attribution: Attribution | None = None
     plan_digest: str = ""
 
     def deletes(self) -> list[Change]:
@@ -283,7 +296,10 @@ class Plan(Record):
         `before` record) is never built in memory at once."""
         head = self.model_dump(
             mode="json",
-            exclude={"plan_digest", "created_at", "manifest_path", "resource_changes", "drift"},
+            exclude={
+                *("plan_digest", "created_at", "manifest_path", "resource_changes", "drift"),
+                "attribution",
+            },
         )
         return digest(
             [

@@ -12,17 +12,22 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
+import subprocess
+import tarfile
+import tempfile
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from reconcile import guards
 from reconcile.applier import Applier, ApplyResult, Outcome, new_apply_id
-from reconcile.errors import LockError
+from reconcile.errors import LockError, ReconcileError
 from reconcile.journal import ApplySummary, StoreJournal, summarize_applies
 from reconcile.manifest import Manifest
-from reconcile.model import Snapshot
+from reconcile.model import Snapshot, printable
 from reconcile.plan import Change, Plan
 from reconcile.providers.base import Progress
 from reconcile.state import (
@@ -358,3 +363,46 @@ def _stamp(moment: datetime) -> str:
 
 def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+# -- the manifests before a change (`plan --base`) ----------------------------------------------
+
+
+@contextlib.contextmanager
+def base_manifests(base: str, path: Path) -> Iterator[Path]:
+    """The manifests before the change, as a path: `base` itself when it is one, else a git ref
+    whose version of `path` (a file or folder in a git work tree) is extracted to a temporary
+    folder for the block. Errors name the ref and what git said."""
+    candidate = Path(base)
+    if candidate.exists():
+        yield candidate
+        return
+    folder = (path if path.is_dir() else path.parent).resolve()
+    top = _git(folder, base, "rev-parse", "--show-toplevel").strip()
+    inside = path.resolve().relative_to(Path(top)).as_posix() or "."
+    archive = _git(folder, base, "archive", "--format=tar", base, "--", inside, binary=True)
+    with tempfile.TemporaryDirectory(prefix="reconcile-base-") as tmp:
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(tmp, filter="data")
+        yield Path(tmp) / inside
+
+
+def _git(folder: Path, base: str, *args: str, binary: bool = False) -> Any:
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=folder, capture_output=True, check=False, timeout=60
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise ReconcileError(
+            f"--base {base}: not a path, and git could not be run to read it as a ref ({error})",
+            hint="give the manifests before the change as a folder, or install git",
+        ) from None
+    if done.returncode != 0:
+        said = done.stderr.decode("utf-8", errors="replace").strip().splitlines()
+        raise ReconcileError(
+            f"--base {base}: not a path, and git cannot read it as a ref of the manifests "
+            f"({printable(said[-1] if said else 'git failed')})",
+            hint="give a branch, tag or commit (origin/main, HEAD~1) that has the manifests, or "
+            "a folder holding them before the change (in CI, fetch the base branch first)",
+        )
+    return done.stdout if binary else done.stdout.decode("utf-8", errors="replace")

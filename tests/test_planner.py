@@ -24,7 +24,7 @@ from reconcile.errors import PlanFileError, ReconcileError
 from reconcile.manifest import Manifest
 from reconcile.model import LiveModel, LiveVersion, ServiceUse, Snapshot
 from reconcile.plan import Action, Plan, Reason, Summary
-from reconcile.planner import Ledger, build_plan, next_ledger
+from reconcile.planner import Ledger, attribute, build_plan, next_ledger
 from reconcile.report import MergedPlan, merge, read_documents
 
 CASES_DIR = Path(__file__).parent / "planner_cases"
@@ -93,6 +93,9 @@ class Expected(_Strict):
     blocked_by: dict[str, tuple[str, ...]] = {}
     #: One substring per plan warning (none given: the plan must have none).
     warnings: tuple[str, ...] = ()
+    #: With `base.toml` (the manifests before the change, `plan --base`): every delete's
+    #: address -> "caused_by_change" or "already_undeclared".
+    attribution: dict[str, str] = {}
 
     @model_validator(mode="after")
     def _consistent(self) -> Expected:
@@ -110,6 +113,8 @@ class Case(NamedTuple):
     expected: Expected
     #: Input (`ledger.json`, optional): provider -> {"model:ID" / "version:ID" -> first seen}.
     ledger: dict[str, dict[str, datetime]] | None = None
+    #: Input (`base.toml`, optional): the manifests before the change, for attribution.
+    base: Manifest | None = None
 
 
 def load_case(name: str) -> Case:
@@ -123,7 +128,13 @@ def load_case(name: str) -> Case:
     expected = Expected.model_validate_json((folder / "expected.json").read_text())
     ledger_file = folder / "ledger.json"
     ledger = _LEDGER.validate_json(ledger_file.read_text()) if ledger_file.exists() else None
-    return Case(manifest, snapshots, expected, ledger)
+    base_file = folder / "base.toml"
+    base = (
+        Manifest.model_validate(tomllib.loads(base_file.read_text()))
+        if base_file.exists()
+        else None
+    )
+    return Case(manifest, snapshots, expected, ledger, base)
 
 
 _LEDGER = TypeAdapter(dict[str, dict[str, AwareDatetime]])
@@ -251,6 +262,27 @@ def test_planner_case(name: str) -> None:
     for warning, substring in zip(plan.warnings, expected.warnings, strict=True):
         assert substring in warning
     _check_invariants(plan, case.snapshots)
+    if case.base is not None:
+        _check_attribution(case, plan)
+    else:
+        assert not expected.attribution, "an attribution case needs a base.toml"
+
+
+def _check_attribution(case: Case, plan: Plan) -> None:
+    """The plan labelled against the same listing planned with the manifests before the change;
+    the labels change nothing the plan deletes, nor its digest."""
+    assert case.base is not None
+    listed = {name: snap for name, snap in case.snapshots.items() if name in case.base.providers}
+    before = build_plan(
+        case.base, listed, tool_version=TOOL_VERSION, now=case.expected.now, ledger=case.ledger
+    )
+    labelled = attribute(plan, before, "base.toml")
+    assert labelled.attribution is not None
+    found = dict.fromkeys(labelled.attribution.caused_by_change, "caused_by_change")
+    found |= dict.fromkeys(labelled.attribution.already_undeclared, "already_undeclared")
+    assert found == case.expected.attribution
+    assert labelled.compute_digest() == plan.plan_digest
+    assert labelled.resource_changes == plan.resource_changes
 
 
 def _check_invariants(plan: Plan, snapshots: Mapping[str, Snapshot]) -> None:

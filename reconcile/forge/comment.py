@@ -167,12 +167,34 @@ def _rest(plan: Plan) -> Section:
     return Section("#### Drift, and what is kept", tuple(rows), noun="drift and kept rows")
 
 
+def _caused(plan: Plan) -> list[Section]:
+    """With `plan --base`: first, what this change causes (the rest came from outside git)."""
+    labels = plan.attribution
+    if labels is None:
+        return []
+    lead = (
+        f"**This change causes {_plural(len(labels.caused_by_change), 'delete')}** (declared or "
+        f"kept before it, against {code(labels.base)}); "
+        f"{_plural(len(labels.already_undeclared), 'delete')} were already undeclared before it "
+        "(drift from outside git)."
+    )
+    return [
+        Section("#### What this change causes", (lead,), keep=True),
+        Section(
+            "",
+            tuple(f"- delete {code(address)}" for address in labels.caused_by_change),
+            noun="deletes this change causes",
+        ),
+    ]
+
+
 def plan_sections(plan: Plan, *, approve: str) -> list[Section]:
     """The plan's sections in the order of what a reviewer must see. `approve` says how to
     approve it on this forge."""
     deletes = _model_rows(plan.deletes())
     return [
         _summary(plan),
+        *_caused(plan),
         _digest(plan, approve),
         _blocked(plan),
         Section("#### Deletes by model", tuple(deletes), noun="models with deletes"),

@@ -13,12 +13,13 @@ from reconcile.errors import ReconcileError
 from reconcile.manifest import Manifest
 from reconcile.model import Snapshot
 from reconcile.plan import Change, Drift, Plan, ProviderScope, Summary
+from reconcile.planner.attribution import attribute
 from reconcile.planner.decisions import ProviderPlanner
 from reconcile.planner.retention import Ledger, ledger_key, next_ledger
 from reconcile.planner.targets import exclude, select
 from reconcile.scope import Key, parse_target
 
-__all__ = ["Ledger", "build_plan", "ledger_key", "next_ledger"]
+__all__ = ["Ledger", "attribute", "build_plan", "ledger_key", "next_ledger"]
 
 
 def build_plan(

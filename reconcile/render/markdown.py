@@ -119,6 +119,10 @@ class _Document:
 # -- plans ------------------------------------------------------------------------------------
 
 
+def _address_row(address: str) -> Callable[[], Sequence[str]]:
+    return lambda: [code(address)]
+
+
 def _why(change: Change) -> str:
     return f"**{text(change.action_reason.value)}**: {text(change.detail)}"
 
@@ -169,6 +173,19 @@ def render_plan_markdown(plan: Plan, *, budget: int = DEFAULT_BUDGET) -> str:
     else:
         title = "no changes"
     doc.add(f"### reconcile plan: {title}")
+    labels = plan.attribution
+    if labels is not None:
+        doc.add(
+            f"**This change causes {len(labels.caused_by_change)} of the deletes** (against "
+            f"{code(labels.base)}); {len(labels.already_undeclared)} were already undeclared "
+            "before it (drift from outside git)."
+        )
+        doc.folded(
+            "Deletes this change causes",
+            ["object"],
+            [_address_row(address) for address in labels.caused_by_change],
+            open_=True,
+        )
     for warning in plan.warnings:
         doc.add(f"> **Warning:** {text(warning)}")
     rows = []

@@ -269,7 +269,20 @@ def _summary_lines(plan: Plan, style: _Style) -> list[str]:
             )
     if s.protected or s.kept:
         lines.append(f"Kept: {s.protected} protected, {s.kept} by retention rules.")
-    return lines + _delete_summary(plan)
+    return lines + _delete_summary(plan) + _attribution_lines(plan)
+
+
+def _attribution_lines(plan: Plan) -> list[str]:
+    """With `plan --base`: which deletes the change causes, and which came from outside git."""
+    labels = plan.attribution
+    if labels is None:
+        return []
+    lines = [
+        f"Against {printable(labels.base)}: this change causes {len(labels.caused_by_change)} "
+        f"of the deletes; {len(labels.already_undeclared)} were already undeclared before it."
+    ]
+    lines += [f"  caused by this change: {printable(a)}" for a in labels.caused_by_change]
+    return lines
 
 
 def _delete_summary(plan: Plan) -> list[str]:
