@@ -112,6 +112,12 @@ class Applier:
         #: confirmed by the re-listing and the plan made from it.
         self.check = check or (lambda deletes, fresh: None)
 
+    def _rechecking(self, what: str, done: int, total: int | None) -> None:
+        """The re-listing before the deletes, told as its own phase (its rate counts from its
+        own start, not the plan's listing)."""
+        if self.progress is not None:
+            self.progress(f"re-checking {what}", done, total)
+
     def interrupt(self) -> None:
         """First call: send no new delete, let those in flight finish, and stop a listing in
         progress at once. Second call: stop waiting for the deletes in flight too (their
@@ -132,7 +138,7 @@ class Applier:
                 f"the plan deletes in providers that are not configured: {missing}"
             )
         listed = await self._unless_stopped(
-            asyncio.gather(*(self.providers[name].snapshot(self.progress) for name in names))
+            asyncio.gather(*(self.providers[name].snapshot(self._rechecking) for name in names))
         )
         if listed is None:
             return None

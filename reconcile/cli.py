@@ -390,8 +390,9 @@ def _use_color(no_color: bool) -> bool:
 
 
 class _Progress:
-    """One self-rewriting line on stderr while a long step runs (listing, deleting): objects done,
-    of how many, and the rate. Only on a terminal, not with --quiet, and only for steps of more
+    """One self-rewriting line on stderr while a long step runs (a provider's listing, apply's
+    re-checking, deleting): objects done, of how many, the rate from the step's own start, and
+    the time left. Only on a terminal, not with --quiet, and only for steps of more
     than a few hundred objects (a short step is over before a line would help)."""
 
     #: Steps of fewer objects than this show no line.
@@ -418,7 +419,13 @@ class _Progress:
         self.last = now
         of = f"/{total}" if total is not None else ""
         elapsed = now - started
-        rate = f" ({done / elapsed:.0f}/s)" if elapsed >= 0.5 else ""
+        rate = ""
+        if elapsed >= 0.5:
+            per_second = done / elapsed
+            left = ""
+            if total is not None and per_second > 0 and done < total:
+                left = f", {(total - done) / per_second:.0f} s left"
+            rate = f" ({per_second:.0f}/s{left})"
         self.stream.write(f"\r\x1b[K{what}: {done}{of}{rate}")
         self.stream.flush()
         self.dirty = True

@@ -39,7 +39,7 @@ def test_a_long_step_shows_done_total_and_rate_then_clears(
     progress.clear()
     lines = stream.getvalue().split("\r\x1b[K")
     assert lines[1] == "models listed: 1/1000"
-    assert lines[2] == "models listed: 500/1000 (250/s)"
+    assert lines[2] == "models listed: 500/1000 (250/s, 2 s left)"
     assert lines[3].startswith("models listed: 1000/1000 (")
     assert lines[-1] == ""  # cleared
     assert len(lines) == 5
@@ -52,7 +52,7 @@ def test_each_step_has_its_own_rate(monkeypatch: pytest.MonkeyPatch) -> None:
     progress("deleting", 1, 400)
     clock[0] += 1.0
     progress("deleting", 100, 400)
-    assert stream.getvalue().endswith("deleting: 100/400 (100/s)")
+    assert stream.getvalue().endswith("deleting: 100/400 (100/s, 3 s left)")
 
 
 @pytest.mark.parametrize(("tty", "quiet", "total"), [(False, False, 1000), (True, True, 1000)])
@@ -100,4 +100,5 @@ def test_the_applier_reports_its_relisting(tmp_path: Any) -> None:
             progress=lambda what, done, total: seen.append((what, done, total)),
         )
         asyncio.run(applier.relist(OnePlan()))
-    assert seen == [("models listed", 1, 1)]
+    # Its own phase: the rate of the re-checking counts from its own start.
+    assert seen == [("re-checking models listed", 1, 1)]

@@ -309,7 +309,7 @@ class FabricProvider:
             versions = await self._list_versions(model.id, records)
             done += 1
             if progress is not None:
-                progress("models listed", done, len(models))
+                progress(f"{self.name}: models listed", done, len(models))
             return model.model_copy(update={"versions": tuple(versions)})
 
         complete = await asyncio.gather(*(with_versions(model) for model in models))

@@ -481,7 +481,11 @@ class QianfanProvider:
             done += 1
             if progress is not None:
                 # How many sets there are is known once the last page came.
-                progress("model sets listed", done, len(details) if paging.done() else None)
+                progress(
+                    f"{self.name}: model sets listed",
+                    done,
+                    len(details) if paging.done() else None,
+                )
             return model
 
         def stop_listing(task: asyncio.Future[LiveModel]) -> None:
