@@ -56,7 +56,34 @@ def manifest_schema() -> dict[str, Any]:
         "anyOf": [{"type": "string", "minLength": 1, "maxLength": 128}, versions["items"]]
     }
     _qianfan_signs_with_keys(schema)
+    _fabric_templates(schema)
     return schema
+
+
+def _fabric_templates(schema: dict[str, Any]) -> None:
+    """A Fabric table gives workspace_id, or `workspaces` (a template: ids, or rows of the keys
+    a row may set), never both (the loader expands a template; the record has no such field)."""
+    fabric = schema["$defs"]["FabricProvider"]
+    properties = fabric["properties"]
+    row = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["workspace_id"],
+        "properties": {
+            key: properties[key]
+            for key in ("workspace_id", "project_id", "endpoint", "services_endpoint")
+        },
+    }
+    properties["workspaces"] = {
+        "description": "A template: one provider scope per workspace, named NAME.WORKSPACE_ID; "
+        "each item a workspace id, or a table that sets workspace_id, project_id, endpoint or "
+        "services_endpoint for that workspace. Instead of workspace_id.",
+        "type": "array",
+        "minItems": 1,
+        "items": {"anyOf": [properties["workspace_id"], row]},
+    }
+    fabric["required"] = [key for key in fabric["required"] if key != "workspace_id"]
+    fabric["oneOf"] = [{"required": ["workspace_id"]}, {"required": ["workspaces"]}]
 
 
 def _qianfan_signs_with_keys(schema: dict[str, Any]) -> None:

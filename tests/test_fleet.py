@@ -187,3 +187,85 @@ def test_report_merge_of_a_matrix_equals_one_process(
     assert rows == [{k: v for k, v in row.items() if k != "file"} for row in single["providers"]]
     assert merged["changes"] == single["changes"]
     assert merged["drift"] == single["drift"]
+
+
+def test_a_template_of_200_workspaces_loads_validates_and_plans(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FLEET_TEST_TOKEN", TOKEN)
+    state = demo_state()
+    workspace = state["fabric"]["workspaces"].pop("ws-demo")
+    ids = [f"ws-{k:03d}" for k in range(200)]
+    for where in ids:
+        state["fabric"]["workspaces"][where] = copy.deepcopy(workspace)
+    state["fabric"]["tokens"] = [TOKEN]
+    rows = ", ".join(f'"{where}"' for where in ids[:-1])
+    with serve_over_loopback(create_app(state)) as url:
+        manifest = tmp_path / "fleet.toml"
+        manifest.write_text(
+            f"""
+[providers.fab]
+type = "fabric"
+endpoint = "{url}"
+workspaces = [{rows}, {{ workspace_id = "{ids[-1]}", project_id = "proj-last" }}]
+credentials = {{ token_env = "FLEET_TEST_TOKEN" }}
+scope = "workspace"
+
+[policy]
+protect = ["prod-*"]
+max_deletes = 100000
+
+[[models]]
+provider = "fab"
+name = "support-bot"
+versions = ["v7", "v8"]
+
+[[models]]
+provider = "fab"
+name = "legacy-qa"
+workspaces = ["ws-007"]
+"""
+        )
+        assert main(["validate", str(manifest)]) == 0
+        assert "200 provider(s), 201 model(s)" in capsys.readouterr().out
+        plans = []
+        for _ in range(2):
+            assert main(["plan", str(manifest), "--json", "--quiet"]) == 0
+            plans.append(json.loads(capsys.readouterr().out))
+    first, second = plans
+    assert [scope["provider"] for scope in first["scopes"]] == [f"fab.{where}" for where in ids]
+    addresses = [change["address"] for change in first["resource_changes"]]
+    assert len(addresses) == len(set(addresses))  # unique
+    assert addresses == [change["address"] for change in second["resource_changes"]]  # stable
+    assert first["plan_digest"] == second["plan_digest"]
+    deletes = {c["address"] for c in first["resource_changes"] if c["actions"] == ["delete"]}
+    # legacy-qa is declared in ws-007 only: deleted everywhere else.
+    assert "fab.ws-007/legacy-qa" not in deletes
+    assert "fab.ws-006/legacy-qa" in deletes and "fab.ws-199/legacy-qa" in deletes
+    assert not any(address.endswith("/support-bot/v7") for address in deletes)
+
+
+@pytest.mark.parametrize(
+    ("table", "model", "said"),
+    [
+        ('workspace_id = "ws-1"\nworkspaces = ["ws-2"]', "", "not both"),
+        ("workspaces = []", "", "non-empty array"),
+        ('workspaces = ["ws-1", "ws-1"]', "", "listed twice"),
+        ('workspaces = [{ project_id = "p" }]', "", "workspace_id"),
+        ('workspaces = ["ws-1"]', 'workspaces = ["ws-2"]', "'ws-2' not in provider 'fab'"),
+        ('workspace_id = "ws-1"', 'workspaces = ["ws-1"]', "has no workspaces"),
+    ],
+)
+def test_a_template_that_cannot_be_expanded_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], table: str, model: str, said: str
+) -> None:
+    manifest = tmp_path / "m.toml"
+    manifest.write_text(
+        f'[providers.fab]\ntype = "fabric"\nendpoint = "https://fabric.example.com"\n{table}\n'
+        'credentials = { token_env = "FABRIC_TOKEN" }\n\n'
+        f'[[models]]\nprovider = "fab"\nname = "m"\n{model}\n'
+    )
+    assert main(["validate", str(manifest)]) == 1
+    err = capsys.readouterr().err
+    assert said in err and f"{manifest}:" in err
+    assert "Traceback" not in err

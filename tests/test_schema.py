@@ -239,3 +239,17 @@ def test_help_loads_none_of_the_heavy_libraries() -> None:
     )
     assert result.stderr.strip().splitlines()[-1] == "0 []"
     assert "drift" in result.stdout and "import" in result.stdout and "schema" in result.stdout
+
+
+def test_a_fabric_template_is_described(schema: dict[str, Any]) -> None:
+    template = {
+        "type": "fabric",
+        "endpoint": "https://fabric.example.com",
+        "workspaces": ["ws-1", {"workspace_id": "ws-2", "project_id": "p2"}],
+    }
+    model = {"provider": "fab", "name": "m", "workspaces": ["ws-2"]}
+    assert errors(schema, schema, {"providers": {"fab": template}, "models": [model]}) == []
+    both = {**template, "workspace_id": "ws-0"}
+    assert errors(schema, schema, {"providers": {"fab": both}})
+    bad_row = {**template, "workspaces": [{"project_id": "p"}]}
+    assert errors(schema, schema, {"providers": {"fab": bad_row}})

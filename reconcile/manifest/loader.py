@@ -245,6 +245,9 @@ def _check_providers(checker: _FileChecker, providers: Any) -> None:
         spec = _provider_spec(manifest, name, table)
         if spec is None:
             continue
+        if "workspaces" in table:
+            _expand_template(checker, name, table, spec)
+            continue
         provider = checker.validate(spec, table, ("providers", name))
         if provider is None:
             continue
@@ -253,6 +256,78 @@ def _check_providers(checker: _FileChecker, providers: Any) -> None:
             manifest.fail(*problems)
         else:
             manifest.providers[name] = provider
+
+
+#: What a row of a provider template may set (the rest comes from the table).
+TEMPLATE_ROW_KEYS = ("workspace_id", "project_id", "endpoint", "services_endpoint")
+
+
+def _expand_template(
+    checker: _FileChecker,
+    name: str,
+    table: dict[str, Any],
+    spec: type[FabricProvider] | type[QianfanProvider],
+) -> None:
+    """A provider table with `workspaces = [...]` stands for one provider scope per workspace,
+    named NAME.WORKSPACE_ID: each row (a workspace id, or a table of TEMPLATE_ROW_KEYS) is the
+    table with the row's keys, validated as any provider table is."""
+    manifest = checker.manifest
+    loc: Loc = ("providers", name, "workspaces")
+    rows = table["workspaces"]
+    problem = None
+    if spec is not FabricProvider:
+        problem = "workspaces is for Fabric providers (a Qianfan account has no workspaces)"
+    elif "workspace_id" in table:
+        problem = "give workspace_id (one workspace) or workspaces (a template), not both"
+    elif not isinstance(rows, list) or not rows:
+        problem = f"expected a non-empty array of workspace ids or tables, got {_describe(rows)}"
+    if problem is not None:
+        manifest.fail(
+            manifest.error(
+                loc,
+                problem,
+                hint='workspaces = ["ws-1", "ws-2"] or [{ workspace_id = "ws-1", project_id = '
+                '"p1" }, ...]',
+            )
+        )
+        return
+    base = {key: value for key, value in table.items() if key != "workspaces"}
+    expanded: list[tuple[str, str]] = []
+    for index, row in enumerate(rows):
+        fields = {"workspace_id": row} if isinstance(row, str) else row
+        if not isinstance(fields, dict) or set(fields) - set(TEMPLATE_ROW_KEYS):
+            manifest.fail(
+                manifest.error(
+                    (*loc, index),
+                    f"expected a workspace id or a table of {', '.join(TEMPLATE_ROW_KEYS)}, got "
+                    f"{_describe(row)}",
+                    at=loc,
+                    hint="each row names one workspace: a string, or a table with workspace_id",
+                )
+            )
+            continue
+        provider = checker.validate(spec, {**base, **fields}, ("providers", name))
+        if provider is None:
+            continue
+        workspace = getattr(provider, "workspace_id", "")
+        derived = f"{name}.{workspace}"
+        if derived in manifest.providers:
+            manifest.fail(
+                manifest.error(
+                    (*loc, index),
+                    f"workspace {workspace!r} is listed twice",
+                    at=loc,
+                    hint="list each workspace once",
+                )
+            )
+            continue
+        problems = provider_problems(name, provider, manifest)
+        if problems:
+            manifest.fail(*problems)
+            continue
+        manifest.providers[derived] = provider
+        expanded.append((derived, workspace))
+    manifest.templates[name] = expanded
 
 
 def _provider_spec(

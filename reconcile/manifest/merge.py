@@ -34,6 +34,8 @@ class _Merged:
     declared: dict[str, str | None] = field(default_factory=dict)
     #: (provider, model id) -> the origins key of the model that declared it first.
     ids: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: Provider templates: name -> (provider, workspace id) of each scope it stands for.
+    templates: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
 
 def merge(parts: list[FileManifest], root: Path) -> Manifest:
@@ -91,6 +93,12 @@ def _add_providers(merged: _Merged, part: FileManifest) -> None:
         merged.origins[key] = here
         if name in part.providers:
             merged.providers[name] = part.providers[name]
+        for derived, _ in part.templates.get(name, ()):
+            merged.declared[derived] = kind
+            merged.providers[derived] = part.providers[derived]
+            merged.origins[f"providers.{derived}"] = here
+        if name in part.templates:
+            merged.templates[name] = part.templates[name]
 
 
 def _add_policy(merged: _Merged, part: FileManifest) -> None:
@@ -131,6 +139,11 @@ def _add_model(
         if complete:  # else the provider may be in a file that could not be read
             part.fail(_no_such_provider(merged, part, loc, model))
         return
+    template = merged.templates.get(model.provider)
+    if template is not None or model.workspaces is not None:
+        for copy in _per_workspace(part, loc, model, template):
+            _add_model(merged, part, index, copy, complete=complete)
+        return
     here = part.location(loc)
     key = f"models.{model.provider}/{model.name}"
     problems = _declared_twice(merged, part, loc, model, key)
@@ -143,6 +156,40 @@ def _add_model(
         part.fail(*problems)
     else:
         merged.models.append(model)
+
+
+def _per_workspace(
+    part: FileManifest, loc: Loc, model: ModelSpec, template: list[tuple[str, str]] | None
+) -> list[ModelSpec]:
+    """A model declared for a provider template: one declaration per workspace it is for."""
+    if template is None:
+        part.fail(
+            part.error(
+                (*loc, "workspaces"),
+                f"provider {model.provider!r} has no workspaces = [...]: there is no workspace "
+                "to choose",
+                hint="remove workspaces from the model, or make the provider a template",
+            )
+        )
+        return []
+    known = {workspace for _, workspace in template}
+    unknown = sorted(set(model.workspaces or ()) - known)
+    if unknown:
+        part.fail(
+            part.error(
+                (*loc, "workspaces"),
+                f"workspace(s) {', '.join(map(repr, unknown))} not in provider "
+                f"{model.provider!r}'s workspaces{_did_you_mean(unknown[0], known)}",
+                hint="name workspaces the provider's workspaces = [...] lists",
+            )
+        )
+        return []
+    chosen = set(model.workspaces) if model.workspaces is not None else known
+    return [
+        model.model_copy(update={"provider": derived, "workspaces": None})
+        for derived, workspace in template
+        if workspace in chosen
+    ]
 
 
 def _no_such_provider(

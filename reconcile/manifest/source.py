@@ -33,6 +33,9 @@ class FileManifest:
     #: Every [providers.NAME] table the file declares, valid or not, with its type when known:
     #: a model that names one is not reported as naming no provider.
     declared: dict[str, str | None] = dataclass_field(default_factory=dict)
+    #: Provider templates (`workspaces = [...]`): the table's name -> (provider, workspace id) of
+    #: each provider scope it stands for.
+    templates: dict[str, list[tuple[str, str]]] = dataclass_field(default_factory=dict)
     #: False when the file could not be read or parsed (what it declares is unknown).
     parsed: bool = True
     #: What is wrong with the file, in groups: the problems of one table (its first problem

@@ -338,6 +338,12 @@ class ModelSpec(Spec):
         False, description="true: delete this model (a declared removal, in either scope)."
     )
     protect: bool = Field(False, description="true: never deleted.")
+    #: With a provider template: the workspaces this declaration is for (None: all of them).
+    workspaces: tuple[Annotated[str, Field(pattern=FABRIC_ID_PATTERN)], ...] | None = Field(
+        None,
+        description="For a provider with workspaces = [...]: declare the model in these "
+        "workspaces only (left out: in every one).",
+    )
 
     @field_validator("versions", mode="before")
     @classmethod
