@@ -205,9 +205,8 @@ _global_option(
     multiple=True,
     metavar="URL",
     help="After the run, tell slack://env:VAR, feishu://env:VAR, dingtalk://env:VAR, "
-    "wecom://env:VAR or webhook://env:VAR "
-    "webhook (VAR: the environment variable that holds its URL; see the README; repeatable). "
-    "A failure to notify is a warning.",
+    "wecom://env:VAR or webhook://env:VAR (VAR: the environment variable that holds the "
+    "webhook's URL; see the README; repeatable). A failure to notify is a warning.",
 )
 _global_option(
     "--notify-on",
@@ -358,6 +357,9 @@ def _outward(command: Command) -> Callable[[Callable[..., Any]], Callable[..., A
                 return code
             except ReconcileError as failure:
                 code, error = failure.exit_code, str(failure).splitlines()[0]
+                raise
+            except click.ClickException as failure:
+                code, error = EXIT_ERROR, failure.format_message()
                 raise
             except (KeyboardInterrupt, click.exceptions.Abort):
                 code, error = EXIT_INTERRUPTED, "interrupted"

@@ -320,6 +320,8 @@ def write_ledger(
     at least as much): the conflict is not an error, nothing here decides a delete."""
     from reconcile.planner.retention import next_ledger
 
+    if not read.versions:  # no provider read has a grace period: no store to open
+        return
     after = next_ledger(plan, read.ledger, now)
     with contextlib.ExitStack() as stack:
         if store is None:
