@@ -950,6 +950,14 @@ def plan(
     "--expect-digest", metavar="DIGEST", help="Refuse unless the plan's digest is exactly this."
 )
 @click.option(
+    "--lock-timeout",
+    type=click.FloatRange(0),
+    default=0,
+    metavar="SECONDS",
+    help="Wait up to this long for a lock another apply holds, instead of refusing at once "
+    "(for applies queued in a pipeline).",
+)
+@click.option(
     "--keep-going",
     is_flag=True,
     help="When some providers cannot be listed, apply the others (and name those skipped; "
@@ -976,6 +984,7 @@ def apply(
     excludes: tuple[str, ...],
     provider_globs: tuple[str, ...],
     keep_going: bool,
+    lock_timeout: float,
     manifest_override: Path | None,
     run: _Run,
     outward: Outward,
@@ -1008,6 +1017,7 @@ def apply(
         saved=saved is not None,
         expect_digest=expect_digest,
         max_deletes=max_deletes,
+        lock_timeout=lock_timeout,
     )
     the_plan, skipped = saved, list[str]()
     if the_plan is None:

@@ -16,6 +16,7 @@ import io
 import subprocess
 import tarfile
 import tempfile
+import time
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -87,6 +88,8 @@ class ApplyRequest:
     expect_digest: str | None = None
     #: `--max-deletes`: every provider's limit instead of its policy's.
     max_deletes: int | None = None
+    #: `--lock-timeout`: seconds to wait for a lock another apply holds (0: refuse at once).
+    lock_timeout: float = 0.0
 
 
 def apply_plan(plan: Plan, request: ApplyRequest, io: ApplyIO) -> ApplyResult | None:
@@ -112,7 +115,9 @@ def apply_plan(plan: Plan, request: ApplyRequest, io: ApplyIO) -> ApplyResult | 
     # The locks are taken before approval: nobody approves a plan that another apply runs on.
     with (
         open_state_store(manifest, request.options) as store,
-        hold_locks(store, manifest, names, request.options, apply_id) as held,
+        hold_locks(
+            store, manifest, names, request.options, apply_id, wait=request.lock_timeout
+        ) as held,
     ):
         if not request.saved:
             io.approve(plan)
@@ -127,13 +132,38 @@ def hold_locks(
     providers: list[str],
     options: Options,
     apply_id: str | None = None,
+    *,
+    wait: float = 0.0,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> Iterator[list[HeldLock]]:
     """The lock of each provider scope (in one order everywhere, so two applies never each hold
-    one the other waits for), after probing the store; or `LockError` naming the holder."""
+    one the other waits for), after probing the store; or `LockError` naming the holder. A lock
+    held by another apply is tried again for up to `wait` seconds (as Terraform's -lock-timeout)."""
     store.probe()
     scopes = sorted({lock_scope(manifest, name, options.state_dir) for name in providers})
     with contextlib.ExitStack() as stack:
-        yield [stack.enter_context(store.acquire(scope, "apply", apply_id)) for scope in scopes]
+        yield [
+            stack.enter_context(_acquire(store, scope, apply_id, wait, sleep)) for scope in scopes
+        ]
+
+
+def _acquire(
+    store: StateBackend,
+    scope: str,
+    apply_id: str | None,
+    wait: float,
+    sleep: Callable[[float], None],
+) -> HeldLock:
+    deadline = time.monotonic() + wait
+    delay = 1.0
+    while True:
+        try:
+            return store.acquire(scope, "apply", apply_id)
+        except LockError:
+            if time.monotonic() + delay > deadline:
+                raise
+            sleep(delay)
+            delay = min(delay * 2, 15.0)
 
 
 async def _apply(

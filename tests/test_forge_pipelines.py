@@ -105,7 +105,15 @@ def test_an_apply_is_never_cancelled_and_never_runs_twice_at_once() -> None:
     jobs = load(WORKFLOW)["jobs"]
     groups = {name: job["concurrency"]["group"] for name, job in jobs.items()}
     assert len(set(groups.values())) == 3  # apply shares its group with no other run
-    assert jobs["apply"]["concurrency"] == {"group": "reconcile-apply", "cancel-in-progress": False}
+    # One group per commit: GitHub cancels a pending run when another joins its group, so a
+    # shared group would cancel the apply of an earlier merge. Applies queue on the lock.
+    assert jobs["apply"]["concurrency"] == {
+        "group": "reconcile-apply-${{ github.sha }}",
+        "cancel-in-progress": False,
+    }
+    action = load(ACTION)
+    [step] = [s for s in action["runs"]["steps"] if s.get("name") == "apply exactly that plan"]
+    assert float(step["env"]["RECONCILE_APPLY_LOCK_TIMEOUT"]) >= 600
     template = load(TEMPLATE)
     assert template["reconcile-apply"]["resource_group"] == "reconcile-apply"
     assert template["reconcile-apply"]["interruptible"] is False

@@ -104,3 +104,31 @@ def test_a_holder_on_another_host_needs_force(tmp_path: Path) -> None:
     assert [lock.id for lock in _store(tmp_path).locks()] == ["remote000000"]
     assert main(["force-unlock", "remote000000", "--state-dir", str(tmp_path), "--force"]) == 0
     assert _store(tmp_path).locks() == []
+
+
+def test_apply_waits_for_a_lock_with_lock_timeout_and_refuses_without(
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import threading
+
+    from reconcile.manifest import load_manifest
+    from reconcile.wiring import default_state_dir, lock_scope
+
+    state_dir = default_state_dir(demo)
+    scope = lock_scope(load_manifest(demo), "fabric-demo", state_dir)
+    store = _store(state_dir)
+    held = store.acquire(scope, "apply", apply_id="other-run")
+    assert main(["apply", str(demo), "--auto-approve"]) == 1
+    assert "other-run" in capsys.readouterr().err  # refused at once, naming the holder
+
+    # The other apply ends 1.5 s later: this one, told to wait, goes on then.
+    releaser = threading.Timer(1.5, held.release)
+    releaser.start()
+    try:
+        code = main(["apply", str(demo), "--auto-approve", "--lock-timeout", "30"])
+    finally:
+        releaser.join()
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "Apply complete: 11 deleted" in out
+    assert store.read_lock(scope) is None
