@@ -6,14 +6,11 @@ Exit codes: 0 success or no changes; 1 error (nothing deleted); 2 changes presen
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import gc
 import os
-import signal
 import sys
-import time
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,17 +20,27 @@ import click
 from click.core import ParameterSource
 
 from reconcile import __version__
-from reconcile.errors import ApprovalError, ReconcileError
+from reconcile.console import (
+    ProgressLine,
+    TerminalApplyIO,
+    collector_paused,
+    echo_error,
+    render,
+    run_command,
+    use_color,
+    warn,
+)
+from reconcile.errors import ReconcileError
 
 if TYPE_CHECKING:  # the heavy modules load only when a command runs, so --help stays fast
-    from reconcile.applier import ApplyResult, Outcome
+    from reconcile.applier import ApplyResult
     from reconcile.drift import DriftReport
     from reconcile.events import Command
     from reconcile.manifest import Manifest
     from reconcile.model import Snapshot
     from reconcile.notify import NotifyOn
     from reconcile.outward import Outward
-    from reconcile.plan import Change, Plan
+    from reconcile.plan import Plan
     from reconcile.providers.base import Provider
     from reconcile.wiring import Options
 
@@ -308,7 +315,7 @@ def _common(func: Callable[..., Any]) -> Callable[..., Any]:
             state_url=state_url,
             parallelism=parallelism,
             max_parallelism=max_parallelism,
-            color=_use_color(no_color),
+            color=use_color(no_color),
             quiet=quiet,
             insecure=insecure,
             attempts=attempts,
@@ -366,7 +373,7 @@ def _outward(command: Command) -> Callable[[Callable[..., Any]], Callable[..., A
                 raise
             finally:
                 for warning in outward.finish(code, error):
-                    _warn(warning)
+                    warn(warning)
 
         declared: Callable[..., Any] = wrapped
         for name in reversed(_OUTWARD_OPTIONS):
@@ -385,60 +392,6 @@ def _ci_link() -> str | None:
     return env.get("CI_JOB_URL") or None
 
 
-def _use_color(no_color: bool) -> bool:
-    from reconcile.colour import stream_wants_colour
-
-    return stream_wants_colour(sys.stdout, no_color)
-
-
-class _Progress:
-    """One self-rewriting line on stderr while a long step runs (a provider's listing, apply's
-    re-checking, deleting): objects done, of how many, the rate from the step's own start, and
-    the time left. Only on a terminal, not with --quiet, and only for steps of more
-    than a few hundred objects (a short step is over before a line would help)."""
-
-    #: Steps of fewer objects than this show no line.
-    MIN_TOTAL = 300
-    #: Seconds between redraws.
-    INTERVAL = 0.1
-
-    def __init__(self, quiet: bool) -> None:
-        self.stream = sys.stderr
-        self.quiet = quiet
-        self.enabled = not quiet and self.stream.isatty()
-        #: When each step (by its words) reported first: its rate counts from there.
-        self.started: dict[str, float] = {}
-        self.last = 0.0
-        self.dirty = False
-
-    def __call__(self, what: str, done: int, total: int | None) -> None:
-        if not self.enabled or (total is not None and total < self.MIN_TOTAL):
-            return
-        now = time.monotonic()
-        started = self.started.setdefault(what, now)
-        if now - self.last < self.INTERVAL and done != total:
-            return
-        self.last = now
-        of = f"/{total}" if total is not None else ""
-        elapsed = now - started
-        rate = ""
-        if elapsed >= 0.5:
-            per_second = done / elapsed
-            left = ""
-            if total is not None and per_second > 0 and done < total:
-                left = f", {(total - done) / per_second:.0f} s left"
-            rate = f" ({per_second:.0f}/s{left})"
-        self.stream.write(f"\r\x1b[K{what}: {done}{of}{rate}")
-        self.stream.flush()
-        self.dirty = True
-
-    def clear(self) -> None:
-        if self.dirty:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
-            self.dirty = False
-
-
 # -- the pipeline pieces the commands share ---------------------------------------------------
 
 
@@ -452,84 +405,6 @@ def _state_dir(path: Path, state_dir: Path | None) -> Path:
     from reconcile.wiring import default_state_dir
 
     return state_dir if state_dir is not None else default_state_dir(path)
-
-
-class _Signals:
-    """SIGINT and SIGTERM while a command's event loop runs: the innermost handler decides.
-
-    `_run` installs the outermost one, which cancels the command at once (a listing stops, the
-    command exits 130 having deleted nothing); an apply's deletes install their own for the
-    time they run (`_on_signals`). Without this, a signal during a listing was noticed only
-    once the listing ended (SIGINT) or killed the process without cleanup (SIGTERM).
-    """
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.handlers: list[Callable[[], None]] = []
-
-    def notify(self) -> None:
-        if self.handlers:
-            self.handlers[-1]()
-
-    @contextlib.contextmanager
-    def handling(self, handler: Callable[[], None]) -> Iterator[None]:
-        self.handlers.append(handler)
-        try:
-            yield
-        finally:
-            self.handlers.remove(handler)
-
-    @contextlib.contextmanager
-    def installed(self, loop: Any) -> Iterator[None]:
-        """The loop calls `notify` on each signal, for the duration of the block."""
-        installed = []
-        for sig in self.SIGNALS:
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, self.notify)
-                installed.append(sig)
-        try:
-            yield
-        finally:
-            for sig in installed:
-                loop.remove_signal_handler(sig)
-
-
-_SIGNALS = _Signals()
-
-
-def _run(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run `coroutine` to its end; a signal that reaches no inner handler cancels it, and it
-    ends as KeyboardInterrupt (exit 130)."""
-    import asyncio  # here, not at the top: it is a third of `reconcile --help`'s start-up
-
-    result: list[T] = []
-    interrupted: list[bool] = []
-
-    async def main() -> None:
-        task = asyncio.current_task()
-        assert task is not None
-
-        def cancel() -> None:
-            interrupted.append(True)
-            task.cancel()
-
-        with _SIGNALS.installed(asyncio.get_running_loop()), _SIGNALS.handling(cancel):
-            # The main task returns nothing: on the way out asyncio.run's SIGINT bookkeeping
-            # reprs the task (signal.getsignal formats a ValueError), result included, and the
-            # repr of a 100k-version plan or snapshot costs seconds.
-            result.append(await coroutine)
-
-    # Listing builds a record per live object too: paused, the collector's passes over the
-    # growing heap cost nothing (they were 7 of 15 CPU seconds of a 100k-version plan).
-    with _collector_paused():
-        try:
-            asyncio.run(main())
-        except asyncio.CancelledError:
-            if interrupted:
-                raise KeyboardInterrupt from None
-            raise
-    return result[0]
 
 
 @dataclass
@@ -548,7 +423,7 @@ class _Listing:
         if self.failed and not self.snapshots:
             raise self.combined()
         for name, error in self.failed.items():
-            _echo_error(_failure_line(name, error))
+            echo_error(_failure_line(name, error))
 
     def combined(self) -> ReconcileError:
         """One error for every provider that failed: the provider's own when it is the only one."""
@@ -567,7 +442,7 @@ def _failure_line(name: str, error: ReconcileError) -> str:
 
 
 async def _listed(
-    manifest: Manifest, options: Options, progress: _Progress, names: list[str] | None = None
+    manifest: Manifest, options: Options, progress: ProgressLine, names: list[str] | None = None
 ) -> _Listing:
     import asyncio
 
@@ -602,7 +477,7 @@ async def _listed(
 
 
 async def _list_all(
-    manifest: Manifest, options: Options, progress: _Progress, names: list[str] | None
+    manifest: Manifest, options: Options, progress: ProgressLine, names: list[str] | None
 ) -> _Listing:
     """Every provider of `names` listed (the providers closed again)."""
     listing = await _listed(manifest, options, progress, names)
@@ -647,12 +522,6 @@ def _make_plan(
             "manifest_path": str(path),
         }
     )
-
-
-def _render(plan: Plan, color: bool, compact: bool = False) -> str:
-    from reconcile.render.text import render_plan
-
-    return render_plan(plan, color=color, compact=compact)
 
 
 PLAN_FORMATS = ("text", "json", "markdown")
@@ -736,7 +605,7 @@ def _render_plan_as(plan: Plan, fmt: str, color: bool) -> str:
         from reconcile.render.markdown import render_plan_markdown
 
         return render_plan_markdown(plan)
-    return _render(plan, color)
+    return render(plan, color)
 
 
 # -- commands -----------------------------------------------------------------------------------
@@ -905,14 +774,14 @@ def plan(
     options = run.options(path)
     _warn_unfinished(manifest, options)
     names = select_providers(manifest, provider_globs)
-    listing = _run(_list_all(manifest, options, _Progress(run.quiet), names))
+    listing = run_command(_list_all(manifest, options, ProgressLine(run.quiet), names))
     listing.report_failures()
     result = _make_plan(manifest, listing.snapshots, targets, path, options, excludes=excludes)
     if base is not None:
         result = _attributed(result, base, path, listing.snapshots, options, run.insecure)
     _tell_plan(outward, result)
     if out is not None and listing.failed:
-        _echo_error(
+        echo_error(
             f"the plan was not saved to {out}: it lacks the providers that could not be listed, "
             "and would delete in the others as if they were all there (fix them, or choose "
             "providers with --provider)"
@@ -927,7 +796,7 @@ def plan(
     if fmt != "text":
         click.echo(_render_plan_as(result, fmt, run.color), nl=False)
     else:
-        click.echo(_render(result, run.color, compact), nl=False)
+        click.echo(render(result, run.color, compact), nl=False)
         if out is not None:
             click.echo(f"\nSaved the plan to {out} (digest {result.plan_digest}).")
             click.echo(f"To delete exactly this, run: reconcile apply {out}")
@@ -1009,7 +878,7 @@ def apply(
     manifest = _load(manifest_path, insecure=run.insecure)
     options = run.options(manifest_path)
     _warn_unfinished(manifest, options)
-    io = _ApplyIO(run.color, _Progress(run.quiet), auto_approve, manifest)
+    io = TerminalApplyIO(run.color, ProgressLine(run.quiet), auto_approve, manifest)
     request = ApplyRequest(
         manifest=manifest,
         manifest_path=str(manifest_path),
@@ -1082,7 +951,7 @@ def _fresh_plan(
     options: Options,
     selection: _Selection,
     path: Path,
-    progress: _Progress,
+    progress: ProgressLine,
 ) -> tuple[Plan, list[str]]:
     """A plan made now, for apply (its guards, empty scope too, are the apply path's), and the
     providers skipped with --keep-going. Without it, a provider that could not be listed stops
@@ -1091,7 +960,7 @@ def _fresh_plan(
     from reconcile.wiring import select_providers
 
     names = select_providers(manifest, selection.provider_globs)
-    listing = _run(_list_all(manifest, options, progress, names))
+    listing = run_command(_list_all(manifest, options, progress, names))
     if listing.failed:
         if not listing.snapshots:
             raise listing.combined()
@@ -1105,7 +974,7 @@ def _fresh_plan(
                 "cleanly, --provider GLOB chooses the providers to apply",
             )
         listing.report_failures()
-        _warn(f"--keep-going: skipping {failed}, which could not be listed; applying the others")
+        warn(f"--keep-going: skipping {failed}, which could not be listed; applying the others")
     plan = _make_plan(
         manifest,
         listing.snapshots,
@@ -1129,70 +998,12 @@ class _Selection:
     keep_going: bool = False
 
 
-class _ApplyIO:
-    """The terminal side of `session.apply_plan`: show, ask, run, report progress, signals."""
-
-    def __init__(
-        self, color: bool, progress: _Progress, auto_approve: bool, manifest: Manifest
-    ) -> None:
-        self.color = color
-        self.progress = progress
-        self.auto_approve = auto_approve
-        self.manifest = manifest
-        self.done = 0
-        self.total = 0
-        #: No progress line (a CI log, not --quiet): a line per delete instead.
-        self.log_lines = not progress.enabled and not progress.quiet
-
-    def show(self, plan: Plan) -> None:
-        self.total = len(plan.deletes())
-        click.echo(_render(plan, self.color), nl=False)
-
-    def approve(self, plan: Plan) -> None:
-        _confirm(plan, self.manifest, self.auto_approve)
-
-    def run(self, work: Coroutine[Any, Any, T]) -> T:
-        try:
-            return _run(work)
-        finally:
-            self.progress.clear()
-
-    def interrupts(self, handler: Callable[[], None]) -> contextlib.AbstractContextManager[None]:
-        return _on_signals(handler)
-
-    def begin(self, apply_id: str, deletes: int) -> None:
-        click.echo(
-            f"Apply {apply_id}: sending {deletes} delete(s); "
-            f"`reconcile journal --apply-id {apply_id}` shows their receipts."
-        )
-
-    def on_event(self, kind: str, change: Change | None, outcome: Outcome | None) -> None:
-        """Failures as they are known: refusals at once, the rest once verified. In a log (no
-        progress line), one line per delete as its outcome comes."""
-        from reconcile.model import printable
-
-        if outcome is None:
-            return
-        if kind == "done":
-            self.done += 1
-        address = printable(outcome.change.address)
-        shown = "failed" if kind == "done" else ("failed", "unknown")
-        if outcome.status in shown:
-            self.progress.clear()
-            said = printable(str(outcome.error))
-            click.echo(f"  {outcome.status}: {address}: {said}", err=True)
-        elif kind == "done" and self.log_lines:
-            click.echo(f"  {outcome.status}: {address} ({self.done}/{self.total})", err=True)
-        if kind == "done":
-            self.progress("deleting", self.done, self.total)
-
-
 def _warn_unfinished(manifest: Manifest, options: Options) -> None:
     """After a crash (kill -9, power loss) or an interrupt mid-apply, say which deletes were
     sent without a known outcome: the plan below shows what is really live now."""
     from reconcile.session import journal_summaries
 
-    _, applies = journal_summaries(manifest, options, _warn)
+    _, applies = journal_summaries(manifest, options, warn)
     last = applies[-1] if applies else None
     if last is None or last.finished or not last.open:
         return
@@ -1203,72 +1014,6 @@ def _warn_unfinished(manifest: Manifest, options: Options) -> None:
         + ". What is still live shows below; `reconcile journal` has the full receipts.",
         err=True,
     )
-
-
-def _warn(message: str) -> None:
-    click.echo(f"Warning: {message}", err=True)
-
-
-def _echo_error(message: str) -> None:
-    """`Error: MESSAGE` on stderr, the word in red on a terminal (by the same rules as output)."""
-    from reconcile.colour import stream_wants_colour
-
-    label = "Error:"
-    if stream_wants_colour(sys.stderr, no_color_flag=False):
-        label = "\x1b[31;1mError:\x1b[0m"
-    click.echo(f"{label} {message}", err=True, color=True if label != "Error:" else None)
-
-
-def _confirm(the_plan: Plan, manifest: Manifest, auto_approve: bool) -> None:
-    """Interactive approval: the literal `yes`; above a provider's `confirm_name_above` deletes,
-    the name of the workspace instead, so a large delete is never approved by reflex."""
-    from reconcile.guards import names_to_confirm
-
-    if auto_approve:
-        return
-    if not sys.stdin.isatty():
-        raise ApprovalError(
-            "refusing to apply without confirmation: no terminal to ask on",
-            hint="review the plan and pass --auto-approve, or apply a saved plan file",
-        )
-    large = names_to_confirm(the_plan, manifest)
-    click.echo(
-        f"\nDo you want to delete these {len(the_plan.deletes())} objects?\n"
-        "  reconcile will delete exactly the objects listed above. This cannot be undone."
-    )
-    if not large:
-        click.echo("  Only 'yes' will be accepted to approve.\n")
-        answer = click.prompt("  Enter a value", default="", show_default=False)
-        if answer.strip() != "yes":
-            raise ApprovalError("apply cancelled: nothing was deleted")
-        return
-    for provider, (count, name) in large.items():
-        click.echo(
-            f"  {count} deletes in {provider}: type the name of the workspace, {name}, "
-            "to approve.\n"
-        )
-        answer = click.prompt("  Enter a value", default="", show_default=False)
-        if answer.strip() != name:
-            raise ApprovalError(
-                f"apply cancelled: {answer.strip()!r} is not {name}; nothing was deleted"
-            )
-
-
-@contextlib.contextmanager
-def _on_signals(handler: Callable[[], None]) -> Iterator[None]:
-    """SIGINT/SIGTERM during an apply: no new delete is sent, a listing stops at once, deletes
-    in flight finish and are journaled (a second signal stops waiting for them)."""
-
-    def notify() -> None:
-        click.echo(
-            "\nInterrupted: sending no new deletes, waiting for those in flight "
-            "(interrupt again to stop waiting).",
-            err=True,
-        )
-        handler()
-
-    with _SIGNALS.handling(notify):
-        yield
 
 
 def _render_result(result: ApplyResult, total: int) -> str:
@@ -1329,7 +1074,7 @@ def show(plan_file: Path, fmt: str | None, as_json: bool, no_color: bool, compac
     if fmt != "text":
         click.echo(_render_plan_as(saved, fmt, False), nl=False)
     else:
-        click.echo(_render(saved, _use_color(no_color), compact), nl=False)
+        click.echo(render(saved, use_color(no_color), compact), nl=False)
         click.echo(f"Plan digest: {saved.plan_digest}")
     return EXIT_OK
 
@@ -1385,11 +1130,11 @@ def drift(
 
     manifest = _load(path, insecure=run.insecure)
     names = select_providers(manifest, provider_globs)
-    listing = _run(_list_all(manifest, run.options(path), _Progress(run.quiet), names))
+    listing = run_command(_list_all(manifest, run.options(path), ProgressLine(run.quiet), names))
     listing.report_failures()
     snapshots = listing.snapshots
 
-    with _collector_paused():
+    with collector_paused():
         # Read-only: an empty "workspace" scope is reported (all unmanaged), not refused.
         plan = _make_plan(manifest, snapshots, (), path, run.options(path), refuse_empty=False)
         report = build_drift_report(plan, manifest, snapshots)
@@ -1424,26 +1169,6 @@ def _tell_drift(outward: Outward, report: DriftReport) -> None:
             for item in provider.items
         ],
     )
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector around a pure, allocation-heavy step.
-
-    Planning a large workspace allocates a record per live object and frees almost nothing, so
-    the collector's full passes over the whole heap would come again and again (at 100k versions
-    they doubled the time); the records hold no reference cycles, so nothing is lost by waiting.
-    What the step made lives until the command ends: frozen, the collector never walks it again
-    either (rendering the plan after it would otherwise start a full pass, 0.5 s at 100k).
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-        gc.freeze()  # `main` unfreezes on the way out, for callers that go on (tests)
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _render_drift_as(report: DriftReport, fmt: str, color: bool, plan: Plan) -> str:
@@ -1514,7 +1239,7 @@ def import_(
             hint="pass --force to replace it, or choose another --output",
         )
     options = run.options(path)
-    progress = _Progress(run.quiet)
+    progress = ProgressLine(run.quiet)
 
     async def listing() -> Snapshot:
         from reconcile.wiring import open_providers
@@ -1526,7 +1251,7 @@ def import_(
             progress.clear()
             await _close(providers)
 
-    snapshot = _run(listing())
+    snapshot = run_command(listing())
     from reconcile.importer import import_manifest
 
     command = f"reconcile import --provider {provider_name}" + (
@@ -1644,7 +1369,7 @@ def journal(path: Path, state_dir: Path | None, state_url: str | None, apply_id:
     from reconcile.session import journal_summaries
 
     store, applies = journal_summaries(
-        _load(path), _state_options(path, state_dir, state_url), _warn
+        _load(path), _state_options(path, state_dir, state_url), warn
     )
     if apply_id is not None:
         applies = [entry for entry in applies if entry.apply_id == apply_id]
@@ -1841,7 +1566,7 @@ def state_migrate(path: Path, to: str, state_dir: Path | None) -> int:
         f" ({copied.already_there} were already there)."
     )
     for skipped in copied.skipped:
-        _warn(f"not copied: {skipped}")
+        warn(f"not copied: {skipped}")
     return EXIT_OK
 
 
@@ -1979,7 +1704,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.chdir(cwd)
         if "reconcile.logs" in sys.modules:
             sys.modules["reconcile.logs"].remove_logging()
-        # What a command froze (`_collector_paused`) is the collector's again: for a process
+        # What a command froze (`collector_paused`) is the collector's again: for a process
         # that goes on after the command (tests, a library caller), not for one that exits.
         gc.unfreeze()
 
@@ -1996,7 +1721,7 @@ def _main(argv: Sequence[str] | None) -> int:
     except click.exceptions.Exit as exit_:
         return int(exit_.exit_code)
     except ReconcileError as error:
-        _echo_error(str(error))
+        echo_error(str(error))
         return error.exit_code
     except OSError as error:
         # The machine said no (a missing folder, a full disk, no permission): not a bug.

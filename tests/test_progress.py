@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from reconcile import cli
+from reconcile import console
 from reconcile.applier import Applier
 from reconcile.model import Snapshot
 
@@ -20,10 +20,10 @@ class _Terminal(io.StringIO):
 
 def _progress(monkeypatch: pytest.MonkeyPatch, *, tty: bool, quiet: bool = False) -> Any:
     stream = _Terminal() if tty else io.StringIO()
-    monkeypatch.setattr(cli.sys, "stderr", stream)
+    monkeypatch.setattr(console.sys, "stderr", stream)
     clock = [100.0]
-    monkeypatch.setattr(cli.time, "monotonic", lambda: clock[0])
-    return cli._Progress(quiet), stream, clock
+    monkeypatch.setattr(console.time, "monotonic", lambda: clock[0])
+    return console.ProgressLine(quiet), stream, clock
 
 
 def test_a_long_step_shows_done_total_and_rate_then_clears(
