@@ -1440,6 +1440,21 @@ def state_migrate(path: Path, to: str, state_dir: Path | None) -> int:
     return EXIT_OK
 
 
+@cli.command(
+    context_settings={"ignore_unknown_options": True, "help_option_names": []},
+    add_help_option=False,
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def forge(args: tuple[str, ...]) -> int:
+    """The GitOps pipeline's forge steps: check, comment, fetch-plan, approval (GitHub, GitLab).
+
+    `reconcile forge --help` lists them; `reconcile forge approval --help` shows one.
+    """
+    from reconcile.forge.__main__ import main as forge_main
+
+    return forge_main(list(args), prog="reconcile forge")
+
+
 @cli.group()
 def emulator() -> None:
     """The built-in emulator of the platforms' APIs (no account needed)."""

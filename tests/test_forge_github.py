@@ -241,10 +241,13 @@ def test_one_pull_request_from_plan_to_apply(
     assert "Apply complete: 11 deleted" in out
 
 
-def test_the_step_runs_as_a_script_and_never_prints_a_traceback(hub: Hub) -> None:
+@pytest.mark.parametrize("command", [("reconcile.forge",), ("reconcile", "forge")])
+def test_the_step_runs_as_a_script_and_never_prints_a_traceback(
+    hub: Hub, command: tuple[str, ...]
+) -> None:
     env = hub.env() | {"PATH": "/usr/bin:/bin"}
     done = subprocess.run(
-        [sys.executable, "-m", "reconcile.forge", "approval", "--digest", "sha256:nothex"],
+        [sys.executable, "-m", *command, "approval", "--digest", "sha256:nothex"],
         env=env,
         cwd=ROOT,
         capture_output=True,
@@ -255,6 +258,24 @@ def test_the_step_runs_as_a_script_and_never_prints_a_traceback(hub: Hub) -> Non
     assert done.returncode == 1
     assert done.stderr.startswith("error: 'sha256:nothex' is not a plan digest")
     assert "Traceback" not in done.stderr
+
+
+def test_reconcile_forge_approval_prints_the_approved_digest_and_refuses_the_authors(
+    hub: Hub, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The click command the action and the template run: the same step, the job's environment."""
+    for name, value in hub.env().items():
+        monkeypatch.setenv(name, value)
+    hub.fake.review(7, "bo", "APPROVED", f"approve {DIGEST}")  # the author
+    assert reconcile(["forge", "approval", "--digest", DIGEST]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "Traceback" not in err
+    hub.fake.review(7, "ana", "APPROVED", f"approve {DIGEST}")
+    assert reconcile(["forge", "approval", "--digest", DIGEST]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == DIGEST
+    assert "approved by @ana" in err
 
 
 def test_a_token_given_instead_of_a_variable_name_is_refused_and_never_echoed(

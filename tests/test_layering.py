@@ -25,6 +25,8 @@ CLI_EXTRA = {
     *("colour", "logs", "outward", "events", "notify"),
     # `report merge`: the merged report of a CI matrix's documents.
     "report",
+    # `reconcile forge`: the GitOps pipeline's steps, argparse-parsed in reconcile/forge.
+    "forge",
 }
 
 # module (or package prefix) -> the reconcile modules it may import

@@ -1,4 +1,5 @@
-"""`python -m reconcile.forge COMMAND`: the forge steps of a GitOps pipeline, each on its own.
+"""`reconcile forge COMMAND` (or `python -m reconcile.forge COMMAND`): the forge steps of a
+GitOps pipeline, each on its own.
 
     check        refuse a fork's pull request before planning (it gets no secrets)
     comment      post the plan comment, or update the one posted before (found by its marker)
@@ -190,9 +191,9 @@ def _approval(forge: Forge, args: argparse.Namespace, env: Mapping[str, str]) ->
 COMMANDS = {"check": _check, "comment": _comment, "fetch-plan": _fetch_plan, "approval": _approval}
 
 
-def _parser() -> argparse.ArgumentParser:
+def parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m reconcile.forge",
+        prog=prog,
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
     common = argparse.ArgumentParser(add_help=False)
@@ -234,10 +235,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    prog: str = "python -m reconcile.forge",
+) -> int:
     env = os.environ if env is None else env
     try:
-        args = _parser().parse_args(argv)
+        args = parser(prog).parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
     try:
