@@ -34,6 +34,7 @@ from reconcile.providers.http import (
     in_process_client,
     platform_client,
 )
+from reconcile.providers.trace import limit_logger
 from reconcile.state import StateBackend, StateSpec, open_state, split_object_url
 
 #: An endpoint `emulator:STATE.json` runs the built-in emulator on that state file.
@@ -180,7 +181,9 @@ class _Opener:
             self.limits[key] = (
                 FixedLimit(self.options.parallelism)
                 if self.options.parallelism is not None
-                else AdaptiveLimit(maximum=self.options.max_parallelism)
+                else AdaptiveLimit(
+                    maximum=self.options.max_parallelism, on_change=limit_logger(endpoint)
+                )
             )
         return self.limits[key]
 

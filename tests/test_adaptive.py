@@ -4,10 +4,15 @@ additive increase, latency, bounds, and pacing after a throttle."""
 from __future__ import annotations
 
 import asyncio
+import logging
+from pathlib import Path
+from typing import cast
 
 import pytest
 
+from reconcile.manifest import Manifest
 from reconcile.providers.adaptive import AdaptiveLimit, FixedLimit, Signal, Slot, signal_of
+from reconcile.wiring import Options, _Opener
 
 
 class Clock:
@@ -240,3 +245,25 @@ def test_a_limit_of_one_grows_on_a_real_clock() -> None:
         return limit.current
 
     assert asyncio.run(run()) > 4
+
+
+def test_the_debug_log_says_each_change_of_an_endpoints_limit(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`--parallelism auto` as the providers get it (one limit per endpoint, from wiring): its
+    cuts and raises reach the debug log with the endpoint and why."""
+    opener = _Opener(cast(Manifest, None), Options(state_dir=tmp_path), {})
+    limit = opener.limit_for("https://fabric.example.test")
+    assert isinstance(limit, AdaptiveLimit)
+    caplog.set_level(logging.DEBUG, logger="reconcile.http")
+    clock = Clock()
+    limit.clock, limit.sleep = clock, clock.sleep
+    limit._window_start = clock.now
+    round_trip(limit, clock, 429)
+    round_trip(limit, clock, 200)
+    lines = [r.getMessage() for r in caplog.records if r.name == "reconcile.http"]
+    assert lines == [
+        "parallelism for https://fabric.example.test: 4 -> 2 (throttled (429, 503 or a timeout))",
+        "parallelism for https://fabric.example.test: 2 -> 3 (answers succeed)",
+    ]
+    assert all(r.levelno == logging.DEBUG for r in caplog.records)
