@@ -7,7 +7,14 @@ import asyncio
 
 import pytest
 
-from reconcile.providers.adaptive import AdaptiveLimit, FixedLimit, Signal, Slot, signal_of
+from reconcile.providers.adaptive import (
+    AdaptiveLimit,
+    FixedLimit,
+    SharedLimit,
+    Signal,
+    Slot,
+    signal_of,
+)
 
 
 class Clock:
@@ -240,3 +247,36 @@ def test_a_limit_of_one_grows_on_a_real_clock() -> None:
         return limit.current
 
     assert asyncio.run(run()) > 4
+
+
+def test_endpoints_adapt_on_their_own_within_one_shared_total() -> None:
+    """`auto` over many endpoints: each has its own limit, and all of them together stay within
+    the total; a request waiting on its own endpoint holds none of the total."""
+
+    async def run() -> tuple[int, dict[str, int]]:
+        total = FixedLimit(4)
+        limits = {
+            "slow": SharedLimit(AdaptiveLimit(initial=1, maximum=1), total),
+            "fast": SharedLimit(AdaptiveLimit(initial=8, maximum=8), total),
+        }
+        inside = dict.fromkeys(limits, 0)
+        peaks = dict.fromkeys(limits, 0)
+        peak = 0
+
+        async def one(endpoint: str) -> None:
+            nonlocal peak
+            async with limits[endpoint].slot() as slot:
+                inside[endpoint] += 1
+                peaks[endpoint] = max(peaks[endpoint], inside[endpoint])
+                peak = max(peak, sum(inside.values()))
+                await asyncio.sleep(0.001)
+                slot.answered(200)
+                inside[endpoint] -= 1
+
+        await asyncio.gather(*(one(name) for _ in range(20) for name in ("slow", "fast")))
+        return peak, peaks
+
+    peak, peaks = asyncio.run(run())
+    assert peak == 4  # the fast endpoint alone would have sent 8
+    assert peaks["slow"] == 1
+    assert peaks["fast"] == 4  # once the slow one is done, the whole total

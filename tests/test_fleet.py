@@ -4,8 +4,10 @@ process. Against the emulator over loopback, with a fault that fails one workspa
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -269,3 +271,63 @@ def test_a_template_that_cannot_be_expanded_is_a_clear_error(
     err = capsys.readouterr().err
     assert said in err and f"{manifest}:" in err
     assert "Traceback" not in err
+
+
+class _Tally:
+    """Requests in flight at once over several emulators, each served on its own thread."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.now = 0
+        self.most = 0
+
+    def counting(self, app: Any) -> Any:
+        async def counted(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] != "http":
+                await app(scope, receive, send)
+                return
+            with self.lock:
+                self.now += 1
+                self.most = max(self.most, self.now)
+            try:
+                await app(scope, receive, send)
+            finally:
+                with self.lock:
+                    self.now -= 1
+
+        return counted
+
+
+def test_providers_on_different_endpoints_share_one_total_in_flight(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--parallelism auto` adapts per endpoint; `--max-parallelism` bounds them together, so
+    two platforms that each allow more than it never see more than it between them."""
+    monkeypatch.setenv("FLEET_TEST_TOKEN", TOKEN)
+    tally = _Tally()
+    with contextlib.ExitStack() as stack:
+        urls = [
+            stack.enter_context(
+                serve_over_loopback(tally.counting(create_app(_state(), latency_ms=30)))
+            )
+            for _ in range(2)
+        ]
+        manifest = tmp_path / "two.toml"
+        manifest.write_text(
+            "".join(
+                f"""
+[providers.fab-{index}]
+type = "fabric"
+endpoint = "{url}"
+workspace_id = "ws-a"
+allow_empty = true
+credentials = {{ token_env = "FLEET_TEST_TOKEN" }}
+"""
+                for index, url in enumerate(urls)
+            )
+        )
+        code = main(["plan", str(manifest), "--json", "--max-parallelism", "3", "-q"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert {scope["provider"] for scope in json.loads(out)["scopes"]} == {"fab-0", "fab-1"}
+    assert tally.most == 3
