@@ -779,6 +779,7 @@ def plan(
     result = _make_plan(manifest, listing.snapshots, targets, path, options, excludes=excludes)
     if base is not None:
         result = _attributed(result, base, path, listing.snapshots, options, run.insecure)
+    result = _with_unlisted(result, listing.failed)
     _tell_plan(outward, result)
     if out is not None and listing.failed:
         echo_error(
@@ -888,7 +889,7 @@ def apply(
         max_deletes=max_deletes,
         lock_timeout=lock_timeout,
     )
-    the_plan, skipped = saved, list[str]()
+    the_plan, skipped = saved, [item.provider for item in saved.unlisted] if saved else []
     if the_plan is None:
         the_plan, skipped = _fresh_plan(manifest, options, selection, manifest_path, io.progress)
     # apply_plan takes the lock of each provider scope it deletes in, from the state store.
@@ -929,6 +930,7 @@ def _plan_file(
             "--target, --exclude and --provider cannot be used with a saved plan: choose what "
             "it covers when planning"
         )
+    _check_unlisted(saved, selection.keep_going)
     manifest_path = manifest_override or Path(saved.manifest_path)
     if not manifest_path.exists():
         raise ReconcileError(
@@ -936,6 +938,35 @@ def _plan_file(
             hint="run from the same folder as plan, or pass --manifests PATH",
         )
     return saved, manifest_path
+
+
+def _with_unlisted(plan: Plan, failed: dict[str, ReconcileError]) -> Plan:
+    """The plan carrying the providers that could not be listed, so a copy of its JSON does
+    not hide them."""
+    from reconcile.plan import Unlisted
+
+    if not failed:
+        return plan
+    unlisted = tuple(Unlisted(provider=name, error=str(error)) for name, error in failed.items())
+    return plan.model_copy(update={"unlisted": unlisted}).sealed()
+
+
+def _check_unlisted(saved: Plan, keep_going: bool) -> None:
+    """A saved plan made while some providers could not be listed: refused, as a fresh apply
+    would be, unless --keep-going (which applies the rest and names those skipped)."""
+    from reconcile.model import printable
+
+    if not saved.unlisted:
+        return
+    names = ", ".join(f'"{printable(item.provider)}"' for item in saved.unlisted)
+    if not keep_going:
+        raise ReconcileError(
+            f"refusing to apply: the plan was made while {len(saved.unlisted)} provider(s) "
+            f"could not be listed ({names}), so nothing was deleted anywhere",
+            hint="make the plan again once they list; --keep-going applies the plan's "
+            "other providers",
+        )
+    warn(f"--keep-going: skipping {names}, which could not be listed when the plan was made")
 
 
 def _store_manifests(override: Path | None) -> Path | None:

@@ -110,13 +110,7 @@ def test_apply_deletes_nothing_anywhere_unless_keep_going(
     assert "was not saved" in capsys.readouterr().err
 
     code = main(["apply", str(manifest), "--auto-approve", "--keep-going"])
-    out, err = capsys.readouterr()
-    assert code == 3, err
-    assert '--keep-going: skipping "fab-b"' in err
-    deleted = platform.deleted_in()
-    assert deleted["ws-b"] == 0
-    assert deleted["ws-a"] == deleted["ws-c"] > 0
-    assert f"{deleted['ws-a'] * 2} deleted" in out
+    _applied_all_but_b(platform, code, capsys)
 
 
 def test_provider_globs_and_excludes_choose_what_is_planned(
@@ -331,3 +325,46 @@ credentials = {{ token_env = "FLEET_TEST_TOKEN" }}
     assert code == 0, err
     assert {scope["provider"] for scope in json.loads(out)["scopes"]} == {"fab-0", "fab-1"}
     assert tally.most == 3
+
+
+def test_a_plan_json_carries_the_providers_that_failed_and_apply_refuses_it(
+    broken_b: tuple[Platform, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`plan --json > plan.json` keeps what `plan -o` would refuse to save: the plan names the
+    provider that could not be listed, and applying it refuses without --keep-going."""
+    platform, manifest = broken_b
+    assert main(["plan", str(manifest), "--json"]) == 1
+    out = capsys.readouterr().out
+    document = json.loads(out)
+    assert [item["provider"] for item in document["unlisted"]] == ["fab-b"]
+    assert "HTTP 500" in document["unlisted"][0]["error"]
+    saved = tmp_path / "copied-plan.json"
+    saved.write_text(out, encoding="utf-8")
+
+    code = main(["apply", str(saved)])
+    _, err = capsys.readouterr()
+    assert code == 1
+    assert 'could not be listed ("fab-b")' in err and "nothing was deleted anywhere" in err
+    assert platform.deleted_in() == dict.fromkeys(WORKSPACES, 0)
+
+    # Removing the record breaks the digest: a copy cannot be made to hide it.
+    edited = {**document, "unlisted": []}
+    saved.write_text(json.dumps(edited), encoding="utf-8")
+    assert main(["apply", str(saved)]) == 1
+    assert "the file was edited" in capsys.readouterr().err
+    assert platform.deleted_in() == dict.fromkeys(WORKSPACES, 0)
+
+    saved.write_text(out, encoding="utf-8")
+    code = main(["apply", str(saved), "--keep-going"])
+    _applied_all_but_b(platform, code, capsys)
+
+
+def _applied_all_but_b(platform: Platform, code: int, capsys: pytest.CaptureFixture[str]) -> None:
+    """--keep-going: exit 3, fab-b named as skipped, exactly ws-a's and ws-c's deletes."""
+    out, err = capsys.readouterr()
+    assert code == 3, err
+    assert '--keep-going: skipping "fab-b"' in err
+    deleted = platform.deleted_in()
+    assert deleted["ws-b"] == 0
+    assert deleted["ws-a"] == deleted["ws-c"] > 0
+    assert f"{deleted['ws-a'] * 2} deleted" in out
