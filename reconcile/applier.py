@@ -7,6 +7,10 @@ them, never a plan file's word. Then it deletes versions before models, at most 
 a time. Every delete's full live record is journaled and fsynced before its request is sent, and
 its outcome after; an outcome the answer did not settle (already gone, failed, unknown) is
 verified by listing once more after the deletes. It never prints: progress goes to `on_event`.
+
+Over 450 lines on purpose: one class whose steps (re-list, confirm, delete in batches with their
+receipts, verify, stop) share the stop and halt state; split, the order that keeps every delete
+safe would be spread over modules.
 """
 
 from __future__ import annotations

@@ -64,9 +64,13 @@ ALLOWED: dict[str, set[str]] = {
         *("errors", "model", "endpoints", "manifest", "providers", "scope", "plan", "planner"),
         *("diff", "drift", "importer", "guards", "state", "journal", "lock", "applier", "wiring"),
     },
+    # The application layer's listing and planning (what plan, apply and drift share).
+    "planning": {
+        *("errors", "manifest", "model", "plan", "planner", "providers", "session", "wiring"),
+    },
     # The edge: the session, the renderers and the error root; besides them, what a command
     # must reach itself: CLI_EXTRA.
-    "cli": {"session", "render", "errors", "console", *CLI_EXTRA},
+    "cli": {"session", "render", "errors", "console", "planning", *CLI_EXTRA},
     # The terminal side of the edge (progress, prompts, signals, the apply's IO).
     "console": {"errors", "colour", "model", "render", "guards", "applier", "manifest", "plan"},
 }

@@ -2,6 +2,10 @@
 
 `reconcile schema` derives the JSON Schema from these; the loader validates each file's tables
 with them (strictly: "2" is not an integer).
+
+Over 450 lines on purpose: every table a manifest may hold, each field with the description that
+`reconcile schema` publishes; read top to bottom they are the manifest format, and split they
+would no longer read as one.
 """
 
 from __future__ import annotations
