@@ -638,6 +638,7 @@ def plan(
     )
     if base is not None:
         result = attributed(result, base, path, listing.snapshots, options, insecure=run.insecure)
+    result = listing.recorded_in(result)
     _tell_plan(outward, result)
     if out is not None and listing.failed:
         echo_error(
@@ -747,7 +748,7 @@ def apply(
         max_deletes=max_deletes,
         lock_timeout=lock_timeout,
     )
-    the_plan, skipped = saved, list[str]()
+    the_plan, skipped = saved, [item.provider for item in saved.unlisted] if saved else []
     if the_plan is None:
         the_plan, skipped = _fresh_plan(manifest, options, selection, manifest_path, io.progress)
     # apply_plan takes the lock of each provider scope it deletes in, from the state store.
@@ -788,6 +789,7 @@ def _plan_file(
             "--target, --exclude and --provider cannot be used with a saved plan: choose what "
             "it covers when planning"
         )
+    _check_unlisted(saved, selection.keep_going)
     manifest_path = manifest_override or Path(saved.manifest_path)
     if not manifest_path.exists():
         raise ReconcileError(
@@ -795,6 +797,24 @@ def _plan_file(
             hint="run from the same folder as plan, or pass --manifests PATH",
         )
     return saved, manifest_path
+
+
+def _check_unlisted(saved: Plan, keep_going: bool) -> None:
+    """A saved plan made while some providers could not be listed: refused, as a fresh apply
+    would be, unless --keep-going (which applies the rest and names those skipped)."""
+    from reconcile.model import printable
+
+    if not saved.unlisted:
+        return
+    names = ", ".join(f'"{printable(item.provider)}"' for item in saved.unlisted)
+    if not keep_going:
+        raise ReconcileError(
+            f"refusing to apply: the plan was made while {len(saved.unlisted)} provider(s) "
+            f"could not be listed ({names}), so nothing was deleted anywhere",
+            hint="make the plan again once they list; --keep-going applies the plan's "
+            "other providers",
+        )
+    warn(f"--keep-going: skipping {names}, which could not be listed when the plan was made")
 
 
 def _store_manifests(override: Path | None) -> Path | None:

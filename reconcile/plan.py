@@ -268,6 +268,14 @@ class Attribution(Record):
     already_undeclared: tuple[str, ...] = ()
 
 
+class Unlisted(Record):
+    """A provider scope that could not be listed when the plan was made: planned for nothing."""
+
+    provider: str
+    #: The call and error that failed it, as shown (platform text escaped).
+    error: str
+
+
 class Plan(Record):
     format_version: int = FORMAT_VERSION
     tool_version: str
@@ -286,6 +294,9 @@ class Plan(Record):
     #: With `plan --base`: which deletes the change causes. Not in the digest (it says why, not
     #: what, is deleted).
     attribution: Attribution | None = None
+    #: Providers that could not be listed: a saved plan carries them, so it cannot hide them
+    #: (apply refuses it without --keep-going). In the digest when there are any.
+    unlisted: tuple[Unlisted, ...] = ()
     plan_digest: str = ""
 
     def deletes(self) -> list[Change]:
@@ -299,6 +310,7 @@ class Plan(Record):
             exclude={
                 *("plan_digest", "created_at", "manifest_path", "resource_changes", "drift"),
                 "attribution",
+                *(() if self.unlisted else ("unlisted",)),
             },
         )
         return digest(

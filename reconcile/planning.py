@@ -15,7 +15,7 @@ from reconcile import __version__
 from reconcile.errors import ReconcileError
 from reconcile.manifest import Manifest, load_manifest
 from reconcile.model import Snapshot, printable
-from reconcile.plan import Plan
+from reconcile.plan import Plan, Unlisted
 from reconcile.providers.base import Progress, Provider
 from reconcile.session import base_manifests, read_ledger
 from reconcile.wiring import Options, open_providers, select_providers
@@ -35,6 +35,16 @@ class Listing:
             f'provider "{printable(name)}" could not be listed: {error}'
             for name, error in self.failed.items()
         ]
+
+    def recorded_in(self, plan: Plan) -> Plan:
+        """The plan carrying the providers that could not be listed, so that a copy of its JSON
+        does not hide them (apply refuses it without --keep-going)."""
+        if not self.failed:
+            return plan
+        unlisted = tuple(
+            Unlisted(provider=name, error=str(error)) for name, error in self.failed.items()
+        )
+        return plan.model_copy(update={"unlisted": unlisted}).sealed()
 
     def check_any_listed(self) -> None:
         """When none listed there is nothing to show: the error (one provider's own, as it was

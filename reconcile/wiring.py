@@ -23,7 +23,7 @@ from reconcile.endpoints import EMULATOR_PREFIX
 from reconcile.errors import ReconcileError
 from reconcile.manifest import Credentials, Manifest, Policy
 from reconcile.providers import PLATFORMS
-from reconcile.providers.adaptive import AdaptiveLimit, FixedLimit, Limit
+from reconcile.providers.adaptive import AdaptiveLimit, FixedLimit, Limit, SharedLimit
 from reconcile.providers.base import Keys, Opening, Platform, Provider
 from reconcile.providers.failures import Redactor
 from reconcile.providers.http import (
@@ -34,6 +34,7 @@ from reconcile.providers.http import (
     in_process_client,
     platform_client,
 )
+from reconcile.providers.trace import limit_logger
 from reconcile.state import StateBackend, StateSpec, open_state, split_object_url
 
 #: An endpoint `emulator:STATE.json` runs the built-in emulator on that state file.
@@ -136,8 +137,10 @@ class _Opener:
         self.options = options
         self.env = env
         #: A fixed `--parallelism` bounds all providers together; `auto` adapts one limit per
-        #: endpoint, since each platform endpoint throttles on its own.
+        #: endpoint, since each platform endpoint throttles on its own, and `--max-parallelism`
+        #: bounds them all together.
         self.limits: dict[str, Limit] = {}
+        self.total: FixedLimit | None = None
         self.emulators: dict[Path, Any] = {}
 
     def open(self, name: str) -> Provider:
@@ -175,14 +178,20 @@ class _Opener:
         return platform.open(Opening(name, spec, http, endpoint))
 
     def limit_for(self, endpoint: str) -> Limit:
-        key = "" if self.options.parallelism is not None else endpoint
-        if key not in self.limits:
-            self.limits[key] = (
-                FixedLimit(self.options.parallelism)
-                if self.options.parallelism is not None
-                else AdaptiveLimit(maximum=self.options.max_parallelism)
+        if self.options.parallelism is not None:
+            return self._total(self.options.parallelism)
+        if endpoint not in self.limits:
+            own = AdaptiveLimit(
+                maximum=self.options.max_parallelism, on_change=limit_logger(endpoint)
             )
-        return self.limits[key]
+            self.limits[endpoint] = SharedLimit(own, self._total(self.options.max_parallelism))
+        return self.limits[endpoint]
+
+    def _total(self, limit: int) -> FixedLimit:
+        """The one bound on all providers' requests in flight together."""
+        if self.total is None:
+            self.total = FixedLimit(limit)
+        return self.total
 
 
 def _now() -> datetime:

@@ -4,10 +4,22 @@ additive increase, latency, bounds, and pacing after a throttle."""
 from __future__ import annotations
 
 import asyncio
+import logging
+from pathlib import Path
+from typing import cast
 
 import pytest
 
-from reconcile.providers.adaptive import AdaptiveLimit, FixedLimit, Signal, Slot, signal_of
+from reconcile.manifest import Manifest
+from reconcile.providers.adaptive import (
+    AdaptiveLimit,
+    FixedLimit,
+    SharedLimit,
+    Signal,
+    Slot,
+    signal_of,
+)
+from reconcile.wiring import Options, _Opener
 
 
 class Clock:
@@ -240,3 +252,60 @@ def test_a_limit_of_one_grows_on_a_real_clock() -> None:
         return limit.current
 
     assert asyncio.run(run()) > 4
+
+
+def test_the_debug_log_says_each_change_of_an_endpoints_limit(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`--parallelism auto` as the providers get it (one limit per endpoint, from wiring): its
+    cuts and raises reach the debug log with the endpoint and why."""
+    opener = _Opener(cast(Manifest, None), Options(state_dir=tmp_path), {})
+    shared = opener.limit_for("https://fabric.example.test")
+    assert isinstance(shared, SharedLimit)
+    limit = shared.own
+    assert isinstance(limit, AdaptiveLimit)
+    caplog.set_level(logging.DEBUG, logger="reconcile.http")
+    clock = Clock()
+    limit.clock, limit.sleep = clock, clock.sleep
+    limit._window_start = clock.now
+    round_trip(limit, clock, 429)
+    round_trip(limit, clock, 200)
+    lines = [r.getMessage() for r in caplog.records if r.name == "reconcile.http"]
+    assert lines == [
+        "parallelism for https://fabric.example.test: 4 -> 2 (throttled (429, 503 or a timeout))",
+        "parallelism for https://fabric.example.test: 2 -> 3 (answers succeed)",
+    ]
+    assert all(r.levelno == logging.DEBUG for r in caplog.records)
+
+
+def test_endpoints_adapt_on_their_own_within_one_shared_total() -> None:
+    """`auto` over many endpoints: each has its own limit, and all of them together stay within
+    the total; a request waiting on its own endpoint holds none of the total."""
+
+    async def run() -> tuple[int, dict[str, int]]:
+        total = FixedLimit(4)
+        limits = {
+            "slow": SharedLimit(AdaptiveLimit(initial=1, maximum=1), total),
+            "fast": SharedLimit(AdaptiveLimit(initial=8, maximum=8), total),
+        }
+        inside = dict.fromkeys(limits, 0)
+        peaks = dict.fromkeys(limits, 0)
+        peak = 0
+
+        async def one(endpoint: str) -> None:
+            nonlocal peak
+            async with limits[endpoint].slot() as slot:
+                inside[endpoint] += 1
+                peaks[endpoint] = max(peaks[endpoint], inside[endpoint])
+                peak = max(peak, sum(inside.values()))
+                await asyncio.sleep(0.001)
+                slot.answered(200)
+                inside[endpoint] -= 1
+
+        await asyncio.gather(*(one(name) for _ in range(20) for name in ("slow", "fast")))
+        return peak, peaks
+
+    peak, peaks = asyncio.run(run())
+    assert peak == 4  # the fast endpoint alone would have sent 8
+    assert peaks["slow"] == 1
+    assert peaks["fast"] == 4  # once the slow one is done, the whole total

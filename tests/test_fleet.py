@@ -4,8 +4,10 @@ process. Against the emulator over loopback, with a fault that fails one workspa
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -108,13 +110,7 @@ def test_apply_deletes_nothing_anywhere_unless_keep_going(
     assert "was not saved" in capsys.readouterr().err
 
     code = main(["apply", str(manifest), "--auto-approve", "--keep-going"])
-    out, err = capsys.readouterr()
-    assert code == 3, err
-    assert '--keep-going: skipping "fab-b"' in err
-    deleted = platform.deleted_in()
-    assert deleted["ws-b"] == 0
-    assert deleted["ws-a"] == deleted["ws-c"] > 0
-    assert f"{deleted['ws-a'] * 2} deleted" in out
+    _applied_all_but_b(platform, code, capsys)
 
 
 def test_provider_globs_and_excludes_choose_what_is_planned(
@@ -269,3 +265,106 @@ def test_a_template_that_cannot_be_expanded_is_a_clear_error(
     err = capsys.readouterr().err
     assert said in err and f"{manifest}:" in err
     assert "Traceback" not in err
+
+
+class _Tally:
+    """Requests in flight at once over several emulators, each served on its own thread."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.now = 0
+        self.most = 0
+
+    def counting(self, app: Any) -> Any:
+        async def counted(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] != "http":
+                await app(scope, receive, send)
+                return
+            with self.lock:
+                self.now += 1
+                self.most = max(self.most, self.now)
+            try:
+                await app(scope, receive, send)
+            finally:
+                with self.lock:
+                    self.now -= 1
+
+        return counted
+
+
+def test_providers_on_different_endpoints_share_one_total_in_flight(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--parallelism auto` adapts per endpoint; `--max-parallelism` bounds them together, so
+    two platforms that each allow more than it never see more than it between them."""
+    monkeypatch.setenv("FLEET_TEST_TOKEN", TOKEN)
+    tally = _Tally()
+    with contextlib.ExitStack() as stack:
+        urls = [
+            stack.enter_context(
+                serve_over_loopback(tally.counting(create_app(_state(), latency_ms=30)))
+            )
+            for _ in range(2)
+        ]
+        manifest = tmp_path / "two.toml"
+        manifest.write_text(
+            "".join(
+                f"""
+[providers.fab-{index}]
+type = "fabric"
+endpoint = "{url}"
+workspace_id = "ws-a"
+allow_empty = true
+credentials = {{ token_env = "FLEET_TEST_TOKEN" }}
+"""
+                for index, url in enumerate(urls)
+            )
+        )
+        code = main(["plan", str(manifest), "--json", "--max-parallelism", "3", "-q"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert {scope["provider"] for scope in json.loads(out)["scopes"]} == {"fab-0", "fab-1"}
+    assert tally.most == 3
+
+
+def test_a_plan_json_carries_the_providers_that_failed_and_apply_refuses_it(
+    broken_b: tuple[Platform, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`plan --json > plan.json` keeps what `plan -o` would refuse to save: the plan names the
+    provider that could not be listed, and applying it refuses without --keep-going."""
+    platform, manifest = broken_b
+    assert main(["plan", str(manifest), "--json"]) == 1
+    out = capsys.readouterr().out
+    document = json.loads(out)
+    assert [item["provider"] for item in document["unlisted"]] == ["fab-b"]
+    assert "HTTP 500" in document["unlisted"][0]["error"]
+    saved = tmp_path / "copied-plan.json"
+    saved.write_text(out, encoding="utf-8")
+
+    code = main(["apply", str(saved)])
+    _, err = capsys.readouterr()
+    assert code == 1
+    assert 'could not be listed ("fab-b")' in err and "nothing was deleted anywhere" in err
+    assert platform.deleted_in() == dict.fromkeys(WORKSPACES, 0)
+
+    # Removing the record breaks the digest: a copy cannot be made to hide it.
+    edited = {**document, "unlisted": []}
+    saved.write_text(json.dumps(edited), encoding="utf-8")
+    assert main(["apply", str(saved)]) == 1
+    assert "the file was edited" in capsys.readouterr().err
+    assert platform.deleted_in() == dict.fromkeys(WORKSPACES, 0)
+
+    saved.write_text(out, encoding="utf-8")
+    code = main(["apply", str(saved), "--keep-going"])
+    _applied_all_but_b(platform, code, capsys)
+
+
+def _applied_all_but_b(platform: Platform, code: int, capsys: pytest.CaptureFixture[str]) -> None:
+    """--keep-going: exit 3, fab-b named as skipped, exactly ws-a's and ws-c's deletes."""
+    out, err = capsys.readouterr()
+    assert code == 3, err
+    assert '--keep-going: skipping "fab-b"' in err
+    deleted = platform.deleted_in()
+    assert deleted["ws-b"] == 0
+    assert deleted["ws-a"] == deleted["ws-c"] > 0
+    assert f"{deleted['ws-a'] * 2} deleted" in out

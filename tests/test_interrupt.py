@@ -150,8 +150,9 @@ def test_a_killed_apply_leaves_receipts_and_the_next_run_reports_them(tmp_path: 
         (lock_file,) = (tmp_path / ".reconcile" / "locks").glob("*.json")
         lock = json.loads(lock_file.read_text())
         assert f"reconcile force-unlock {lock['id']}" in refused.stderr
+        # force-unlock's default state dir is the apply's: .reconcile beside the manifests.
         unlock = [sys.executable, "-m", "reconcile", "force-unlock", lock["id"]]
-        subprocess.run([*unlock, "--state-dir", str(tmp_path / ".reconcile")], env=env, check=True)
+        subprocess.run([*unlock, "--manifests", str(manifest)], env=env, check=True)
         again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
         assert again.returncode == 0, again.stdout + again.stderr
         final = subprocess.run(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 from pathlib import Path
 
@@ -44,6 +45,24 @@ def test_force_unlock_with_force_releases_a_live_holders_lock(
         assert main(["force-unlock", held.id, "--state-dir", str(tmp_path), "--force"]) == 0
         assert f"Released lock {held.id} of {SCOPE}" in capsys.readouterr().out
         assert store.read_lock(SCOPE) is None
+
+
+def test_force_unlock_with_default_options_finds_the_lock_an_apply_took_with_its_defaults(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`reconcile apply` and `reconcile force-unlock`, both without options, in the same folder
+    use the same state dir: .reconcile beside the manifests (./manifests/.reconcile)."""
+    from reconcile.wiring import default_state_dir
+
+    demo = Path(__file__).resolve().parent.parent / "examples" / "demo"
+    shutil.copytree(demo, tmp_path / "manifests")
+    monkeypatch.chdir(tmp_path)
+    store = _store(default_state_dir(Path("manifests")))
+    with store.acquire(SCOPE, "apply") as held:
+        assert main(["force-unlock", held.id, "--force"]) == 0
+        assert f"Released lock {held.id} of {SCOPE}" in capsys.readouterr().out
+        assert store.read_lock(SCOPE) is None
+    assert (tmp_path / "manifests" / ".reconcile" / "locks").is_dir()
 
 
 def test_force_unlock_of_an_unknown_id_names_the_locks_there(

@@ -166,3 +166,38 @@ def test_plan_and_show_take_compact(capsys: pytest.CaptureFixture[str], demo: Pa
         assert "Plan: 11 to delete, 4 blocked, 4 drifted." in out
     assert main(["show", str(saved)]) == 0
     assert "# (because" in capsys.readouterr().out
+
+
+def test_drift_text_groups_versions_under_their_model_and_counts_by_kind_and_reason(
+    tmp_path: Path,
+) -> None:
+    """Drift reads like the plan: a model's versions under one header, one reason line per run
+    that shares it, and per category its objects by kind (counted as `max_deletes` counts) and
+    by reason."""
+    from reconcile.drift import build_drift_report
+    from reconcile.render.text import render_drift
+
+    file = tmp_path / "m.toml"
+    manifest = '[[models]]\nprovider = "p"\nname = "bot"\nversions = ["v1"]\n'
+    file.write_text(HEADER.format(scope="workspace") + manifest, encoding="utf-8")
+    live = [
+        model("m1", "bot", *(version("m1", f"v{n}", n) for n in range(1, 4))),
+        model("m2", "old", version("m2", "v1", 1), version("m2", "v2", 2)),
+    ]
+    snapshot = Snapshot(
+        provider="p", provider_type="fabric", location="workspace ws-1", models=tuple(live)
+    )
+    loaded = load_manifest(file)
+    plan = build_plan(loaded, {"p": snapshot}, tool_version="test", refuse_empty=False)
+    report = build_drift_report(plan, loaded, {"p": snapshot})
+    lines = render_drift(report).splitlines()
+    assert lines[2:9] == [
+        "  unmanaged: 1 model with 2 versions, 2 versions; 5 objects",
+        "    by reason: not_in_manifest 3",
+        "  p/bot: 2 versions unmanaged",
+        "    - unmanaged version p/bot/v2  id=m1-v2",
+        "    - unmanaged version p/bot/v3  id=m1-v3",
+        '        # (not_in_manifest: not declared among the versions of "bot" at m.toml:7)',
+        "  - unmanaged model p/old (with 2 versions)  id=m2",
+    ]
+    assert all(len(line) <= WIDTH for line in lines)

@@ -332,6 +332,30 @@ class AdaptiveLimit:
             self.on_change(old, self.current, why)
 
 
+class SharedLimit:
+    """One endpoint's limit inside a total shared by all endpoints (`auto` over many providers):
+    each endpoint adapts on its own, and `--max-parallelism` bounds them together.
+
+    The endpoint's slot is taken first, then one of the total's (a FIFO semaphore, so endpoints
+    waiting for the total take turns): a request waiting on its own endpoint's limit holds none
+    of the total another endpoint could use. The wait for the total is not the endpoint's
+    latency, so the slot starts when the request may go."""
+
+    def __init__(self, own: Limit, total: FixedLimit) -> None:
+        self.own = own
+        self.total = total
+
+    @property
+    def current(self) -> int:
+        return min(self.own.current, self.total.current)
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[Slot]:
+        async with self.own.slot() as slot, self.total.slot():
+            slot.started = max(slot.started, self.total.clock())
+            yield slot
+
+
 class Headroom:
     """At most the limit's current number less `spare` in flight, for one kind of request
     (Qianfan's details while its marker pages come): the limit changes, so this follows it."""

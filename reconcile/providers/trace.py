@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 
 _http_log = logging.getLogger("reconcile.http")
 
@@ -50,3 +51,14 @@ def log_canonical_request(text: str) -> None:
     masked."""
     if _http_log.isEnabledFor(logging.DEBUG):
         _http_log.debug("canonical request:\n%s", _SECRET_LINE.sub(r"\g<1>***", text))
+
+
+def limit_logger(endpoint: str) -> Callable[[int, int, str], None]:
+    """The `on_change` hook of an adaptive limit (`--parallelism auto`) for one endpoint: each
+    change of the requests it lets in flight, with why, on debug (what a slow run against a
+    throttling platform is read from)."""
+
+    def changed(old: int, new: int, why: str) -> None:
+        _http_log.debug("parallelism for %s: %d -> %d (%s)", endpoint, old, new, why)
+
+    return changed

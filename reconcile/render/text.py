@@ -320,16 +320,89 @@ def _counts_line(counts: Counts) -> str:
     )
 
 
-def _item_lines(item: Item, style: _Style) -> list[str]:
+def _item_lines(item: Item, indent: int, style: _Style) -> list[str]:
     mark, colour = _DRIFT_MARKS[item.category]
-    head = f"  {mark} {LABELS[item.category][0]} {item.kind.value} {item.address}"
+    head = f"{' ' * indent}{mark} {LABELS[item.category][0]} {item.kind.value} {item.address}"
     if item.versions:
         head += f" ({with_versions(item.versions)})"
     lines = [style(head, colour) + (style(f"  id={item.id}", "dim") if item.id else "")]
-    lines += _field_lines(item.fields)
-    lines += _comment(f"({item.reason}: {item.detail})", 6, style)
-    if item.hint:
-        lines += _comment(f"fix: {item.hint}", 6, style)
+    return lines + _field_lines(item.fields)
+
+
+def _item_model(item: Item) -> str:
+    """The address of the model an item is or belongs to; a version's own address where it
+    cannot be split without doubt (a name holding a `/`): then it stands alone."""
+    if item.kind is Kind.MODEL or item.address.count("/") != 2:
+        return item.address
+    return item.address.rsplit("/", 1)[0]
+
+
+def _items_lines(items: Sequence[Item], style: _Style) -> list[str]:
+    """A provider's items like a plan's changes: by category, each model's versions under it
+    (or under a header naming the model, where it has no line of its own in that category), one
+    reason line per run of items that share their reason, fix and indent."""
+    out: list[str] = []
+    run: list[tuple[Item, int]] = []
+
+    def flush() -> None:
+        if run:
+            last, indent = run[-1]
+            out.extend(_comment(f"({last.reason}: {last.detail})", indent + 4, style))
+            if last.hint:
+                out.extend(_comment(f"fix: {last.hint}", indent + 4, style))
+            run.clear()
+
+    for category in CATEGORIES:
+        groups: dict[str, list[Item]] = {}
+        for item in items:
+            if item.category is category:
+                groups.setdefault(_item_model(item), []).append(item)
+        for model, group in groups.items():
+            own = group[0] if group[0].kind is Kind.MODEL else None
+            versions = group[1:] if own is not None else group
+            if own is None and len(versions) > 1:
+                flush()
+                what = f"{count(len(versions), 'version')} {LABELS[category][0]}"
+                out.append(style(f"  {model}: {what}", "bold"))
+            for item in group:
+                indent = 2 if item is own or len(group) == 1 else 4
+                if run and (run[-1][0].reason, run[-1][0].detail, run[-1][0].hint, run[-1][1]) != (
+                    item.reason,
+                    item.detail,
+                    item.hint,
+                    indent,
+                ):
+                    flush()
+                out.extend(_item_lines(item, indent, style))
+                run.append((item, indent))
+                if item.fields:
+                    flush()
+        flush()
+    return out
+
+
+def _tally_lines(items: Sequence[Item]) -> list[str]:
+    """Per drift category of more than one item: its items by kind, objects counted as
+    `max_deletes` counts them (a model and the versions it carries), then by reason."""
+    lines = []
+    for category in DRIFT_CATEGORIES:
+        mine = [item for item in items if item.category is category]
+        if len(mine) < 2:
+            continue
+        models = [item for item in mine if item.kind is Kind.MODEL]
+        along = sum(item.versions for item in models)
+        parts = [count(len(models), "model")] if models else []
+        if along:
+            parts[-1] += f" with {count(along, 'version')}"
+        if len(mine) > len(models):
+            parts.append(count(len(mine) - len(models), "version"))
+        objects = count(len(mine) + along, "object")
+        reasons: dict[str, int] = {}
+        for item in mine:
+            reasons[item.reason] = reasons.get(item.reason, 0) + 1
+        by_reason = ", ".join(f"{printable(r)} {n}" for r, n in sorted(reasons.items()))
+        lines.append(f"  {LABELS[category][0]}: {', '.join(parts)}; {objects}")
+        lines.append(f"    by reason: {by_reason}")
     return lines
 
 
@@ -349,8 +422,8 @@ def render_drift(report: DriftReport, *, color: bool = False) -> str:
             )
         )
         out.append(f"  {_counts_line(counts)}")
-        for item in provider.items:
-            out += _item_lines(item, style)
+        out += _tally_lines(provider.items)
+        out += _items_lines(provider.items, style)
         out.append("")
     total = report.total
     if report.drifted:

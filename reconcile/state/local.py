@@ -105,9 +105,17 @@ class LocalState(StateBackend):
             raise held_error(self.name, legacy)
         path = self._lock_path(scope)
         info = new_lock(scope, operation, apply_id, self.lease_seconds)
+        # Written whole to a file of our own, then linked into place: the link is the
+        # create-only write (it fails when the lock exists), and a contender never reads a lock
+        # file that is still being written.
+        temporary = path.with_name(f".{path.name}.{info.id}.tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            with temporary.open("wb") as handle:
+                handle.write(info.to_json())
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.link(temporary, path)
         except FileExistsError:
             held = self._read(path, scope)
             raise held_error(self.name, held or info) from None
@@ -115,10 +123,9 @@ class LocalState(StateBackend):
             raise self._failed(
                 "take the lock", path, error, hint="check that the folder is writable"
             ) from None
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(info.to_json())
-            handle.flush()
-            os.fsync(handle.fileno())
+        finally:
+            with contextlib.suppress(OSError):
+                temporary.unlink()
 
         def renew() -> datetime:
             held = self._read(path, scope)
