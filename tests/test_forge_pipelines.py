@@ -57,7 +57,7 @@ def test_the_example_workflow_and_the_action_pass_actionlint(tmp_path: Path) -> 
 
 def test_actionlint_reads_the_actions_inputs(tmp_path: Path) -> None:
     """The check above means something: a misspelled input of the action is caught."""
-    broken = WORKFLOW.read_text(encoding="utf-8").replace("{command: plan}", "{comand: plan}")
+    broken = WORKFLOW.read_text(encoding="utf-8").replace("{command: plan,", "{comand: plan,")
     done = lint(tool("actionlint"), "-no-color", cwd=local_checkout(tmp_path, broken))
     assert done.returncode == 1
     assert 'input "comand" is not defined in action' in done.stdout
@@ -128,3 +128,12 @@ def test_the_examples_are_a_few_lines_that_use_the_packaged_pipelines() -> None:
     uses = [step["uses"] for job in load(WORKFLOW)["jobs"].values() for step in job["steps"]]
     assert uses.count("OWNER/reconcile/action@v0.1.0") == 3
     assert load(INCLUDE)["include"][0]["file"] == "ci/gitlab/reconcile.gitlab-ci.yml"
+
+
+def test_every_step_of_the_examples_uses_the_one_remote_state_store() -> None:
+    """Plan, apply and drift share the lock, the journal and the grace ledger: a plan made
+    against the runner's empty local folder would keep in grace what the apply then deletes."""
+    steps = [job["steps"][-1]["with"] for job in load(WORKFLOW)["jobs"].values()]
+    assert {step["command"] for step in steps} == {"plan", "apply", "drift"}
+    assert {step.get("backend") for step in steps} == {"s3://team-reconcile-state/prod"}
+    assert load(INCLUDE)["variables"]["RECONCILE_STATE"].startswith("s3://")

@@ -2,8 +2,9 @@
 and the reviewed plan handed from the pull request's pipeline to the apply after the merge.
 
 `reconcile forge COMMAND` (or `python -m reconcile.forge COMMAND`) runs each step on its own
-(`__main__.py`); the pipelines in `action/` and `ci/gitlab/` call it. Everything the forge says is checked, not trusted: who
-approved (their rights, not the author, after the last push), which digest, which plan file.
+(`__main__.py`); the pipelines in `action/` and `ci/gitlab/` call it. Everything the forge says
+is checked, not trusted: who approved (their rights, not the author, after the last push), which
+digest, which plan file.
 A refusal or a failed call is a `ForgeError`: one line with the call, its status and the fix.
 """
 
