@@ -44,7 +44,6 @@ if TYPE_CHECKING:  # the heavy modules load only when a command runs, so --help 
     from reconcile.outward import Outward
     from reconcile.plan import Plan
     from reconcile.planning import Listing
-    from reconcile.providers.base import Provider
     from reconcile.wiring import Options
 
 EXIT_OK = 0
@@ -408,11 +407,6 @@ def _state_dir(path: Path, state_dir: Path | None) -> Path:
     from reconcile.wiring import default_state_dir
 
     return state_dir if state_dir is not None else default_state_dir(path)
-
-
-async def _close(providers: dict[str, Provider]) -> None:
-    for provider in providers.values():
-        await provider.aclose()
 
 
 PLAN_FORMATS = ("text", "json", "markdown")
@@ -1131,15 +1125,14 @@ def import_(
     progress = ProgressLine(run.quiet)
 
     async def listing() -> Snapshot:
-        from reconcile.wiring import open_providers
+        from reconcile.wiring import close_providers, open_providers
 
         providers = open_providers(manifest, [provider_name], options)
         try:
             return await providers[provider_name].snapshot(progress)
         finally:
             progress.clear()
-            for opened in providers.values():
-                await opened.aclose()
+            await close_providers(providers)
 
     snapshot = run_command(listing())
     from reconcile.importer import import_manifest

@@ -16,9 +16,9 @@ from reconcile.errors import ReconcileError
 from reconcile.manifest import Manifest, load_manifest
 from reconcile.model import Snapshot, printable
 from reconcile.plan import Plan, Unlisted
-from reconcile.providers.base import Progress, Provider
+from reconcile.providers.base import Progress
 from reconcile.session import base_manifests, read_ledger
-from reconcile.wiring import Options, open_providers, select_providers
+from reconcile.wiring import Options, close_providers, open_providers, select_providers
 
 
 @dataclass
@@ -88,7 +88,7 @@ async def list_providers(
             return_exceptions=True,
         )
     finally:
-        await _close(providers)
+        await close_providers(providers)
     snapshots = {}
     for name, result in zip(providers, results, strict=True):
         if isinstance(result, ReconcileError):
@@ -99,11 +99,6 @@ async def list_providers(
             snapshots[name] = result
     order = list(manifest.providers)
     return Listing(snapshots, dict(sorted(failed.items(), key=lambda i: order.index(i[0]))))
-
-
-async def _close(providers: dict[str, Provider]) -> None:
-    for provider in providers.values():
-        await provider.aclose()
 
 
 def make_plan(

@@ -41,6 +41,7 @@ from reconcile.state import (
 )
 from reconcile.wiring import (
     Options,
+    close_providers,
     lock_scope,
     open_local_store,
     open_object_store,
@@ -208,8 +209,7 @@ async def _apply(
             write_ledger(request.manifest, made[-1][0], read, made[-1][1], request.options, store)
         return result
     finally:
-        for provider in providers.values():
-            await provider.aclose()
+        await close_providers(providers)
 
 
 def journal_summaries(

@@ -110,6 +110,12 @@ def provider_rows(manifest: Manifest, names: list[str] | None) -> list[dict[str,
     ]
 
 
+async def close_providers(providers: Mapping[str, Provider]) -> None:
+    """Close what `open_providers` opened (their HTTP clients)."""
+    for provider in providers.values():
+        await provider.aclose()
+
+
 def select_providers(manifest: Manifest, globs: Sequence[str]) -> list[str] | None:
     """The providers `--provider GLOB` (repeatable) names, in the manifest's order; None when no
     glob is given (all of them). A glob that names no provider is an error."""
