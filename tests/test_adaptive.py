@@ -215,6 +215,45 @@ def test_a_cancelled_waiter_passes_its_wake_up_on() -> None:
     assert asyncio.run(run()) == ["patient"]
 
 
+def test_queued_requests_start_in_order_each_woken_once() -> None:
+    """1,000 requests queued on a limit of 4: they start in the order they asked, never more
+    than 4 at once, and each waits on one wake-up (waking all that might fit, each to find
+    the limit full again, cost about 20 wake-ups per request)."""
+
+    async def run() -> tuple[list[int], int, int]:
+        limit = AdaptiveLimit(initial=4, maximum=4)
+        started: list[int] = []
+        inside = peak = 0
+        futures = 0
+        loop = asyncio.get_running_loop()
+        create_future = loop.create_future
+
+        def counting_future() -> asyncio.Future[None]:
+            nonlocal futures
+            futures += 1
+            return create_future()
+
+        loop.create_future = counting_future  # type: ignore[method-assign]
+
+        async def one(index: int) -> None:
+            nonlocal inside, peak
+            async with limit.slot() as slot:
+                started.append(index)
+                inside += 1
+                peak = max(peak, inside)
+                await asyncio.sleep(0)
+                slot.answered(200)
+                inside -= 1
+
+        await asyncio.gather(*(one(index) for index in range(1000)))
+        return started, peak, futures
+
+    started, peak, futures = asyncio.run(run())
+    assert started == list(range(1000))
+    assert peak == 4
+    assert futures <= 1000
+
+
 def test_a_fixed_limit_holds_at_most_its_number_in_flight() -> None:
     async def run() -> int:
         limit = FixedLimit(3)
