@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import math
 import signal
 import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import click
 
@@ -36,51 +37,65 @@ def use_color(no_color: bool) -> bool:
 
 
 class ProgressLine:
-    """One self-rewriting line on stderr while a long step runs (a provider's listing, apply's
-    re-checking, deleting): objects done, of how many, the rate from the step's own start, and
-    the time left. Only on a terminal, not with --quiet, and only for steps of more
-    than a few hundred objects (a short step is over before a line would help)."""
+    """A line per running step on stderr (a provider's listing, apply's re-checking of one,
+    deleting): objects done, of how many, the rate from the step's own start and the time
+    left, drawn by rich's progress display. Only on a terminal, not with --quiet, and only for
+    steps of more than a few hundred objects (a short step is over before a line would help).
+    A finished step's line goes at once; `clear` removes the display before other output.
+
+    Redrawn by the caller's updates (at most every `INTERVAL`), not by rich's refresh thread:
+    the steps report from one event loop, and a thread would only redraw what has not moved."""
 
     #: Steps of fewer objects than this show no line.
     MIN_TOTAL = 300
     #: Seconds between redraws.
     INTERVAL = 0.1
 
-    def __init__(self, quiet: bool) -> None:
-        self.stream = sys.stderr
+    def __init__(
+        self,
+        quiet: bool,
+        *,
+        stream: TextIO | None = None,
+        clock: Callable[[], float] | None = None,
+        width: int | None = None,
+    ) -> None:
+        self.stream = stream if stream is not None else sys.stderr
         self.quiet = quiet
         self.enabled = not quiet and self.stream.isatty()
-        #: When each step (by its words) reported first: its rate counts from there.
-        self.started: dict[str, float] = {}
-        self.last = 0.0
-        self.dirty = False
+        self.clock = clock or time.monotonic
+        self.width = width
+        self.last = -math.inf
+        #: rich's display, made at the first long step (rich loads only then).
+        self._display: Any = None
+        self._tasks: dict[str, Any] = {}
 
     def __call__(self, what: str, done: int, total: int | None) -> None:
         if not self.enabled or (total is not None and total < self.MIN_TOTAL):
             return
-        now = time.monotonic()
-        started = self.started.setdefault(what, now)
-        if now - self.last < self.INTERVAL and done != total:
-            return
-        self.last = now
-        of = f"/{total}" if total is not None else ""
-        elapsed = now - started
-        rate = ""
-        if elapsed >= 0.5:
-            per_second = done / elapsed
-            left = ""
-            if total is not None and per_second > 0 and done < total:
-                left = f", {(total - done) / per_second:.0f} s left"
-            rate = f" ({per_second:.0f}/s{left})"
-        self.stream.write(f"\r\x1b[K{what}: {done}{of}{rate}")
-        self.stream.flush()
-        self.dirty = True
+        display = self._display or self._start()
+        task = self._tasks.get(what)
+        if task is None:
+            task = self._tasks[what] = display.add_task(what, total=total)
+        display.update(task, completed=done, total=total, visible=done != total)
+        now = self.clock()
+        if now - self.last >= self.INTERVAL or done == total:
+            self.last = now
+            display.refresh()
+
+    def _start(self) -> Any:
+        from reconcile.colour import stream_wants_colour
+        from reconcile.progress_display import display
+
+        colour = stream_wants_colour(self.stream, no_color_flag=False)
+        self._display = display(self.stream, self.clock, self.width, colour=colour)
+        self._display.start()
+        return self._display
 
     def clear(self) -> None:
-        if self.dirty:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
-            self.dirty = False
+        if self._display is not None:
+            self._display.stop()
+            self._display = None
+            self._tasks = {}
 
 
 class _Signals:

@@ -4,6 +4,7 @@ objects or more; done/total and the rate; the deletes of an apply and its re-lis
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
 import pytest
@@ -18,57 +19,107 @@ class _Terminal(io.StringIO):
         return True
 
 
-def _progress(monkeypatch: pytest.MonkeyPatch, *, tty: bool, quiet: bool = False) -> Any:
-    stream = _Terminal() if tty else io.StringIO()
-    monkeypatch.setattr(console.sys, "stderr", stream)
-    clock = [100.0]
-    monkeypatch.setattr(console.time, "monotonic", lambda: clock[0])
-    return console.ProgressLine(quiet), stream, clock
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\r")
 
 
-def test_a_long_step_shows_done_total_and_rate_then_clears(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    progress, stream, clock = _progress(monkeypatch, tty=True)
-    progress("models listed", 1, 1000)
-    clock[0] += 2.0
-    progress("models listed", 500, 1000)
-    clock[0] += 0.01  # too soon to redraw, unless it is the last one
-    progress("models listed", 501, 1000)
-    progress("models listed", 1000, 1000)
-    progress.clear()
-    lines = stream.getvalue().split("\r\x1b[K")
-    assert lines[1] == "models listed: 1/1000"
-    assert lines[2] == "models listed: 500/1000 (250/s, 2 s left)"
-    assert lines[3].startswith("models listed: 1000/1000 (")
-    assert lines[-1] == ""  # cleared
-    assert len(lines) == 5
+class _Shown:
+    """A progress display on a fake terminal and clock; `frame()` is what the terminal shows
+    after the last redraw (each redraw moves the cursor back over the previous one)."""
+
+    def __init__(self, *, tty: bool = True, quiet: bool = False) -> None:
+        self.stream = _Terminal() if tty else io.StringIO()
+        self.now = 100.0
+        self.progress = console.ProgressLine(
+            quiet, stream=self.stream, clock=lambda: self.now, width=100
+        )
+
+    def frames(self) -> list[list[str]]:
+        # rich hides the cursor, then draws each frame after erasing the previous one.
+        raw = self.stream.getvalue().replace("\x1b[?25l", "")
+        chunks = re.split(r"\r\x1b\[2K(?:\x1b\[1A\x1b\[2K)*", raw)[1:]
+        return [[ANSI.sub("", line).rstrip() for line in chunk.split("\n")] for chunk in chunks]
+
+    def frame(self) -> list[str]:
+        frames = self.frames()
+        return frames[-1] if frames else []
 
 
-def test_each_step_has_its_own_rate(monkeypatch: pytest.MonkeyPatch) -> None:
-    progress, stream, clock = _progress(monkeypatch, tty=True)
-    progress("models listed", 1000, 1000)
-    clock[0] += 10.0
-    progress("deleting", 1, 400)
-    clock[0] += 1.0
-    progress("deleting", 100, 400)
-    assert stream.getvalue().endswith("deleting: 100/400 (100/s, 3 s left)")
+def _row(line: str) -> str:
+    """A progress row without its bar: what, done/total, and the rate."""
+    return " ".join(re.sub("[━╸╺─]", " ", line).split())
 
 
-@pytest.mark.parametrize(("tty", "quiet", "total"), [(False, False, 1000), (True, True, 1000)])
-def test_no_line_off_a_terminal_or_with_quiet(
-    monkeypatch: pytest.MonkeyPatch, tty: bool, quiet: bool, total: int
-) -> None:
-    progress, stream, _ = _progress(monkeypatch, tty=tty, quiet=quiet)
-    progress("deleting", total, total)
-    progress.clear()
-    assert stream.getvalue() == ""
+def test_a_long_step_shows_done_total_rate_and_time_left_then_goes() -> None:
+    shown = _Shown()
+    shown.progress("bench: models listed", 1, 1000)
+    assert [_row(line) for line in shown.frame()] == ["bench: models listed 1/1000"]
+    shown.now += 2.0
+    shown.progress("bench: models listed", 501, 1000)
+    assert [_row(line) for line in shown.frame()] == [
+        "bench: models listed 501/1000 (250/s, 2 s left)"
+    ]
+    shown.now += 0.01  # too soon to redraw, unless the step is done
+    before = shown.stream.getvalue()
+    shown.progress("bench: models listed", 502, 1000)
+    assert shown.stream.getvalue() == before
+    shown.progress("other: models listed", 0, 400)
+    shown.progress("bench: models listed", 1000, 1000)
+    # A finished step's line goes; the others stay.
+    assert [_row(line) for line in shown.frame()] == ["other: models listed 0/400"]
+    shown.progress.clear()
+    # Gone from the terminal, the cursor shown again.
+    assert shown.stream.getvalue().endswith("\x1b[?25h\r\x1b[1A\x1b[2K")
 
 
-def test_no_line_for_a_short_step(monkeypatch: pytest.MonkeyPatch) -> None:
-    progress, stream, _ = _progress(monkeypatch, tty=True)
-    progress("deleting", 12, 12)
-    assert stream.getvalue() == ""
+def test_one_line_per_provider_and_phase_each_with_its_own_rate() -> None:
+    shown = _Shown()
+    shown.progress("alpha: models listed", 0, 1000)
+    shown.progress("beta: models listed", 0, 400)
+    shown.now += 1.0
+    shown.progress("alpha: models listed", 500, 1000)
+    shown.progress("beta: models listed", 100, 400)
+    shown.now += 0.2
+    shown.progress("re-checking alpha: models listed", 1, 1000)
+    shown.now += 1.0
+    shown.progress("re-checking alpha: models listed", 101, 1000)
+    rows = [_row(line) for line in shown.frame()]
+    # Each rate counts from its own step's start, at the time of the redraw.
+    assert rows == [
+        "alpha: models listed 500/1000 (227/s, 2 s left)",
+        "beta: models listed 100/400 (45/s, 7 s left)",
+        "re-checking alpha: models listed 101/1000 (101/s, 9 s left)",
+    ]
+
+
+@pytest.mark.parametrize(("tty", "quiet"), [(False, False), (True, True)])
+def test_no_line_off_a_terminal_or_with_quiet(tty: bool, quiet: bool) -> None:
+    shown = _Shown(tty=tty, quiet=quiet)
+    shown.progress("deleting", 500, 1000)
+    shown.progress("deleting", 1000, 1000)
+    shown.progress.clear()
+    assert shown.stream.getvalue() == ""
+
+
+def test_no_line_for_a_short_step() -> None:
+    shown = _Shown()
+    shown.progress("deleting", 12, 12)
+    shown.progress.clear()
+    assert shown.stream.getvalue() == ""
+
+
+def test_rich_loads_only_once_a_long_step_runs() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, io\n"
+        "from reconcile import console\n"
+        "p = console.ProgressLine(False, stream=io.StringIO())\n"
+        "p('deleting', 500, 1000)\n"
+        "print('rich' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_the_applier_reports_its_relisting(tmp_path: Any) -> None:
