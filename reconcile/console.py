@@ -10,7 +10,6 @@ terminal only through `printable` or the renderers.
 from __future__ import annotations
 
 import contextlib
-import gc
 import math
 import signal
 import sys
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 import click
 
 from reconcile.errors import ApprovalError
+from reconcile.heap import collector_paused as collector_paused
 
 if TYPE_CHECKING:  # the heavy modules load only when a command runs, so --help stays fast
     from reconcile.applier import Outcome
@@ -304,23 +304,3 @@ def on_signals(handler: Callable[[], None]) -> Iterator[None]:
 
     with _SIGNALS.handling(notify):
         yield
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector around a pure, allocation-heavy step.
-
-    Planning a large workspace allocates a record per live object and frees almost nothing, so
-    the collector's full passes over the whole heap would come again and again (at 100k versions
-    they doubled the time); the records hold no reference cycles, so nothing is lost by waiting.
-    What the step made lives until the command ends: frozen, the collector never walks it again
-    either (rendering the plan after it would otherwise start a full pass, 0.5 s at 100k).
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-        gc.freeze()  # `cli.main` unfreezes on the way out, for callers that go on (tests)
-    finally:
-        if enabled:
-            gc.enable()

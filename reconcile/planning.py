@@ -13,6 +13,7 @@ from pathlib import Path
 
 from reconcile import __version__
 from reconcile.errors import ReconcileError
+from reconcile.heap import collector_paused
 from reconcile.manifest import Manifest, load_manifest
 from reconcile.model import Snapshot, printable
 from reconcile.plan import Plan, Unlisted
@@ -116,16 +117,19 @@ def make_plan(
     from reconcile.planner import build_plan
 
     now = datetime.now(UTC)
-    plan = build_plan(
-        manifest,
-        snapshots,
-        tool_version=__version__,
-        targets=targets,
-        refuse_empty=refuse_empty,
-        now=now,
-        ledger=read_ledger(manifest, snapshots, options).ledger,
-        excludes=excludes,
-    )
+    ledger = read_ledger(manifest, snapshots, options).ledger
+    # A record per change: the collector's passes over them were a fifth of the planning's CPU.
+    with collector_paused():
+        plan = build_plan(
+            manifest,
+            snapshots,
+            tool_version=__version__,
+            targets=targets,
+            refuse_empty=refuse_empty,
+            now=now,
+            ledger=ledger,
+            excludes=excludes,
+        )
     return plan.model_copy(
         update={"created_at": now.isoformat(timespec="seconds"), "manifest_path": str(path)}
     )

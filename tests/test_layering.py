@@ -32,6 +32,8 @@ CLI_EXTRA = {
 # module (or package prefix) -> the reconcile modules it may import
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
+    # The collector paused around allocation-heavy steps (listing, planning).
+    "heap": set(),
     "model": {"errors"},
     "endpoints": {"errors"},
     "manifest": {"errors", "model", "endpoints"},
@@ -69,6 +71,7 @@ ALLOWED: dict[str, set[str]] = {
     # The application layer's listing and planning (what plan, apply and drift share).
     "planning": {
         *("errors", "manifest", "model", "plan", "planner", "providers", "session", "wiring"),
+        "heap",
     },
     # The edge: the session, the renderers and the error root; besides them, what a command
     # must reach itself: CLI_EXTRA.
@@ -76,7 +79,7 @@ ALLOWED: dict[str, set[str]] = {
     # The terminal side of the edge (progress, prompts, signals, the apply's IO).
     "console": {
         *("errors", "colour", "model", "render", "guards", "applier", "manifest", "plan"),
-        "progress_display",
+        *("progress_display", "heap"),
     },
     # rich's progress display, loaded by the console only once a long step runs.
     "progress_display": set(),
