@@ -15,6 +15,7 @@ and `\\uXXXX` for control characters), so an address is one line whatever the pl
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
@@ -72,7 +73,14 @@ def shared_names(objects: Iterable[LiveModel | LiveVersion]) -> frozenset[str]:
 _SPECIAL = frozenset('/"#\\')
 
 
+#: ASCII that needs no quotes: printable, not a space, none of `/"#\\` (the common case, in
+#: one regular expression instead of a test per character).
+_PLAIN_ASCII = re.compile(r"[!$-.0-\[\]-~]+")
+
+
 def _needs_quotes(text: str) -> bool:
+    if text.isascii():
+        return _PLAIN_ASCII.fullmatch(text) is None
     return not text or any(
         char in _SPECIAL or char.isspace() or unicodedata.category(char).startswith("C")
         for char in text

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from reconcile import scope
 from reconcile.cli import main
 from reconcile.errors import PlanError
 from reconcile.scope import Key, parse_target, quote, segment
@@ -42,6 +43,27 @@ def test_a_name_with_a_slash_is_quoted_and_a_plain_one_is_not() -> None:
     assert quote("x\n= keep") == '"x\\n= keep"'
     assert quote("a#1") == '"a#1"'
     assert quote("\u202eevil") == '"\\u202eevil"'
+
+
+def _needs_quotes_by_each_character(text: str) -> bool:
+    """The rule as written for every character (the reference of the ASCII fast path)."""
+    import unicodedata
+
+    return not text or any(
+        char in '/"#\\' or char.isspace() or unicodedata.category(char).startswith("C")
+        for char in text
+    )
+
+
+@pytest.mark.parametrize("code", range(128))
+def test_every_ascii_character_is_quoted_by_the_rule_for_every_character(code: int) -> None:
+    for text in (chr(code), f"a{chr(code)}b", f"model-{chr(code)}"):
+        assert scope._needs_quotes(text) == _needs_quotes_by_each_character(text), repr(text)
+
+
+@given(st.text(max_size=12))
+def test_the_fast_rule_for_ascii_names_is_the_rule_for_every_character(text: str) -> None:
+    assert scope._needs_quotes(text) == _needs_quotes_by_each_character(text)
 
 
 def test_a_target_selects_what_it_names_and_what_is_inside_it_only() -> None:
