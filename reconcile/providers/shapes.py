@@ -29,6 +29,10 @@ def json_type(kind: type) -> str:
 
 def field(item: Any, key: str, kind: type[T], where: str, *, optional: bool = False) -> T | None:
     """`item[key]`, which must be of `kind` (or absent/null when `optional`)."""
+    if type(item) is dict:
+        value = item.get(key)
+        if type(value) is kind:
+            return value  # the common case (a parsed JSON value of exactly that type) at once
     if not isinstance(item, dict):
         raise ShapeError(f"{where}: expected an object, got {json_type(type(item))}")
     value = item.get(key)
