@@ -35,6 +35,7 @@ from reconcile.providers.http import (
     platform_client,
 )
 from reconcile.providers.trace import limit_logger
+from reconcile.providers.transport import AiohttpTransport
 from reconcile.state import StateBackend, StateSpec, open_state, split_object_url
 
 #: An endpoint `emulator:STATE.json` runs the built-in emulator on that state file.
@@ -148,6 +149,8 @@ class _Opener:
         self.limits: dict[str, Limit] = {}
         self.total: FixedLimit | None = None
         self.emulators: dict[Path, Any] = {}
+        #: (endpoint, timeout) -> the connection pool its providers share.
+        self.transports: dict[tuple[str, float], AiohttpTransport] = {}
 
     def open(self, name: str) -> Provider:
         spec = self.manifest.providers[name]
@@ -164,7 +167,11 @@ class _Opener:
             endpoint = _always(platform.emulator_url)
         else:
             keys = read_keys(name, spec.credentials, platform, self.env)
-            client, direct = platform_client(self.options.most_in_flight, retry.timeout)
+            # Providers of one endpoint share its connection pool (200 workspaces on one
+            # platform need one pool, not 200); close_providers closes them all together.
+            shared = self.transports.get((spec.endpoint, retry.timeout))
+            client, direct = platform_client(self.options.most_in_flight, retry.timeout, shared)
+            self.transports[(spec.endpoint, retry.timeout)] = direct
             endpoint = _checked_endpoint(insecure=self.options.insecure)
         redact = Redactor()
         redact.add(*keys.values())

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import pytest
 
@@ -348,3 +348,40 @@ def test_endpoints_adapt_on_their_own_within_one_shared_total() -> None:
     assert peak == 4  # the fast endpoint alone would have sent 8
     assert peaks["slow"] == 1
     assert peaks["fast"] == 4  # once the slow one is done, the whole total
+
+
+def test_providers_of_one_endpoint_share_one_connection_pool(tmp_path: Path) -> None:
+    """200 workspaces on one platform need one pool of connections (and one TLS context, whose
+    CA bundle costs 40 ms to load), not one each; another endpoint has its own."""
+    from reconcile.manifest import load_manifest
+    from reconcile.providers.transport import _tls_context
+    from reconcile.wiring import close_providers, open_providers
+
+    (tmp_path / "m.toml").write_text(
+        "".join(
+            f'[providers.{name}]\ntype = "fabric"\nendpoint = "{endpoint}"\n'
+            f'workspace_id = "ws-{name}"\ncredentials = {{ token_env = "T" }}\n'
+            for name, endpoint in [
+                ("a", "https://fabric.example.com"),
+                ("b", "https://fabric.example.com"),
+                ("c", "https://other.example.com"),
+            ]
+        ),
+        encoding="utf-8",
+    )
+    manifest = load_manifest(tmp_path / "m.toml")
+    providers = open_providers(manifest, None, Options(state_dir=tmp_path), {"T": "token"})
+    pools = {name: cast(Any, provider).http.transport for name, provider in providers.items()}
+    assert pools["a"] is pools["b"]
+    assert pools["c"] is not pools["a"]
+
+    async def tls_contexts() -> list[object]:
+        sessions = [pools[name]._open() for name in ("a", "c")]
+        try:
+            return [session.connector._ssl for session in sessions]
+        finally:
+            for session in sessions:
+                await session.close()
+            await close_providers(providers)
+
+    assert asyncio.run(tls_contexts()) == [_tls_context(), _tls_context()]

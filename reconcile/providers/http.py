@@ -330,11 +330,13 @@ def _transport_refusal(exc: httpx.HTTPError) -> Refusal:
 
 
 def platform_client(
-    max_connections: int, timeout: float
+    max_connections: int, timeout: float, transport: AiohttpTransport | None = None
 ) -> tuple[httpx.AsyncClient, AiohttpTransport]:
     """The client for a real endpoint, and its transport: httpx's interface over aiohttp's
-    connection pool, which stays O(1) per request at any parallelism (see `AiohttpTransport`)."""
-    transport = AiohttpTransport(max_connections=max_connections, timeout=timeout)
+    connection pool, which stays O(1) per request at any parallelism (see `AiohttpTransport`).
+    Given a `transport`, the client shares its pool (providers of one endpoint)."""
+    if transport is None:
+        transport = AiohttpTransport(max_connections=max_connections, timeout=timeout)
     return httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(timeout)), transport
 
 
