@@ -184,11 +184,15 @@ def build_drift_report(
     protected or unmanaged model holds versions that have no line of their own in the plan).
     """
     providers = []
+    changes_of, drift_of = plan.changes_by_provider(), plan.drift_by_provider()
     for scope in plan.scopes:
         snapshot = snapshots.get(scope.provider)
         if snapshot is None:
             continue
-        builder = _ProviderReport(plan, manifest, scope.provider, snapshot)
+        provider = scope.provider
+        builder = _ProviderReport(
+            provider, changes_of[provider], drift_of[provider], manifest, snapshot
+        )
         providers.append(
             ProviderDrift(
                 provider=scope.provider,
@@ -230,17 +234,24 @@ def _add(counts: Iterable[Counts]) -> Counts:
 class _ProviderReport:
     """Sorts one provider's live objects into categories, from the plan's lines about them."""
 
-    def __init__(self, plan: Plan, manifest: Manifest, provider: str, snapshot: Snapshot) -> None:
+    def __init__(
+        self,
+        provider: str,
+        changes: list[Change],
+        drift: list[Drift],
+        manifest: Manifest,
+        snapshot: Snapshot,
+    ) -> None:
+        """`changes` and `drift`: the plan's lines about this provider."""
         self.provider = provider
         self.scope = manifest.providers[provider].scope
         self.policy = manifest.policy_for(provider)
         self.snapshot = snapshot
         #: Kind -> id -> the plan's line about that object (ids are unique per kind).
         self.changes: dict[Kind, dict[str, Change]] = {Kind.MODEL: {}, Kind.VERSION: {}}
-        for change in plan.resource_changes:
-            if change.provider == provider:
-                self.changes[change.kind][change.id] = change
-        self.drift: list[Drift] = [item for item in plan.drift if item.provider == provider]
+        for change in changes:
+            self.changes[change.kind][change.id] = change
+        self.drift = drift
         self.changed: dict[Kind, set[str]] = {Kind.MODEL: set(), Kind.VERSION: set()}
         for item in self.drift:
             if item.drift is DriftKind.CHANGED and item.id is not None:

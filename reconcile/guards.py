@@ -46,14 +46,12 @@ def check_digest(plan: Plan, expected: str | None) -> None:
 def check_empty_scope(manifest: Manifest, plan: Plan) -> None:
     """A "workspace" scope with no declared model would delete everything in it: refused
     unless the provider says `allow_empty = true`."""
+    declaring = {spec.provider for spec in manifest.models if not spec.absent}
     for scope in plan.scopes:
         config = manifest.providers.get(scope.provider)
         if config is None or config.scope != "workspace" or config.allow_empty:
             continue
-        declared = [
-            spec for spec in manifest.models if spec.provider == scope.provider and not spec.absent
-        ]
-        if not declared:
+        if scope.provider not in declaring:
             raise GuardError(
                 f'provider "{scope.provider}" has scope = "workspace" and no declared model: '
                 f"the plan would delete everything in {scope.location}",

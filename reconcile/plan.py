@@ -302,6 +302,20 @@ class Plan(Record):
     def deletes(self) -> list[Change]:
         return [change for change in self.resource_changes if change.is_delete]
 
+    def changes_by_provider(self) -> dict[str, list[Change]]:
+        """Each provider's changes, in plan order: one pass for what goes scope by scope (a scan
+        of every change per scope was quadratic over 200 workspaces)."""
+        grouped: dict[str, list[Change]] = {scope.provider: [] for scope in self.scopes}
+        for change in self.resource_changes:
+            grouped.setdefault(change.provider, []).append(change)
+        return grouped
+
+    def drift_by_provider(self) -> dict[str, list[Drift]]:
+        grouped: dict[str, list[Drift]] = {scope.provider: [] for scope in self.scopes}
+        for item in self.drift:
+            grouped.setdefault(item.provider, []).append(item)
+        return grouped
+
     def compute_digest(self) -> str:
         """A digest of digests: each change is hashed on its own, so the whole document (every
         `before` record) is never built in memory at once."""

@@ -129,13 +129,12 @@ def next_ledger(plan: Plan, previous: Ledger, now: datetime) -> dict[str, dict[s
     --target, objects the plan does not cover keep their entries; providers it did not look
     at keep theirs."""
     result = {provider: dict(entries) for provider, entries in previous.items()}
+    changes_of = plan.changes_by_provider()
     for scope in plan.scopes:
         before = previous.get(scope.provider, {})
         entries: dict[str, datetime] = {}
         covered: set[str] = set()
-        for change in plan.resource_changes:
-            if change.provider != scope.provider:
-                continue
+        for change in changes_of[scope.provider]:
             key = ledger_key(change.kind, change.id)
             covered.add(key)
             if change.is_delete or change.action_reason is Reason.GRACE_PENDING:

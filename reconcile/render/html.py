@@ -423,12 +423,13 @@ def render_plan_html(plan: Plan) -> str:
     ]
     for warning in plan.warnings:
         body.append(f'<p class="note">Warning: {_e(warning)}</p>')
+    changes_of = plan.changes_by_provider()
     for scope in plan.scopes:
         body.append(
             f"<h2>{_e(scope.provider)} <small>({_e(scope.type)}, {_e(scope.location)}, "
             f"{scope.models} models, {scope.versions} versions in scope)</small></h2>"
         )
-        changes = [c for c in plan.resource_changes if c.provider == scope.provider]
+        changes = changes_of[scope.provider]
         for index, (_, _, _, test) in enumerate(_PLAN_SECTIONS):
             chosen = [c for c in changes if test(c)]
             if chosen:

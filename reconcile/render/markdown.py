@@ -189,8 +189,9 @@ def render_plan_markdown(plan: Plan, *, budget: int = DEFAULT_BUDGET) -> str:
     for warning in plan.warnings:
         doc.add(f"> **Warning:** {text(warning)}")
     rows = []
+    changes_of, drift_of = plan.changes_by_provider(), plan.drift_by_provider()
     for scope in plan.scopes:
-        changes = [c for c in plan.resource_changes if c.provider == scope.provider]
+        changes = changes_of[scope.provider]
         rows.append(
             [
                 code(scope.provider),
@@ -200,7 +201,7 @@ def render_plan_markdown(plan: Plan, *, budget: int = DEFAULT_BUDGET) -> str:
                 str(sum(1 for c in changes if c.is_delete)),
                 str(sum(1 for c in changes if c.is_blocked)),
                 str(sum(1 for c in changes if c.is_kept)),
-                str(sum(1 for d in plan.drift if d.provider == scope.provider)),
+                str(len(drift_of[scope.provider])),
             ]
         )
     doc.add(

@@ -229,10 +229,10 @@ def render_plan(plan: Plan, *, color: bool = False, compact: bool = False) -> st
     out: list[str] = []
     for warning in plan.warnings:
         out += [style(f"Warning: {warning}", "yellow", "bold"), ""]
+    changes_of, drift_of = plan.changes_by_provider(), plan.drift_by_provider()
     for scope in plan.scopes:
-        changes = [c for c in plan.resource_changes if c.provider == scope.provider]
+        changes, drift = changes_of[scope.provider], drift_of[scope.provider]
         shown = [c for c in changes if c.action_reason is not Reason.DECLARED]
-        drift = [d for d in plan.drift if d.provider == scope.provider]
         out.append(
             style(f"{scope.provider}", "bold")
             + style(

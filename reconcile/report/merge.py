@@ -19,15 +19,13 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from reconcile.drift import CATEGORIES, Category, Counts, DriftReport, Item
 from reconcile.errors import ReconcileError
 from reconcile.plan import Change, Drift, Group, Kind, Plan, ProviderScope, Reason
-
-_Provided = TypeVar("_Provided", Change, Drift)
 
 #: The format of the merged report's JSON; a change that breaks readers raises it.
 FORMAT_VERSION = 1
@@ -331,13 +329,6 @@ def _summed(values: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     return total
 
 
-def _by_provider(records: Iterable[_Provided]) -> dict[str, list[_Provided]]:
-    grouped: dict[str, list[_Provided]] = {}
-    for record in records:
-        grouped.setdefault(record.provider, []).append(record)
-    return grouped
-
-
 def _change_key(change: Change) -> tuple[str, int, str, str]:
     return (change.provider, _ORDER[_measure(change)], change.address, change.id)
 
@@ -353,11 +344,9 @@ def _merge_plans(
     changes: list[Change] = []
     drift: list[Drift] = []
     for _, plan in plans:
-        by_provider = _by_provider(plan.resource_changes)
-        drift_by_provider = _by_provider(plan.drift)
+        by_provider, drift_by_provider = plan.changes_by_provider(), plan.drift_by_provider()
         for scope in plan.scopes:
-            own = by_provider.get(scope.provider, [])
-            own_drift = drift_by_provider.get(scope.provider, [])
+            own, own_drift = by_provider[scope.provider], drift_by_provider[scope.provider]
             rows.append(
                 PlanRow(
                     provider=scope.provider,
