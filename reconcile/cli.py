@@ -9,19 +9,35 @@ Exit codes: 0 success or no changes; 1 error (nothing deleted); 2 changes presen
 
 from __future__ import annotations
 
-import functools
 import gc
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from click.core import ParameterSource
 
 from reconcile import __version__
+from reconcile.cli_options import (
+    EXCLUDE,
+    EXIT_BUG,
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    PROVIDERS,
+    TARGET,
+    FileOrObject,
+    Group,
+    Run,
+    common,
+    reports_outward,
+    shared_option,
+    with_global_options,
+)
 from reconcile.console import (
     ProgressLine,
     TerminalApplyIO,
@@ -37,361 +53,15 @@ from reconcile.errors import ReconcileError
 if TYPE_CHECKING:  # the heavy modules load only when a command runs, so --help stays fast
     from reconcile.applier import ApplyResult
     from reconcile.drift import DriftReport
-    from reconcile.events import Command
     from reconcile.manifest import Manifest
     from reconcile.model import Snapshot
-    from reconcile.notify import NotifyOn
     from reconcile.outward import Outward
     from reconcile.plan import Plan
     from reconcile.planning import Listing
     from reconcile.wiring import Options
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_CHANGES = 2
-EXIT_PARTIAL = 3
-EXIT_BUG = 70
-EXIT_INTERRUPTED = 130
-
 DEFAULT_MANIFESTS = "manifests"
 T = TypeVar("T")
-
-
-# -- shared options -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Run:
-    """The options every command that talks to platforms shares."""
-
-    state_dir: Path | None
-    #: `--state URL`: the state store instead of the manifests' [state] table.
-    state_url: str | None
-    #: None: `auto`.
-    parallelism: int | None
-    max_parallelism: int
-    color: bool
-    quiet: bool
-    insecure: bool
-    #: Attempts per request and the timeout of one attempt; None: the manifest's policy.
-    attempts: int | None
-    timeout: float | None
-    max_rps: float | None
-
-    def state_dir_for(self, path: Path) -> Path:
-        from reconcile.wiring import default_state_dir
-
-        return self.state_dir if self.state_dir is not None else default_state_dir(path)
-
-    def options(self, path: Path) -> Options:
-        from reconcile.wiring import Options
-
-        return Options(
-            state_dir=self.state_dir_for(path),
-            state_url=self.state_url,
-            parallelism=self.parallelism,
-            max_parallelism=self.max_parallelism,
-            insecure=self.insecure,
-            attempts=self.attempts,
-            timeout=self.timeout,
-            max_rps=self.max_rps,
-        )
-
-
-class _Parallelism(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2 only
-    """`auto` (None) or a whole number from 1 to 256."""
-
-    name = "N|auto"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if value is None or value == "auto":
-            return None
-        if isinstance(value, int):
-            number = value
-        else:
-            try:
-                number = int(value)
-            except ValueError:
-                self.fail(f"{value!r} is neither auto nor a whole number", param, ctx)
-        if not 1 <= number <= 256:
-            self.fail(f"{number} is not from 1 to 256", param, ctx)
-        return number
-
-
-class _FileOrObject(click.ParamType):  # type: ignore[type-arg]
-    """A local path, or an object of a state store (s3://BUCKET/KEY, kept as the URL)."""
-
-    name = "FILE|s3://BUCKET/KEY"
-
-    def __init__(self, *, exists: bool) -> None:
-        self.exists = exists
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, Path):
-            return value
-        text = str(value)
-        if text.lower().startswith("s3://"):
-            return text
-        kind = click.Path(exists=self.exists, path_type=Path, dir_okay=self.exists)
-        return kind.convert(text, param, ctx)
-
-
-# -- options: each defined once, accepted before the subcommand too ------------------------------
-
-#: param name -> its option, for the options commands share. `reconcile` takes them before the
-#: subcommand as well (`reconcile --parallelism 8 plan` = `reconcile plan --parallelism 8`; given
-#: in both places, the one after the subcommand wins), each also from `RECONCILE_<NAME>`.
-_GLOBAL: dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]] = {}
-
-
-def _global_option(*decls: str, envvar: str | None = None, **attrs: Any) -> None:
-    name = click.Option(decls).name
-    assert name is not None
-    _GLOBAL[name] = click.option(
-        *decls, envvar=envvar or f"RECONCILE_{name.upper()}", show_envvar=True, **attrs
-    )
-
-
-def _option(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """The shared option `name`, to declare on a command."""
-    return _GLOBAL[name]
-
-
-_global_option(
-    "--state-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Where the local journal, lock and emulator state live "
-    "[default: .reconcile beside the manifests].",
-)
-_global_option(
-    "--state",
-    "state_url",
-    envvar="RECONCILE_STATE",
-    metavar="URL",
-    help="Where the lock, the journal and saved plans live: local, a folder, or "
-    "s3://BUCKET/PREFIX [default: the manifests' [state] table, else local].",
-)
-_global_option(
-    "--parallelism",
-    type=_Parallelism(),
-    default="auto",
-    show_default=True,
-    help="Requests in flight at once: a number, or auto (found from the platform's "
-    "answers: more while they succeed quickly, fewer on 429, 503 or a rising latency).",
-)
-_global_option(
-    "--max-parallelism",
-    type=click.IntRange(1, 256),
-    default=128,
-    show_default=True,
-    help="With --parallelism auto: the most requests in flight at once.",
-)
-_global_option(
-    "--attempts",
-    type=click.IntRange(1, 20),
-    help="Tries per request on timeouts, 408, 429 and 5xx [default: policy, 4].",
-)
-_global_option(
-    "--timeout",
-    type=click.FloatRange(0.1),
-    help="Seconds one attempt may take [default: policy, 30].",
-)
-_global_option(
-    "--max-rps",
-    type=click.FloatRange(0.1),
-    help="Send at most this many requests per second to each provider.",
-)
-_global_option(
-    "--insecure",
-    is_flag=True,
-    help="Allow plain http:// endpoints on hosts that are not loopback.",
-)
-_global_option("--no-color", is_flag=True, help="Never colour the output.")
-_global_option("-q", "--quiet", is_flag=True, help="No progress lines on stderr.")
-_global_option(
-    "--notify",
-    "notify",
-    multiple=True,
-    metavar="URL",
-    help="After the run, tell slack://env:VAR, feishu://env:VAR, dingtalk://env:VAR, "
-    "wecom://env:VAR or webhook://env:VAR (VAR: the environment variable that holds the "
-    "webhook's URL; see the README; repeatable). A failure to notify is a warning.",
-)
-_global_option(
-    "--notify-on",
-    type=click.Choice(("change", "always", "failure")),
-    default="change",
-    show_default=True,
-    help="When to notify: when there is something to act on (or on a failure), always, or "
-    "only on a failure.",
-)
-_global_option(
-    "--metrics-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="After the run, write Prometheus text metrics here (node_exporter's textfile collector).",
-)
-
-#: The options of `_Run`, in the order --help lists them.
-_RUN_OPTIONS = (
-    *("state_dir", "state_url", "parallelism", "max_parallelism", "attempts", "timeout"),
-    *("max_rps", "insecure", "no_color", "quiet"),
-)
-#: The options of `Outward`, on the commands that report outward (plan, apply, drift).
-_OUTWARD_OPTIONS = ("notify", "notify_on", "metrics_file")
-
-
-class _Command(click.Command):
-    """A command whose shared options not given after it take the value given before it, and
-    whose --help names the environment variable of each option."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        for param in self.params:
-            if isinstance(param, click.Option) and param.name != "help":
-                param.show_envvar = True
-
-    def invoke(self, ctx: click.Context) -> Any:
-        for name in _GLOBAL.keys() & ctx.params.keys():
-            if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE:
-                continue
-            parent = ctx.parent
-            while parent is not None:
-                if parent.get_parameter_source(name) is ParameterSource.COMMANDLINE:
-                    ctx.params[name] = parent.params[name]
-                    break
-                parent = parent.parent
-        return super().invoke(ctx)
-
-
-class _Group(click.Group):
-    command_class = _Command
-    group_class = type
-
-
-_TARGET = click.option(
-    "--target",
-    "targets",
-    multiple=True,
-    metavar="ADDRESS",
-    help="Limit the plan to this address (repeatable): PROVIDER[/MODEL[/VERSION]], a name "
-    'holding / " # or spaces in quotes (fab/"a/b"). One that selects nothing is an error.',
-)
-_EXCLUDE = click.option(
-    "--exclude",
-    "excludes",
-    multiple=True,
-    metavar="ADDRESS",
-    help="Leave this address out of the plan, with what is inside it (repeatable; the inverse "
-    "of --target, the same forms). One that names nothing is an error.",
-)
-_PROVIDERS = click.option(
-    "--provider",
-    "provider_globs",
-    multiple=True,
-    metavar="GLOB",
-    help="List only the providers whose name matches GLOB (repeatable; fnmatch: prod-*, "
-    "fab-[ab]). One that matches none is an error.",
-)
-
-
-def _common(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Add the shared options to a command; it receives them as one `run: _Run` argument."""
-
-    @functools.wraps(func)
-    def command(
-        *args: Any,
-        state_dir: Path | None,
-        state_url: str | None,
-        parallelism: int | None,
-        max_parallelism: int,
-        no_color: bool,
-        quiet: bool,
-        insecure: bool,
-        attempts: int | None,
-        timeout: float | None,
-        max_rps: float | None,
-        **kwargs: Any,
-    ) -> Any:
-        run = _Run(
-            state_dir=state_dir,
-            state_url=state_url,
-            parallelism=parallelism,
-            max_parallelism=max_parallelism,
-            color=use_color(no_color),
-            quiet=quiet,
-            insecure=insecure,
-            attempts=attempts,
-            timeout=timeout,
-            max_rps=max_rps,
-        )
-        return func(*args, run=run, **kwargs)
-
-    declared: Callable[..., Any] = command
-    for name in reversed(_RUN_OPTIONS):
-        declared = _option(name)(declared)
-    return declared
-
-
-def _outward(command: Command) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Add --notify, --notify-on and --metrics-file; the command receives `outward: Outward`,
-    checked before it runs and sent after it, whether it finished or failed."""
-
-    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(func)
-        def wrapped(
-            *args: Any,
-            notify: tuple[str, ...],
-            notify_on: NotifyOn,
-            metrics_file: Path | None,
-            run: _Run,
-            **kwargs: Any,
-        ) -> Any:
-            from reconcile.notify import parse_targets
-            from reconcile.outward import Outward
-
-            outward = Outward(
-                command,
-                targets=parse_targets(notify),
-                on=notify_on,
-                metrics_file=metrics_file,
-                insecure=run.insecure,
-                link=_ci_link(),
-            )
-            outward.check()
-            code: int = EXIT_BUG
-            error: str | None = "an unexpected error"
-            try:
-                code = func(*args, outward=outward, run=run, **kwargs)
-                error = None
-                return code
-            except ReconcileError as failure:
-                code, error = failure.exit_code, str(failure).splitlines()[0]
-                raise
-            except click.ClickException as failure:
-                code, error = EXIT_ERROR, failure.format_message()
-                raise
-            except (KeyboardInterrupt, click.exceptions.Abort):
-                code, error = EXIT_INTERRUPTED, "interrupted"
-                raise
-            finally:
-                for warning in outward.finish(code, error):
-                    warn(warning)
-
-        declared: Callable[..., Any] = wrapped
-        for name in reversed(_OUTWARD_OPTIONS):
-            declared = _option(name)(declared)
-        return declared
-
-    return decorate
-
-
-def _ci_link() -> str | None:
-    """The CI job's page, where the run's whole output is, when a known CI says where."""
-    env = os.environ
-    if env.get("GITHUB_RUN_ID") and env.get("GITHUB_REPOSITORY"):
-        server = env.get("GITHUB_SERVER_URL", "https://github.com")
-        return f"{server}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}"
-    return env.get("CI_JOB_URL") or None
 
 
 # -- the pipeline pieces the commands share ---------------------------------------------------
@@ -464,14 +134,8 @@ def _render_plan_as(plan: Plan, fmt: str, color: bool) -> str:
 # -- commands -----------------------------------------------------------------------------------
 
 
-def _with_global_options(group: Callable[..., Any]) -> Callable[..., Any]:
-    for decorate in reversed(list(_GLOBAL.values())):
-        group = decorate(group)
-    return group
-
-
 @click.group(
-    cls=_Group,
+    cls=Group,
     context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "RECONCILE"},
 )
 @click.version_option(__version__, prog_name="reconcile")
@@ -495,7 +159,7 @@ def _with_global_options(group: Callable[..., Any]) -> Callable[..., Any]:
     show_envvar=True,
     help="Append the log to FILE instead of stderr.",
 )
-@_with_global_options
+@with_global_options
 def cli(chdir: Path | None, log_level: str | None, log_file: Path | None, **_: Any) -> None:
     """Make LLM model registries match the models declared in TOML manifests.
 
@@ -568,7 +232,7 @@ def validate(path: Path, fmt: str) -> int:
 @click.option(
     "-o",
     "--out",
-    type=_FileOrObject(exists=False),
+    type=FileOrObject(exists=False),
     help="Save the plan as JSON, for `reconcile apply FILE`: a file, or an object "
     "s3://BUCKET/KEY on the [state] table's store.",
 )
@@ -588,11 +252,11 @@ def validate(path: Path, fmt: str) -> int:
     "git ref such as origin/main) and label each delete: caused by this change, or already "
     "undeclared before it.",
 )
-@_TARGET
-@_EXCLUDE
-@_PROVIDERS
-@_common
-@_outward("plan")
+@TARGET
+@EXCLUDE
+@PROVIDERS
+@common
+@reports_outward("plan")
 def plan(
     path: Path,
     out: Path | str | None,
@@ -604,7 +268,7 @@ def plan(
     excludes: tuple[str, ...],
     provider_globs: tuple[str, ...],
     base: str | None,
-    run: _Run,
+    run: Run,
     outward: Outward,
 ) -> int:
     """Show what apply would delete, and why.
@@ -662,7 +326,7 @@ def plan(
 
 
 @cli.command()
-@click.argument("path", type=_FileOrObject(exists=True), default=DEFAULT_MANIFESTS)
+@click.argument("path", type=FileOrObject(exists=True), default=DEFAULT_MANIFESTS)
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
 @click.option(
     "--max-deletes",
@@ -686,9 +350,9 @@ def plan(
     help="When some providers cannot be listed, apply the others (and name those skipped; "
     "exit 3). Without it, nothing is deleted anywhere.",
 )
-@_TARGET
-@_EXCLUDE
-@_PROVIDERS
+@TARGET
+@EXCLUDE
+@PROVIDERS
 @click.option(
     "--manifests",
     "manifest_override",
@@ -696,8 +360,8 @@ def plan(
     help="With a plan file: the manifests to check it against "
     "[default: the path the plan was made from].",
 )
-@_common
-@_outward("apply")
+@common
+@reports_outward("apply")
 def apply(
     path: Path | str,
     auto_approve: bool,
@@ -709,7 +373,7 @@ def apply(
     keep_going: bool,
     lock_timeout: float,
     manifest_override: Path | None,
-    run: _Run,
+    run: Run,
     outward: Outward,
 ) -> int:
     """Delete what the plan deletes, after confirmation or from a saved plan.
@@ -761,7 +425,7 @@ def apply(
 
 
 def _plan_file(
-    path: Path | str, selection: _Selection, manifest_override: Path | None, run: _Run
+    path: Path | str, selection: _Selection, manifest_override: Path | None, run: Run
 ) -> tuple[Plan | None, Path]:
     """A saved plan PATH or s3://BUCKET/KEY (or None) and the manifests to check it against."""
     from reconcile.plan import Plan
@@ -984,15 +648,15 @@ DRIFT_FORMATS = ("text", "json", "markdown", "html")
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the report to FILE (replacing it) instead of standard output.",
 )
-@_PROVIDERS
-@_common
-@_outward("drift")
+@PROVIDERS
+@common
+@reports_outward("drift")
 def drift(
     path: Path,
     fmt: str,
     output: Path | None,
     provider_globs: tuple[str, ...],
-    run: _Run,
+    run: Run,
     outward: Outward,
 ) -> int:
     """Report how far live state has drifted from the manifests. Read-only.
@@ -1089,14 +753,14 @@ def _render_drift_as(report: DriftReport, fmt: str, color: bool, plan: Plan) -> 
     help="Write the manifest to FILE [default: standard output].",
 )
 @click.option("--force", is_flag=True, help="Overwrite FILE when it exists.")
-@_common
+@common
 def import_(
     path: Path,
     provider_name: str,
     model_glob: str | None,
     output: Path | None,
     force: bool,
-    run: _Run,
+    run: Run,
 ) -> int:
     """Write a manifest that declares what is live on one provider.
 
@@ -1234,8 +898,8 @@ def schema() -> int:
 
 @cli.command()
 @click.argument("path", type=click.Path(exists=True, path_type=Path), default=DEFAULT_MANIFESTS)
-@_option("state_dir")
-@_option("state_url")
+@shared_option("state_dir")
+@shared_option("state_url")
 @click.option("--apply-id", help="Show every object one apply deleted.")
 def journal(path: Path, state_dir: Path | None, state_url: str | None, apply_id: str | None) -> int:
     """List past applies of PATH's manifests and what each deleted.
@@ -1297,8 +961,8 @@ def _state_options(path: Path, state_dir: Path | None, state_url: str | None) ->
     show_default=True,
     help="The manifests whose [state] table names the store (when they exist).",
 )
-@_option("state_dir")
-@_option("state_url")
+@shared_option("state_dir")
+@shared_option("state_url")
 @click.option(
     "--force",
     is_flag=True,
@@ -1329,7 +993,7 @@ def force_unlock(
 
 @cli.command()
 @click.argument("path", type=click.Path(exists=True, path_type=Path), default=DEFAULT_MANIFESTS)
-@_PROVIDERS
+@PROVIDERS
 @click.option("--json", "as_json", is_flag=True, help="A JSON list of objects, for a CI matrix.")
 def providers(path: Path, provider_globs: tuple[str, ...], as_json: bool) -> int:
     """List the provider scopes of PATH's manifests (no network).
@@ -1429,7 +1093,7 @@ def state() -> None:
     help="The store to copy the journal to, e.g. s3://BUCKET/PREFIX (reached with the "
     "[state] table's endpoint, region and key variables).",
 )
-@_option("state_dir")
+@shared_option("state_dir")
 def state_migrate(path: Path, to: str, state_dir: Path | None) -> int:
     """Copy the local journal (.reconcile/ beside PATH's manifests) to the store URL.
 
@@ -1570,7 +1234,7 @@ def _parse_faults(specs: tuple[str, ...]) -> list[Any]:
 
 @emulator.command()
 @click.argument("path", type=click.Path(exists=True, path_type=Path), default=DEFAULT_MANIFESTS)
-@_option("state_dir")
+@shared_option("state_dir")
 def reset(path: Path, state_dir: Path | None) -> int:
     """Reset the emulated platforms of PATH's manifests to their seed state.
 
