@@ -51,8 +51,6 @@ from reconcile.console import (
 from reconcile.errors import ReconcileError
 
 if TYPE_CHECKING:  # the heavy modules load only when a command runs, so --help stays fast
-    from reconcile.applier import ApplyResult
-    from reconcile.drift import DriftReport
     from reconcile.manifest import Manifest
     from reconcile.model import Snapshot
     from reconcile.outward import Outward
@@ -82,53 +80,11 @@ def _state_dir(path: Path, state_dir: Path | None) -> Path:
 PLAN_FORMATS = ("text", "json", "markdown")
 
 
-def _tell_plan(outward: Outward, plan: Plan) -> None:
-    from reconcile.outward import plan_counts
-
-    s = plan.summary
-    outward.record(
-        plan_counts(plan),
-        f"Plan: {s.delete} to delete, {s.blocked} blocked, {s.drifted} drifted.",
-        changed=bool(s.delete),
-        details=[f"delete {change.address}" for change in plan.deletes()],
-    )
-
-
-def _tell_apply(outward: Outward, result: ApplyResult) -> None:
-    from reconcile.outward import apply_counts
-
-    deleted = len(result.with_status("deleted", "already_gone"))
-    failed = len(result.with_status("failed", "unknown"))
-    outward.record(
-        apply_counts(result),
-        f"Apply {result.apply_id}: {deleted} deleted, {failed} failed or unknown, "
-        f"{len(result.not_attempted)} not sent.",
-        changed=bool(result.outcomes),
-        details=[
-            f"{outcome.status} {outcome.change.address}"
-            for outcome in result.outcomes
-            if outcome.status not in ("deleted", "already_gone")
-        ],
-    )
-
-
 def _plan_format(fmt: str | None, as_json: bool) -> str:
     """--format, with --json as its older spelling of `--format json`."""
     if as_json and fmt not in (None, "json"):
         raise click.UsageError(f"--json and --format {fmt} disagree: give one of them")
     return "json" if as_json else fmt or "text"
-
-
-def _render_plan_as(plan: Plan, fmt: str, color: bool) -> str:
-    if fmt == "json":
-        from reconcile.render.json import render_plan_json
-
-        return render_plan_json(plan)
-    if fmt == "markdown":
-        from reconcile.render.markdown import render_plan_markdown
-
-        return render_plan_markdown(plan)
-    return render(plan, color)
 
 
 # -- commands -----------------------------------------------------------------------------------
@@ -297,7 +253,7 @@ def plan(
     if base is not None:
         result = attributed(result, base, path, listing.snapshots, options, insecure=run.insecure)
     result = listing.recorded_in(result)
-    _tell_plan(outward, result)
+    outward.tell_plan(result)
     if out is not None and listing.failed:
         echo_error(
             f"the plan was not saved to {out}: it lacks the providers that could not be listed, "
@@ -312,7 +268,9 @@ def plan(
     elif out is not None:
         out.write_text(result.to_json(), encoding="utf-8")
     if fmt != "text":
-        click.echo(_render_plan_as(result, fmt, run.color), nl=False)
+        from reconcile.render.formats import plan_as
+
+        click.echo(plan_as(result, fmt, color=run.color), nl=False)
     else:
         click.echo(render(result, run.color, compact), nl=False)
         if out is not None:
@@ -410,15 +368,17 @@ def apply(
     if the_plan is None:
         the_plan, skipped = _fresh_plan(manifest, options, selection, manifest_path, io.progress)
     # apply_plan takes the lock of each provider scope it deletes in, from the state store.
-    _tell_plan(outward, the_plan)
+    outward.tell_plan(the_plan)
     outward.changed = False
     result = apply_plan(the_plan, request, io)
     # Providers skipped by --keep-going make the apply partial, whatever the others did.
     partial = EXIT_PARTIAL if skipped else EXIT_OK
     if result is None:
         return partial
-    _tell_apply(outward, result)
-    click.echo(_render_result(result, len(the_plan.deletes())))
+    outward.tell_apply(result)
+    from reconcile.render.text import render_apply_result
+
+    click.echo(render_apply_result(result, len(the_plan.deletes())))
     if result.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_PARTIAL if result.with_status("failed", "unknown") else partial
@@ -565,38 +525,6 @@ def _warn_unfinished(manifest: Manifest, options: Options) -> None:
     )
 
 
-def _render_result(result: ApplyResult, total: int) -> str:
-    deleted = len(result.with_status("deleted"))
-    gone = len(result.with_status("already_gone"))
-    unknown = result.with_status("unknown")
-    lines = []
-    for outcome in result.outcomes:
-        if outcome.verified and outcome.status != "failed":
-            lines.append(f"  - {outcome.status} {outcome.change.address}: {outcome.error}")
-    for outcome in result.failed:
-        lines.append(f"  ! failed {outcome.change.address}: {outcome.error}")
-    for outcome in unknown:
-        lines.append(f"  ? unknown {outcome.change.address}: {outcome.error}")
-    for change in result.not_attempted:
-        lines.append(f"  . not attempted {change.address}")
-    counts = f"{deleted} deleted, {gone} already gone, {len(result.failed)} failed"
-    if unknown:
-        counts += f", {len(unknown)} unknown"
-    if result.interrupted:
-        lines.append(
-            f"Interrupted: {counts}, {len(result.not_attempted)} not attempted. "
-            "Run plan again to see what is left."
-        )
-    elif result.failed or unknown:
-        lines.append(
-            f"Apply finished with errors: {counts} (of {total}). "
-            "Run plan again to retry what is left."
-        )
-    else:
-        lines.append(f"Apply complete: {deleted} deleted, {gone} already gone.")
-    return "\n".join(lines)
-
-
 @cli.command()
 @click.argument("plan_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
@@ -621,7 +549,9 @@ def show(plan_file: Path, fmt: str | None, as_json: bool, no_color: bool, compac
     fmt = _plan_format(fmt, as_json)
     saved = Plan.from_json(plan_file.read_text(encoding="utf-8"), source=str(plan_file))
     if fmt != "text":
-        click.echo(_render_plan_as(saved, fmt, False), nl=False)
+        from reconcile.render.formats import plan_as
+
+        click.echo(plan_as(saved, fmt), nl=False)
     else:
         click.echo(render(saved, use_color(no_color), compact), nl=False)
         click.echo(f"Plan digest: {saved.plan_digest}")
@@ -685,8 +615,10 @@ def drift(
         # Read-only: an empty "workspace" scope is reported (all unmanaged), not refused.
         plan = make_plan(manifest, snapshots, path, run.options(path), refuse_empty=False)
         report = build_drift_report(plan, manifest, snapshots)
-    _tell_drift(outward, report)
-    rendered = _render_drift_as(report, fmt, run.color and output is None, plan)
+    outward.tell_drift(report)
+    from reconcile.render.formats import drift_as
+
+    rendered = drift_as(report, fmt, plan, color=run.color and output is None)
     if output is None:
         click.echo(rendered, nl=False)
     else:
@@ -700,40 +632,6 @@ def drift(
     if listing.failed:
         return EXIT_ERROR
     return EXIT_CHANGES if report.drifted else EXIT_OK
-
-
-def _tell_drift(outward: Outward, report: DriftReport) -> None:
-    from reconcile.outward import drift_counts
-
-    total = report.total
-    outward.record(
-        drift_counts(report),
-        f"Drift: {total.drifted} drifted, {total.declared} of {total.live} live objects declared.",
-        changed=report.drifted,
-        details=[
-            f"{item.category} {item.address}"
-            for provider in report.providers
-            for item in provider.items
-        ],
-    )
-
-
-def _render_drift_as(report: DriftReport, fmt: str, color: bool, plan: Plan) -> str:
-    if fmt == "json":
-        from reconcile.render.json import render_drift_json
-
-        return render_drift_json(report)
-    if fmt == "markdown":
-        from reconcile.render.markdown import render_drift_markdown
-
-        return render_drift_markdown(report)
-    if fmt == "html":
-        from reconcile.render.html import render_drift_html
-
-        return render_drift_html(report, plan)  # the plan's live records: ages, creators
-    from reconcile.render.text import render_drift
-
-    return render_drift(report, color=color)
 
 
 @cli.command("import")

@@ -122,6 +122,47 @@ class Outward:
         self.changed = changed
         self.details = tuple(details[:DETAILS])
 
+    def tell_plan(self, plan: Plan) -> None:
+        """What a plan found: its counts, its summary line, what it would delete."""
+        s = plan.summary
+        self.record(
+            plan_counts(plan),
+            f"Plan: {s.delete} to delete, {s.blocked} blocked, {s.drifted} drifted.",
+            changed=bool(s.delete),
+            details=[f"delete {change.address}" for change in plan.deletes()],
+        )
+
+    def tell_apply(self, result: ApplyResult) -> None:
+        """What an apply did: its counts, and each object not simply deleted."""
+        deleted = len(result.with_status("deleted", "already_gone"))
+        failed = len(result.with_status("failed", "unknown"))
+        self.record(
+            apply_counts(result),
+            f"Apply {result.apply_id}: {deleted} deleted, {failed} failed or unknown, "
+            f"{len(result.not_attempted)} not sent.",
+            changed=bool(result.outcomes),
+            details=[
+                f"{outcome.status} {outcome.change.address}"
+                for outcome in result.outcomes
+                if outcome.status not in ("deleted", "already_gone")
+            ],
+        )
+
+    def tell_drift(self, report: DriftReport) -> None:
+        """What a drift report found: its counts and each object it names."""
+        total = report.total
+        self.record(
+            drift_counts(report),
+            f"Drift: {total.drifted} drifted, {total.declared} of {total.live} live objects "
+            "declared.",
+            changed=report.drifted,
+            details=[
+                f"{item.category} {item.address}"
+                for provider in report.providers
+                for item in provider.items
+            ],
+        )
+
     def finish(self, exit_code: int, error: str | None = None) -> list[str]:
         """Send the run's event; the warnings of what could not be sent."""
         if not self.wanted:

@@ -47,7 +47,8 @@ ALLOWED: dict[str, set[str]] = {
     "drift": {"plan", "model", "manifest", "scope"},
     "importer": {"manifest", "model", "scope"},
     "schema": {"manifest"},
-    "render": {"plan", "model", "drift"},
+    # The apply's result is a renderer's input too (its type, from the applier).
+    "render": {"plan", "model", "drift", "applier"},
     "report": {"plan", "drift", "render", "manifest", "errors", "model"},
     "state": {"errors", "model", "plan"},
     "providers": {"errors", "model", "endpoints", "providers"},

@@ -11,7 +11,7 @@ import json
 import re
 import textwrap
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconcile.drift import (
     CATEGORIES,
@@ -25,6 +25,9 @@ from reconcile.drift import (
 from reconcile.model import printable
 from reconcile.plan import Change, Drift, DriftKind, FieldChange, Kind, Plan, Reason
 from reconcile.render import DeleteTally, count, percent, with_versions
+
+if TYPE_CHECKING:
+    from reconcile.applier import ApplyResult
 
 _CODES = {"red": "31", "green": "32", "yellow": "33", "cyan": "36", "bold": "1", "dim": "2"}
 
@@ -438,3 +441,36 @@ def render_drift(report: DriftReport, *, color: bool = False) -> str:
         f"{percent(total.coverage)} ({total.declared} of {total.live} live objects declared)."
     )
     return "\n".join(out) + "\n"
+
+
+def render_apply_result(result: ApplyResult, total: int) -> str:
+    """What an apply did: each object not simply deleted, then the counts (of `total`)."""
+    deleted = len(result.with_status("deleted"))
+    gone = len(result.with_status("already_gone"))
+    unknown = result.with_status("unknown")
+    lines = []
+    for outcome in result.outcomes:
+        if outcome.verified and outcome.status != "failed":
+            lines.append(f"  - {outcome.status} {outcome.change.address}: {outcome.error}")
+    for outcome in result.failed:
+        lines.append(f"  ! failed {outcome.change.address}: {outcome.error}")
+    for outcome in unknown:
+        lines.append(f"  ? unknown {outcome.change.address}: {outcome.error}")
+    for change in result.not_attempted:
+        lines.append(f"  . not attempted {change.address}")
+    counts = f"{deleted} deleted, {gone} already gone, {len(result.failed)} failed"
+    if unknown:
+        counts += f", {len(unknown)} unknown"
+    if result.interrupted:
+        lines.append(
+            f"Interrupted: {counts}, {len(result.not_attempted)} not attempted. "
+            "Run plan again to see what is left."
+        )
+    elif result.failed or unknown:
+        lines.append(
+            f"Apply finished with errors: {counts} (of {total}). "
+            "Run plan again to retry what is left."
+        )
+    else:
+        lines.append(f"Apply complete: {deleted} deleted, {gone} already gone.")
+    return "\n".join(lines)
