@@ -13,7 +13,6 @@ import gc
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -54,7 +53,6 @@ if TYPE_CHECKING:  # the heavy modules load only when a command runs, so --help 
     from reconcile.manifest import Manifest
     from reconcile.model import Snapshot
     from reconcile.outward import Outward
-    from reconcile.plan import Plan
     from reconcile.planning import Listing
     from reconcile.wiring import Options
 
@@ -347,10 +345,14 @@ def apply(
       reconcile plan manifests/ -o plan.json && reconcile apply plan.json
       reconcile apply plan.json --expect-digest sha256:...
     """
+    from reconcile.model import printable
+    from reconcile.planning import Selection, fresh_plan, saved_plan
     from reconcile.session import ApplyRequest, apply_plan
 
-    selection = _Selection(provider_globs, targets, excludes, keep_going)
-    saved, manifest_path = _plan_file(path, selection, manifest_override, run)
+    selection = Selection(provider_globs, targets, excludes, keep_going)
+    saved, manifest_path = saved_plan(
+        path, selection, manifest_override, run.options, warn, insecure=run.insecure
+    )
     manifest = _load(manifest_path, insecure=run.insecure)
     options = run.options(manifest_path)
     _warn_unfinished(manifest, options)
@@ -366,7 +368,14 @@ def apply(
     )
     the_plan, skipped = saved, [item.provider for item in saved.unlisted] if saved else []
     if the_plan is None:
-        the_plan, skipped = _fresh_plan(manifest, options, selection, manifest_path, io.progress)
+        listing = _listed(manifest, options, run.quiet, provider_globs)
+        the_plan = fresh_plan(manifest, listing, selection, manifest_path, options)
+        skipped = list(listing.failed)
+        for line in listing.failure_lines():
+            echo_error(line)
+        if skipped:
+            names = ", ".join(f'"{printable(name)}"' for name in skipped)
+            warn(f"--keep-going: skipping {names}, which could not be listed; applying the others")
     # apply_plan takes the lock of each provider scope it deletes in, from the state store.
     outward.tell_plan(the_plan)
     outward.changed = False
@@ -384,145 +393,37 @@ def apply(
     return EXIT_PARTIAL if result.with_status("failed", "unknown") else partial
 
 
-def _plan_file(
-    path: Path | str, selection: _Selection, manifest_override: Path | None, run: Run
-) -> tuple[Plan | None, Path]:
-    """A saved plan PATH or s3://BUCKET/KEY (or None) and the manifests to check it against."""
-    from reconcile.plan import Plan
+def _listed(
+    manifest: Manifest, options: Options, quiet: bool, provider_globs: Sequence[str]
+) -> Listing:
+    """Every selected provider listed, with the progress display on the terminal."""
+    from reconcile.planning import list_providers
 
-    if isinstance(path, str):
-        from reconcile.session import read_plan_object
-
-        around = _store_manifests(manifest_override)
-        manifest = _load(around, insecure=run.insecure) if around is not None else None
-        options = run.options(around or Path(DEFAULT_MANIFESTS))
-        text = read_plan_object(manifest, options, path).decode("utf-8", errors="replace")
-        saved = Plan.from_json(text, source=path)
-    elif path.is_file() and path.suffix == ".json":
-        saved = Plan.from_json(path.read_text(encoding="utf-8"), source=str(path))
-    else:
-        return None, path
-    if selection.targets or selection.excludes or selection.provider_globs:
-        raise ReconcileError(
-            "--target, --exclude and --provider cannot be used with a saved plan: choose what "
-            "it covers when planning"
-        )
-    _check_unlisted(saved, selection.keep_going)
-    manifest_path = manifest_override or Path(saved.manifest_path)
-    if not manifest_path.exists():
-        raise ReconcileError(
-            f"the plan was made from {saved.manifest_path}, which does not exist here",
-            hint="run from the same folder as plan, or pass --manifests PATH",
-        )
-    return saved, manifest_path
-
-
-def _check_unlisted(saved: Plan, keep_going: bool) -> None:
-    """A saved plan made while some providers could not be listed: refused, as a fresh apply
-    would be, unless --keep-going (which applies the rest and names those skipped)."""
-    from reconcile.model import printable
-
-    if not saved.unlisted:
-        return
-    names = ", ".join(f'"{printable(item.provider)}"' for item in saved.unlisted)
-    if not keep_going:
-        raise ReconcileError(
-            f"refusing to apply: the plan was made while {len(saved.unlisted)} provider(s) "
-            f"could not be listed ({names}), so nothing was deleted anywhere",
-            hint="make the plan again once they list; --keep-going applies the plan's "
-            "other providers",
-        )
-    warn(f"--keep-going: skipping {names}, which could not be listed when the plan was made")
-
-
-def _store_manifests(override: Path | None) -> Path | None:
-    """The manifests whose [state] table says how to reach a plan's object store."""
-    if override is not None:
-        return override
-    default = Path(DEFAULT_MANIFESTS)
-    return default if default.exists() else None
-
-
-def _fresh_plan(
-    manifest: Manifest,
-    options: Options,
-    selection: _Selection,
-    path: Path,
-    progress: ProgressLine,
-) -> tuple[Plan, list[str]]:
-    """A plan made now, for apply (its guards, empty scope too, are the apply path's), and the
-    providers skipped with --keep-going. Without it, a provider that could not be listed stops
-    the apply before anything is deleted anywhere."""
-    from reconcile.model import printable
-    from reconcile.planning import list_providers, make_plan
-
+    progress = ProgressLine(quiet)
     try:
-        listing = run_command(list_providers(manifest, options, progress, selection.provider_globs))
+        return run_command(list_providers(manifest, options, progress, provider_globs))
     finally:
         progress.clear()
-    listing.check_complete(selection.keep_going)
-    if listing.failed:
-        for line in listing.failure_lines():
-            echo_error(line)
-        skipped = ", ".join(f'"{printable(name)}"' for name in listing.failed)
-        warn(f"--keep-going: skipping {skipped}, which could not be listed; applying the others")
-    plan = make_plan(
-        manifest,
-        listing.snapshots,
-        path,
-        options,
-        targets=selection.targets,
-        excludes=selection.excludes,
-        refuse_empty=False,
-    )
-    return plan, list(listing.failed)
 
 
 def _list(
     manifest: Manifest, options: Options, quiet: bool, provider_globs: Sequence[str]
 ) -> Listing:
-    """For plan and drift: every selected provider listed, those that failed said on stderr
-    (the command goes on with the others, and exits 1 at its end)."""
-    from reconcile.planning import list_providers
-
-    progress = ProgressLine(quiet)
-    try:
-        listing = run_command(list_providers(manifest, options, progress, provider_globs))
-    finally:
-        progress.clear()
+    """For plan and drift: the providers listed, those that failed said on stderr (the command
+    goes on with the others, and exits 1 at its end)."""
+    listing = _listed(manifest, options, quiet, provider_globs)
     listing.check_any_listed()
     for line in listing.failure_lines():
         echo_error(line)
     return listing
 
 
-@dataclass(frozen=True)
-class _Selection:
-    """Which providers and objects an apply covers (--provider, --target, --exclude), and
-    whether it goes on past providers that could not be listed (--keep-going)."""
-
-    provider_globs: tuple[str, ...] = ()
-    targets: tuple[str, ...] = ()
-    excludes: tuple[str, ...] = ()
-    keep_going: bool = False
-
-
 def _warn_unfinished(manifest: Manifest, options: Options) -> None:
-    """After a crash (kill -9, power loss) or an interrupt mid-apply, say which deletes were
-    sent without a known outcome: the plan below shows what is really live now."""
-    from reconcile.session import journal_summaries
+    from reconcile.session import unfinished_apply
 
-    _, applies = journal_summaries(manifest, options, warn)
-    last = applies[-1] if applies else None
-    if last is None or last.finished or not last.open:
-        return
-    click.echo(
-        f"Warning: apply {last.apply_id} (started {last.started}) {last.status.value}: "
-        f"{len(last.open)} delete(s) were sent without a known outcome: "
-        + ", ".join(last.open)
-        + ". What is still live shows below; `reconcile journal` has the full receipts.",
-        err=True,
-    )
+    said = unfinished_apply(manifest, options, warn)
+    if said is not None:
+        click.echo(f"Warning: {said}", err=True)
 
 
 @cli.command()

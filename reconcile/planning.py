@@ -6,7 +6,7 @@ before a change (`--base`). What the edge shows of it (failures, warnings) is th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -165,3 +165,97 @@ def attributed(
         ledger=read_ledger(before, listed, options).ledger,
     )
     return attribute(plan, earlier, base)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which providers and objects an apply covers (--provider, --target, --exclude), and
+    whether it goes on past providers that could not be listed (--keep-going)."""
+
+    provider_globs: tuple[str, ...] = ()
+    targets: tuple[str, ...] = ()
+    excludes: tuple[str, ...] = ()
+    keep_going: bool = False
+
+
+def fresh_plan(
+    manifest: Manifest, listing: Listing, selection: Selection, path: Path, options: Options
+) -> Plan:
+    """A plan made now, for apply (its guards, empty scope too, are the apply path's). A
+    provider that could not be listed stops the apply before anything is deleted anywhere,
+    unless --keep-going (the others are applied; `listing.failed` names those skipped)."""
+    listing.check_complete(selection.keep_going)
+    return make_plan(
+        manifest,
+        listing.snapshots,
+        path,
+        options,
+        targets=selection.targets,
+        excludes=selection.excludes,
+        refuse_empty=False,
+    )
+
+
+#: Where a plan object's store is said when apply is given no --manifests.
+DEFAULT_MANIFESTS = Path("manifests")
+
+
+def saved_plan(
+    path: Path | str,
+    selection: Selection,
+    manifest_override: Path | None,
+    options_for: Callable[[Path], Options],
+    warn: Callable[[str], None],
+    *,
+    insecure: bool = False,
+) -> tuple[Plan | None, Path]:
+    """A saved plan (file PATH or s3://BUCKET/KEY) and the manifests to check it against; for
+    manifests (not a plan file), (None, PATH)."""
+    if isinstance(path, str):
+        from reconcile.session import read_plan_object
+
+        around = _store_manifests(manifest_override)
+        manifest = load_manifest(around, insecure=insecure) if around is not None else None
+        options = options_for(around or DEFAULT_MANIFESTS)
+        text = read_plan_object(manifest, options, path).decode("utf-8", errors="replace")
+        saved = Plan.from_json(text, source=path)
+    elif path.is_file() and path.suffix == ".json":
+        saved = Plan.from_json(path.read_text(encoding="utf-8"), source=str(path))
+    else:
+        return None, path
+    if selection.targets or selection.excludes or selection.provider_globs:
+        raise ReconcileError(
+            "--target, --exclude and --provider cannot be used with a saved plan: choose what "
+            "it covers when planning"
+        )
+    _check_unlisted(saved, selection.keep_going, warn)
+    manifest_path = manifest_override or Path(saved.manifest_path)
+    if not manifest_path.exists():
+        raise ReconcileError(
+            f"the plan was made from {saved.manifest_path}, which does not exist here",
+            hint="run from the same folder as plan, or pass --manifests PATH",
+        )
+    return saved, manifest_path
+
+
+def _check_unlisted(saved: Plan, keep_going: bool, warn: Callable[[str], None]) -> None:
+    """A saved plan made while some providers could not be listed: refused, as a fresh apply
+    would be, unless --keep-going (which applies the rest and names those skipped)."""
+    if not saved.unlisted:
+        return
+    names = ", ".join(f'"{printable(item.provider)}"' for item in saved.unlisted)
+    if not keep_going:
+        raise ReconcileError(
+            f"refusing to apply: the plan was made while {len(saved.unlisted)} provider(s) "
+            f"could not be listed ({names}), so nothing was deleted anywhere",
+            hint="make the plan again once they list; --keep-going applies the plan's "
+            "other providers",
+        )
+    warn(f"--keep-going: skipping {names}, which could not be listed when the plan was made")
+
+
+def _store_manifests(override: Path | None) -> Path | None:
+    """The manifests whose [state] table says how to reach a plan's object store."""
+    if override is not None:
+        return override
+    return DEFAULT_MANIFESTS if DEFAULT_MANIFESTS.exists() else None

@@ -438,3 +438,20 @@ def _git(folder: Path, base: str, *args: str, binary: bool = False) -> Any:
             "a folder holding them before the change (in CI, fetch the base branch first)",
         )
     return done.stdout if binary else done.stdout.decode("utf-8", errors="replace")
+
+
+def unfinished_apply(
+    manifest: Manifest, options: Options, warn: Callable[[str], None]
+) -> str | None:
+    """After a crash (kill -9, power loss) or an interrupt mid-apply, which deletes were sent
+    without a known outcome (None: the last apply finished): the plan shows what is live now."""
+    _, applies = journal_summaries(manifest, options, warn)
+    last = applies[-1] if applies else None
+    if last is None or last.finished or not last.open:
+        return None
+    return (
+        f"apply {last.apply_id} (started {last.started}) {last.status.value}: "
+        f"{len(last.open)} delete(s) were sent without a known outcome: "
+        + ", ".join(last.open)
+        + ". What is still live shows below; `reconcile journal` has the full receipts."
+    )
