@@ -51,7 +51,6 @@ from reconcile.errors import ReconcileError
 
 if TYPE_CHECKING:  # the heavy modules load only when a command runs, so --help stays fast
     from reconcile.manifest import Manifest
-    from reconcile.model import Snapshot
     from reconcile.outward import Outward
     from reconcile.planning import Listing
     from reconcile.wiring import Options
@@ -573,109 +572,28 @@ def import_(
       reconcile import --provider fabric-prod manifests/ --output adopted/fabric-prod.toml
       reconcile import --provider qianfan --model 'chat-*' manifests/ > chat.toml
     """
+    from reconcile.importing import imported_manifest, list_one, refuse_overwrite, write_new
+
     manifest = _load(path, insecure=run.insecure)
-    if provider_name not in manifest.providers:
-        raise ReconcileError(
-            f"no provider named {provider_name!r} in {path}",
-            hint="providers defined: " + ", ".join(sorted(manifest.providers)),
-        )
-    if output is not None and output.exists() and not force:
-        raise ReconcileError(
-            f"{output} exists: nothing was written",
-            hint="pass --force to replace it, or choose another --output",
-        )
-    options = run.options(path)
+    refuse_overwrite(manifest, provider_name, path, output, force=force)
     progress = ProgressLine(run.quiet)
-
-    async def listing() -> Snapshot:
-        from reconcile.wiring import close_providers, open_providers
-
-        providers = open_providers(manifest, [provider_name], options)
-        try:
-            return await providers[provider_name].snapshot(progress)
-        finally:
-            progress.clear()
-            await close_providers(providers)
-
-    snapshot = run_command(listing())
-    from reconcile.importer import import_manifest
-
-    command = f"reconcile import --provider {provider_name}" + (
-        f" --model '{model_glob}'" if model_glob else ""
-    )
-    imported = import_manifest(
-        manifest,
-        provider_name,
-        snapshot,
-        model_glob=model_glob,
-        endpoint=_moved_endpoint(manifest, provider_name, output),
-        command=command,
-    )
-    _check_imported(imported.text)
+    try:
+        snapshot = run_command(list_one(manifest, provider_name, run.options(path), progress))
+    finally:
+        progress.clear()
+    imported = imported_manifest(manifest, provider_name, snapshot, model_glob, output)
     for note in imported.notes:
         click.echo(f"Note: {note}.", err=True)
     if output is None:
         click.echo(imported.text, nl=False)
         return EXIT_OK
-    _write_new(output, imported.text, force=force)
+    write_new(output, imported.text, force=force)
     click.echo(
         f"Wrote {imported.models} models and {imported.versions} versions of {provider_name} "
         f"to {output}. Check it with: reconcile plan {output}",
         err=True,
     )
     return EXIT_OK
-
-
-def _moved_endpoint(manifest: Manifest, provider: str, output: Path | None) -> str | None:
-    """An `emulator:STATE.json` endpoint is relative to its manifest: from a manifest written
-    elsewhere, the same seed file has another relative path."""
-    from reconcile.wiring import EMULATOR_SCHEME
-
-    endpoint = manifest.providers[provider].endpoint
-    origin = manifest.origins.get(f"providers.{provider}")
-    if output is None or origin is None or not endpoint.startswith(EMULATOR_SCHEME):
-        return None
-    state = Path(endpoint.removeprefix(EMULATOR_SCHEME))
-    if state.is_absolute():
-        return None
-    seed = Path(origin.file).parent / state
-    relative = os.path.relpath(seed.resolve(), output.resolve().parent)
-    return EMULATOR_SCHEME + Path(relative).as_posix()
-
-
-def _check_imported(text: str) -> None:
-    """The written manifest must load as it is: a bug here would be a file no one can use."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as folder:
-        file = Path(folder) / "imported.toml"
-        file.write_text(text, encoding="utf-8")
-        try:
-            _load(file, insecure=True)
-        except ReconcileError as error:
-            raise ReconcileError(
-                f"the imported manifest does not validate ({error}): nothing was written. "
-                "This is a bug in reconcile; please report it"
-            ) from None
-
-
-def _write_new(output: Path, text: str, *, force: bool) -> None:
-    """Write `output` whole (a temporary file renamed over it), never replacing a file that
-    appeared meanwhile unless `force`."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    temporary = output.with_name(f".{output.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    try:
-        if force:
-            temporary.replace(output)
-        else:
-            os.link(temporary, output)  # fails if output exists: no silent overwrite
-    except FileExistsError:
-        raise ReconcileError(
-            f"{output} exists: nothing was written", hint="pass --force to replace it"
-        ) from None
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 @cli.command()

@@ -69,6 +69,8 @@ ALLOWED: dict[str, set[str]] = {
         *("errors", "model", "endpoints", "manifest", "providers", "scope", "plan", "planner"),
         *("diff", "drift", "importer", "guards", "state", "journal", "lock", "applier", "wiring"),
     },
+    # `reconcile import`'s application layer: list one provider, write its manifest.
+    "importing": {"errors", "importer", "manifest", "model", "providers", "wiring"},
     # The application layer's listing and planning (what plan, apply and drift share).
     "planning": {
         *("errors", "manifest", "model", "plan", "planner", "providers", "session", "wiring"),
@@ -76,7 +78,10 @@ ALLOWED: dict[str, set[str]] = {
     },
     # The edge: the session, the renderers and the error root; besides them, what a command
     # must reach itself: CLI_EXTRA.
-    "cli": {"session", "render", "errors", "console", "planning", "cli_options", *CLI_EXTRA},
+    "cli": {
+        *("session", "render", "errors", "console", "planning", "importing", "cli_options"),
+        *CLI_EXTRA,
+    },
     # The command line's shared options, each defined once (click), and the exit codes.
     "cli_options": {"console", "errors", "events", "notify", "outward", "wiring"},
     # The terminal side of the edge (progress, prompts, signals, the apply's IO).
