@@ -1,5 +1,5 @@
 """The terminal side of the edge: what a command shows and asks while it runs, apart from the
-click declarations of `cli.py`.
+click declarations of `cli/`.
 
 The progress line, colour by the no-color.org rules, warnings and errors on stderr, the approval
 prompt, the event loop a command runs on with its signal handling, and the `ApplyIO` that

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from reconcile import __version__
+from reconcile.drift import DriftReport, build_drift_report
 from reconcile.errors import ReconcileError
 from reconcile.heap import collector_paused
 from reconcile.manifest import Manifest, load_manifest
@@ -196,6 +197,20 @@ def fresh_plan(
     )
 
 
+def drift_report(
+    manifest: Manifest, snapshots: dict[str, Snapshot], path: Path, options: Options
+) -> tuple[Plan, DriftReport]:
+    """The plan of what is listed, and the drift report made from it (read-only: an empty
+    "workspace" scope is reported, all unmanaged, not refused)."""
+    with collector_paused():
+        plan = make_plan(manifest, snapshots, path, options, refuse_empty=False)
+        return plan, build_drift_report(plan, manifest, snapshots)
+
+
+def read_plan_file(path: Path) -> Plan:
+    return Plan.from_json(path.read_text(encoding="utf-8"), source=str(path))
+
+
 #: Where a plan object's store is said when apply is given no --manifests.
 DEFAULT_MANIFESTS = Path("manifests")
 
@@ -220,7 +235,7 @@ def saved_plan(
         text = read_plan_object(manifest, options, path).decode("utf-8", errors="replace")
         saved = Plan.from_json(text, source=path)
     elif path.is_file() and path.suffix == ".json":
-        saved = Plan.from_json(path.read_text(encoding="utf-8"), source=str(path))
+        saved = read_plan_file(path)
     else:
         return None, path
     if selection.targets or selection.excludes or selection.provider_globs:

@@ -6,6 +6,10 @@ listing (empty scope, max deletes), approval (a saved plan counts as approved), 
 (re-list, plan again, refuse what is stale or disagrees with the listing, max deletes counted on
 the listing, deletes, verification). What the edge does (printing, prompting, running the event
 loop, signals) comes in as an `ApplyIO`.
+
+Over 450 lines: the apply path with its locks and grace ledger, and the state store's other
+uses the edge calls (journal summaries, force-unlock, migration, saved plan objects), which
+share its opening of the store.
 """
 
 from __future__ import annotations

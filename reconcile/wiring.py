@@ -3,6 +3,9 @@
 The app layer's one place that reads credentials from the environment, starts the built-in
 emulator for `emulator:STATE.json` endpoints, and turns a manifest's provider table into a
 provider through the registry of platforms (`reconcile.providers.PLATFORMS`), by its `type`.
+
+Just over 450 lines: credentials, limits and connection pools per endpoint, the emulator, and
+the state store are each opened here and nowhere else.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from reconcile.errors import ReconcileError
 
 if TYPE_CHECKING:
     from reconcile.events import Command as Reported
+    from reconcile.manifest import Manifest
     from reconcile.notify import NotifyOn
     from reconcile.wiring import Options
 
@@ -375,3 +376,31 @@ def with_global_options(group: Callable[..., Any]) -> Callable[..., Any]:
     for decorate in reversed(list(GLOBAL.values())):
         group = decorate(group)
     return group
+
+
+DEFAULT_MANIFESTS = "manifests"
+
+
+# -- what the commands share -------------------------------------------------------------------
+
+
+def load_manifests(path: Path, *, insecure: bool = False) -> Manifest:
+    from reconcile.manifest import load_manifest
+
+    return load_manifest(path, insecure=insecure)
+
+
+def state_dir_for(path: Path, state_dir: Path | None) -> Path:
+    from reconcile.wiring import default_state_dir
+
+    return state_dir if state_dir is not None else default_state_dir(path)
+
+
+PLAN_FORMATS = ("text", "json", "markdown")
+
+
+def plan_format(fmt: str | None, as_json: bool) -> str:
+    """--format, with --json as its older spelling of `--format json`."""
+    if as_json and fmt not in (None, "json"):
+        raise click.UsageError(f"--json and --format {fmt} disagree: give one of them")
+    return "json" if as_json else fmt or "text"
