@@ -14,6 +14,7 @@ from reconcile.manifest import Manifest
 from reconcile.providers.adaptive import (
     AdaptiveLimit,
     FixedLimit,
+    Limit,
     SharedLimit,
     Signal,
     Slot,
@@ -275,12 +276,16 @@ def test_a_fixed_limit_holds_at_most_its_number_in_flight() -> None:
     assert asyncio.run(run()) == 3
 
 
-def test_a_limit_of_one_grows_on_a_real_clock() -> None:
+@pytest.mark.parametrize("shared", [False, True], ids=["own", "within-a-shared-total"])
+def test_a_limit_of_one_grows_on_a_real_clock(shared: bool) -> None:
     """The request that fills the limit is limited by it, so its answer raises the limit (on a
-    real clock, which advances between the fill and the start, it once did not: stuck at 1)."""
+    real clock, which advances between the fill and the start, it once did not: stuck at 1).
+    Within a shared total (`auto`, as wiring makes it), the slot starts once the total lets it
+    go, after the fill: a limit cut to 1 by a slow start-up stayed at 1 for the whole run."""
 
     async def run() -> int:
-        limit = AdaptiveLimit(initial=1)
+        own = AdaptiveLimit(initial=1)
+        limit: Limit = SharedLimit(own, FixedLimit(128)) if shared else own
 
         async def one() -> None:
             async with limit.slot() as slot:
@@ -288,7 +293,7 @@ def test_a_limit_of_one_grows_on_a_real_clock() -> None:
                 slot.answered(200)
 
         await asyncio.gather(*(one() for _ in range(50)))
-        return limit.current
+        return own.current
 
     assert asyncio.run(run()) > 4
 

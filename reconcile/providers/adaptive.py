@@ -55,11 +55,13 @@ def signal_of(status: int | None, *, timed_out: bool = False) -> Signal:
 class Slot:
     """One request's hold on the limit; `answered` tells the limit what came back."""
 
-    __slots__ = ("signal", "started")
+    __slots__ = ("limited", "signal", "started")
 
     def __init__(self, started: float) -> None:
         self.started = started
         self.signal = Signal.NEUTRAL
+        #: This request filled the limit when it started: its success says the limit was used.
+        self.limited = False
 
     def answered(self, status: int) -> None:
         self.signal = signal_of(status)
@@ -243,6 +245,7 @@ class AdaptiveLimit:
         if self.in_flight >= self.current:
             # This request filled the limit: it, and those in flight with it, were limited.
             self._last_full = slot.started
+            slot.limited = True
         return slot
 
     async def _pace(self) -> None:
@@ -271,7 +274,7 @@ class AdaptiveLimit:
         self.in_flight -= 1
         now = self.clock()
         if slot.signal is Signal.OK:
-            self._answered(slot.started, now)
+            self._answered(slot, now)
         elif slot.signal is not Signal.NEUTRAL:
             self.congested += 1
             measured = self.rates.record(now)
@@ -283,7 +286,8 @@ class AdaptiveLimit:
                 self._cut(slot.started, now, f"{slot.signal.value} (429, 503 or a timeout)")
         self._wake()
 
-    def _answered(self, started: float, now: float) -> None:
+    def _answered(self, slot: Slot, now: float) -> None:
+        started = slot.started
         latency = now - started
         self._track_baseline(latency, now)
         self.latency = latency if self.latency == 0.0 else 0.9 * self.latency + 0.1 * latency
@@ -294,8 +298,9 @@ class AdaptiveLimit:
             self._cut(
                 started, now, f"latency {self.latency * 1000:.0f} ms", by=self.latency_decrease
             )
-        elif self._last_full >= started:
-            # Only a limit that was reached is raised: an unused limit says nothing.
+        elif slot.limited or self._last_full >= started:
+            # Only a limit that was reached is raised: an unused limit says nothing. (By the
+            # flag, not the times alone: a shared total moves `started` past the fill.)
             self._set(self.limit + (1 if self.slow_start else 1 / self.limit), "answers succeed")
 
     def _throttled(self, measured: float, now: float) -> None:
