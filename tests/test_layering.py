@@ -14,8 +14,9 @@ CLI_EXTRA = {
     # The manifests a command names are loaded at the edge (the app layer takes a Manifest),
     # and the options it was given become the wiring's Options.
     *("manifest", "wiring"),
-    # `printable`: platform text escaped wherever the edge shows it.
-    "model",
+    # `printable`: platform text escaped wherever the edge shows it; the Plan type the
+    # commands pass from the app layer to the renderers.
+    *("model", "plan"),
     # Commands of their own, each calling its one module: `validate --format` (the manifest
     # problems as records), `schema`, `report merge`, `reconcile forge` (the GitOps steps,
     # argparse-parsed in reconcile/forge), `emulator serve|reset` (the emulator is apart).
