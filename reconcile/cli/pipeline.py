@@ -33,7 +33,6 @@ from reconcile.console import (
     ProgressLine,
     TerminalApplyIO,
     echo_error,
-    render,
     run_command,
     use_color,
     warn,
@@ -105,6 +104,7 @@ def plan(
       reconcile plan manifests/ --format markdown > plan.md   # for a pull-request comment
     """
     from reconcile.planning import attributed, make_plan
+    from reconcile.render.formats import plan_as
 
     fmt = plan_format(fmt, as_json)
     manifest = load_manifests(path, insecure=run.insecure)
@@ -131,15 +131,10 @@ def plan(
         save_plan_object(manifest, run.options(path), out, result.to_json().encode("utf-8"))
     elif out is not None:
         out.write_text(result.to_json(), encoding="utf-8")
-    if fmt != "text":
-        from reconcile.render.formats import plan_as
-
-        click.echo(plan_as(result, fmt, color=run.color), nl=False)
-    else:
-        click.echo(render(result, run.color, compact), nl=False)
-        if out is not None:
-            click.echo(f"\nSaved the plan to {out} (digest {result.plan_digest}).")
-            click.echo(f"To delete exactly this, run: reconcile apply {out}")
+    click.echo(plan_as(result, fmt, color=run.color, compact=compact), nl=False)
+    if fmt == "text" and out is not None:
+        click.echo(f"\nSaved the plan to {out} (digest {result.plan_digest}).")
+        click.echo(f"To delete exactly this, run: reconcile apply {out}")
     if listing.failed:
         return EXIT_ERROR
     if detailed_exitcode and result.summary.delete:
@@ -324,15 +319,13 @@ def show(plan_file: Path, fmt: str | None, as_json: bool, no_color: bool, compac
       reconcile show plan.json --format markdown   # for the pull request that approves it
     """
     from reconcile.planning import read_plan_file
+    from reconcile.render.formats import plan_as
 
     fmt = plan_format(fmt, as_json)
     saved = read_plan_file(plan_file)
-    if fmt != "text":
-        from reconcile.render.formats import plan_as
-
-        click.echo(plan_as(saved, fmt), nl=False)
-    else:
-        click.echo(render(saved, use_color(no_color), compact), nl=False)
+    color = fmt == "text" and use_color(no_color)
+    click.echo(plan_as(saved, fmt, color=color, compact=compact), nl=False)
+    if fmt == "text":
         click.echo(f"Plan digest: {saved.plan_digest}")
     return EXIT_OK
 
@@ -384,13 +377,12 @@ def drift(
       reconcile drift manifests/ --format json | jq .total.coverage
     """
     from reconcile.planning import drift_report
+    from reconcile.render.formats import drift_as
 
     manifest = load_manifests(path, insecure=run.insecure)
     listing = _list(manifest, run.options(path), run.quiet, provider_globs)
     plan, report = drift_report(manifest, listing.snapshots, path, run.options(path))
     outward.tell_drift(report)
-    from reconcile.render.formats import drift_as
-
     rendered = drift_as(report, fmt, plan, color=run.color and output is None)
     if output is None:
         click.echo(rendered, nl=False)
