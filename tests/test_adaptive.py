@@ -390,3 +390,39 @@ def test_providers_of_one_endpoint_share_one_connection_pool(tmp_path: Path) -> 
             await close_providers(providers)
 
     assert asyncio.run(tls_contexts()) == [_tls_context(), _tls_context()]
+
+
+def test_headroom_wakes_only_as_many_waiters_as_may_go() -> None:
+    """Qianfan's details wait for headroom under the limit: 500 of them, 4 at a time, finish,
+    never more than 4 at once, and a release wakes only those that may go (waking all of them,
+    each to find no room, read the limit 31,500 times here; 2,232 now)."""
+    from reconcile.providers.adaptive import Headroom
+
+    class Counted:
+        reads = 0
+
+        @property
+        def current(self) -> int:
+            Counted.reads += 1
+            return 5
+
+        def slot(self) -> Any:
+            raise AssertionError("not used by Headroom")
+
+    async def run() -> int:
+        headroom = Headroom(cast(Limit, Counted()), spare=1)
+        inside = peak = 0
+
+        async def one() -> None:
+            nonlocal inside, peak
+            async with headroom.hold():
+                inside += 1
+                peak = max(peak, inside)
+                await asyncio.sleep(0)
+                inside -= 1
+
+        await asyncio.gather(*(one() for _ in range(500)))
+        return peak
+
+    assert asyncio.run(run()) == 4
+    assert Counted.reads < 10 * 500

@@ -382,13 +382,16 @@ class Headroom:
     @asynccontextmanager
     async def hold(self) -> AsyncIterator[None]:
         async with self._freed:
-            await self._freed.wait_for(
-                lambda: self.in_use < max(1, self.limit.current - self.spare)
-            )
+            await self._freed.wait_for(lambda: self.in_use < self._allowed())
             self.in_use += 1
         try:
             yield
         finally:
             async with self._freed:
                 self.in_use -= 1
-                self._freed.notify_all()
+                # As many as may go now (more than one when the limit grew meanwhile): waking
+                # every waiter, each to find no room, cost a wake-up per waiter per release.
+                self._freed.notify(self._allowed() - self.in_use)
+
+    def _allowed(self) -> int:
+        return max(1, self.limit.current - self.spare)
