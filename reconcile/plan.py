@@ -302,6 +302,18 @@ class Plan(Record):
     def deletes(self) -> list[Change]:
         return [change for change in self.resource_changes if change.is_delete]
 
+    def notices(self) -> list[str]:
+        """What every rendering says first: the plan's warnings, and each provider it could not
+        list (it says nothing of those, which a reader of the plan alone would not know)."""
+        return [
+            *self.warnings,
+            *(
+                f'provider "{item.provider}" could not be listed, so this plan says nothing of '
+                f"it ({item.error}); apply refuses the plan unless --keep-going"
+                for item in self.unlisted
+            ),
+        ]
+
     def changes_by_provider(self) -> dict[str, list[Change]]:
         """Each provider's changes, in plan order: one pass for what goes scope by scope (a scan
         of every change per scope was quadratic over 200 workspaces)."""

@@ -341,6 +341,13 @@ def test_a_plan_json_carries_the_providers_that_failed_and_apply_refuses_it(
     saved = tmp_path / "copied-plan.json"
     saved.write_text(out, encoding="utf-8")
 
+    # Shown later (the text a reviewer reads, the pull request's markdown), it still says so.
+    for fmt in ("text", "markdown"):
+        assert main(["show", str(saved), "--format", fmt]) == 0
+        shown = capsys.readouterr().out
+        assert 'provider "fab-b" could not be listed, so this plan says nothing of it' in shown
+        assert "HTTP 500" in shown
+
     code = main(["apply", str(saved)])
     _, err = capsys.readouterr()
     assert code == 1

@@ -421,7 +421,7 @@ def render_plan_html(plan: Plan) -> str:
         + (f" · {_e(plan.created_at)}" if plan.created_at else "")
         + "</p>",
     ]
-    for warning in plan.warnings:
+    for warning in plan.notices():
         body.append(f'<p class="note">Warning: {_e(warning)}</p>')
     changes_of = plan.changes_by_provider()
     for scope in plan.scopes:

@@ -186,7 +186,7 @@ def render_plan_markdown(plan: Plan, *, budget: int = DEFAULT_BUDGET) -> str:
             [_address_row(address) for address in labels.caused_by_change],
             open_=True,
         )
-    for warning in plan.warnings:
+    for warning in plan.notices():
         doc.add(f"> **Warning:** {text(warning)}")
     rows = []
     changes_of, drift_of = plan.changes_by_provider(), plan.drift_by_provider()

@@ -233,7 +233,7 @@ def render_plan(plan: Plan, *, color: bool = False, compact: bool = False) -> st
     `compact`: one line per object, no reasons, no headers (for plans of thousands of lines)."""
     style = _Style(color)
     out: list[str] = []
-    for warning in plan.warnings:
+    for warning in plan.notices():
         out += [style(f"Warning: {warning}", "yellow", "bold"), ""]
     changes_of, drift_of = plan.changes_by_provider(), plan.drift_by_provider()
     for scope in plan.scopes:
