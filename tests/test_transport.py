@@ -256,3 +256,32 @@ def test_the_transport_closes_its_pool() -> None:
     opened, after = asyncio.run(go())
     assert opened.closed
     assert after is None
+
+
+def test_the_shared_pool_keeps_no_cookie_between_requests() -> None:
+    """Providers of one endpoint share a pool: a cookie set by one answer (a session of one
+    account, say) must never go out with the next request, whoever sends it."""
+
+    async def set_cookie(request: Request) -> Response:
+        response = Response("set")
+        response.set_cookie("session", "account-a")
+        return response
+
+    async def echo_cookie(request: Request) -> Response:
+        return Response(request.headers.get("cookie", "none"))
+
+    app = Starlette(routes=[Route("/set", set_cookie), Route("/echo", echo_cookie)])
+
+    async def go(url: str) -> str:
+        transport = AiohttpTransport(max_connections=4, timeout=5)
+        first, second = _http(transport), _http(transport)
+        try:
+            await first.request("set", "GET", f"{url}/set")
+            answer = await second.request("echo", "GET", f"{url}/echo")
+            return answer.text
+        finally:
+            await transport.aclose()
+
+    with serve_over_loopback(app) as url:
+        # By name, not by IP address: a cookie jar refuses cookies from IP addresses.
+        assert asyncio.run(go(url.replace("127.0.0.1", "localhost"))) == "none"

@@ -57,6 +57,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         # httpx decodes bodies (Content-Encoding) and sets every header itself.
         return aiohttp.ClientSession(
             connector=connector,
+            # No cookies: platform calls authenticate by header or signature, and providers of
+            # one endpoint share this pool, so a cookie one account's answer set would otherwise
+            # go out with another account's requests.
+            cookie_jar=aiohttp.DummyCookieJar(),
             auto_decompress=False,
             # Not trust_env: aiohttp would then read ~/.netrc in a thread on every request.
             # Proxies from the environment are honoured per host (`_env_proxy`), as in httpx.
