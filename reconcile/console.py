@@ -70,7 +70,14 @@ class ProgressLine:
         self._tasks: dict[str, Any] = {}
 
     def __call__(self, what: str, done: int, total: int | None) -> None:
-        if not self.enabled or (total is not None and total < self.MIN_TOTAL):
+        if not self.enabled:
+            return
+        if total is not None and total < self.MIN_TOTAL:
+            # A short step; or one shown while its total was unknown (Qianfan's pages), which
+            # turned out short: its line goes.
+            if what in self._tasks and self._display is not None:
+                self._display.update(self._tasks[what], visible=False)
+                self._display.refresh()
             return
         display = self._display or self._start()
         task = self._tasks.get(what)

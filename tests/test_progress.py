@@ -107,6 +107,21 @@ def test_no_line_for_a_short_step() -> None:
     assert shown.stream.getvalue() == ""
 
 
+def test_a_step_of_unknown_total_that_turns_out_short_goes() -> None:
+    """Qianfan knows how many sets there are only once the last page came: the line shows
+    while the total is unknown, and goes when the total turns out to be a short step's."""
+    shown = _Shown()
+    shown.progress("qf: model sets listed", 40, None)
+    shown.now += 0.2
+    shown.progress("other: models listed", 10, 1000)
+    assert [_row(line) for line in shown.frame()] == [
+        "qf: model sets listed 40/?",
+        "other: models listed 10/1000",
+    ]
+    shown.progress("qf: model sets listed", 41, 120)
+    assert [_row(line) for line in shown.frame()] == ["other: models listed 10/1000"]
+
+
 def test_rich_loads_only_once_a_long_step_runs() -> None:
     import subprocess
     import sys
