@@ -183,12 +183,6 @@ def run_command(coroutine: Coroutine[Any, Any, T]) -> T:
     return result[0]
 
 
-def render(plan: Plan, color: bool, compact: bool = False) -> str:
-    from reconcile.render.text import render_plan
-
-    return render_plan(plan, color=color, compact=compact)
-
-
 class TerminalApplyIO:
     """The terminal side of `session.apply_plan`: show, ask, run, report progress, signals."""
 
@@ -206,7 +200,9 @@ class TerminalApplyIO:
 
     def show(self, plan: Plan) -> None:
         self.total = len(plan.deletes())
-        click.echo(render(plan, self.color), nl=False)
+        from reconcile.render.formats import plan_as
+
+        click.echo(plan_as(plan, "text", color=self.color), nl=False)
 
     def approve(self, plan: Plan) -> None:
         confirm(plan, self.manifest, self.auto_approve)

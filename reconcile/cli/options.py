@@ -56,16 +56,11 @@ class Run:
     timeout: float | None
     max_rps: float | None
 
-    def state_dir_for(self, path: Path) -> Path:
-        from reconcile.wiring import default_state_dir
-
-        return self.state_dir if self.state_dir is not None else default_state_dir(path)
-
     def options(self, path: Path) -> Options:
         from reconcile.wiring import Options
 
         return Options(
-            state_dir=self.state_dir_for(path),
+            state_dir=state_dir_for(path, self.state_dir),
             state_url=self.state_url,
             parallelism=self.parallelism,
             max_parallelism=self.max_parallelism,
@@ -397,6 +392,16 @@ def state_dir_for(path: Path, state_dir: Path | None) -> Path:
 
 
 PLAN_FORMATS = ("text", "json", "markdown")
+
+#: How plan and show print a plan (--format, its older spelling --json, and --compact).
+PLAN_FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(PLAN_FORMATS),
+    help="text for people (default), json for machines, markdown for a pull-request comment.",
+)
+AS_JSON = click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+COMPACT = click.option("--compact", is_flag=True, help="Text: one line per object, no reasons.")
 
 
 def plan_format(fmt: str | None, as_json: bool) -> str:

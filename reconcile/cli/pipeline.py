@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 import click
 
 from reconcile.cli.options import (
+    AS_JSON,
+    COMPACT,
     DEFAULT_MANIFESTS,
     EXCLUDE,
     EXIT_CHANGES,
@@ -18,7 +20,7 @@ from reconcile.cli.options import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_PARTIAL,
-    PLAN_FORMATS,
+    PLAN_FORMAT,
     PROVIDERS,
     TARGET,
     Command,
@@ -55,15 +57,10 @@ if TYPE_CHECKING:
     help="Save the plan as JSON, for `reconcile apply FILE`: a file, or an object "
     "s3://BUCKET/KEY on the [state] table's store.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(PLAN_FORMATS),
-    help="text for people (default), json for machines, markdown for a pull-request comment.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@PLAN_FORMAT
+@AS_JSON
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when the plan deletes anything.")
-@click.option("--compact", is_flag=True, help="Text: one line per object, no reasons.")
+@COMPACT
 @click.option(
     "--base",
     metavar="PATH|REF",
@@ -296,20 +293,15 @@ def _warn_unfinished(manifest: Manifest, options: Options) -> None:
 
     said = unfinished_apply(manifest, options, warn)
     if said is not None:
-        click.echo(f"Warning: {said}", err=True)
+        warn(said)
 
 
 @click.command(cls=Command)
 @click.argument("plan_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(PLAN_FORMATS),
-    help="text for people (default), json for machines, markdown for a pull-request comment.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@PLAN_FORMAT
+@AS_JSON
 @click.option("--no-color", is_flag=True, help="Never colour the output.")
-@click.option("--compact", is_flag=True, help="Text: one line per object, no reasons.")
+@COMPACT
 def show(plan_file: Path, fmt: str | None, as_json: bool, no_color: bool, compact: bool) -> int:
     """Show a saved plan file.
 
