@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import html
 import json
 import re
 import shutil
@@ -194,6 +195,25 @@ def test_merge_refuses_documents_that_leave_out_a_provider_of_the_manifests(
     error = capsys.readouterr().err
     assert "no document covers 1 of the manifests' 3 providers: qianfan-demo" in error
     assert error.count("\n") == 1
+
+
+def test_a_plan_made_without_some_providers_says_so_in_the_merged_report(
+    matrix: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A matrix job whose plan could not list a provider: the merged report names it, as the
+    plan itself does, in every format."""
+    from reconcile.plan import Plan, Unlisted
+
+    source = matrix / "plans/fabric-demo.json"
+    plan = Plan.from_json(source.read_text(), source=str(source))
+    unlisted = (Unlisted(provider="qianfan-demo", error="list models: HTTP 500"),)
+    partial = tmp_path / "fabric-demo.json"
+    partial.write_text(plan.model_copy(update={"unlisted": unlisted}).sealed().to_json())
+    for fmt in ("text", "markdown", "html"):
+        assert main(["merge", str(partial), "--format", fmt]) == 0
+        out = html.unescape(capsys.readouterr().out)
+        assert 'provider "qianfan-demo" could not be listed, so this plan says nothing' in out
+        assert "HTTP 500" in out
 
 
 def test_providers_prints_the_manifests_provider_names_as_a_json_list(
