@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict
 
 from reconcile.manifest import Manifest
 from reconcile.model import FieldChange, LiveModel, ServiceUse, Snapshot
-from reconcile.plan import Change, Drift, DriftKind, Group, Kind, Plan
+from reconcile.plan import Change, Drift, DriftKind, Group, Kind, Plan, Unlisted
 from reconcile.scope import model_address, models_in_scope, shared_names, version_in_scope
 
 FORMAT_VERSION = 1
@@ -158,6 +158,12 @@ class DriftReport(Record):
     drifted: bool
     total: Counts
     providers: tuple[ProviderDrift, ...]
+    #: Providers that could not be listed: the report says nothing of them, and says so.
+    unlisted: tuple[Unlisted, ...] = ()
+
+    def notices(self) -> list[str]:
+        """What every rendering says first: each provider the report could not list."""
+        return [item.notice("report") for item in self.unlisted]
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
@@ -213,6 +219,7 @@ def build_drift_report(
         drifted=total.drifted > 0,
         total=total,
         providers=tuple(providers),
+        unlisted=plan.unlisted,
     )
 
 

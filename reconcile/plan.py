@@ -275,6 +275,13 @@ class Unlisted(Record):
     #: The call and error that failed it, as shown (platform text escaped).
     error: str
 
+    def notice(self, document: str) -> str:
+        """What a `document` (plan, report) made without this provider says first."""
+        return (
+            f'provider "{self.provider}" could not be listed, so this {document} says nothing '
+            f"of it ({self.error})"
+        )
+
 
 class Plan(Record):
     format_version: int = FORMAT_VERSION
@@ -308,8 +315,7 @@ class Plan(Record):
         return [
             *self.warnings,
             *(
-                f'provider "{item.provider}" could not be listed, so this plan says nothing of '
-                f"it ({item.error}); apply refuses the plan unless --keep-going"
+                f"{item.notice('plan')}; apply refuses the plan unless --keep-going"
                 for item in self.unlisted
             ),
         ]

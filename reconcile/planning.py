@@ -198,13 +198,15 @@ def fresh_plan(
 
 
 def drift_report(
-    manifest: Manifest, snapshots: dict[str, Snapshot], path: Path, options: Options
+    manifest: Manifest, listing: Listing, path: Path, options: Options
 ) -> tuple[Plan, DriftReport]:
     """The plan of what is listed, and the drift report made from it (read-only: an empty
-    "workspace" scope is reported, all unmanaged, not refused)."""
+    "workspace" scope is reported, all unmanaged, not refused); both name the providers that
+    could not be listed."""
     with collector_paused():
-        plan = make_plan(manifest, snapshots, path, options, refuse_empty=False)
-        return plan, build_drift_report(plan, manifest, snapshots)
+        plan = make_plan(manifest, listing.snapshots, path, options, refuse_empty=False)
+        plan = listing.recorded_in(plan)
+        return plan, build_drift_report(plan, manifest, listing.snapshots)
 
 
 def read_plan_file(path: Path) -> Plan:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import html
 import json
 import threading
 from collections.abc import Iterator
@@ -91,7 +92,16 @@ def test_one_failing_provider_of_three_the_others_are_planned_and_reported(
     code = main(["drift", str(manifest), "--format", "json"])
     out, err = capsys.readouterr()
     assert code == 1 and 'provider "fab-b" could not be listed' in err
-    assert [p["provider"] for p in json.loads(out)["providers"]] == ["fab-a", "fab-c"]
+    report = json.loads(out)
+    assert [p["provider"] for p in report["providers"]] == ["fab-a", "fab-c"]
+    assert [item["provider"] for item in report["unlisted"]] == ["fab-b"]
+    # A report written to a file, read later, says so too, in every format.
+    for fmt in ("text", "markdown", "html"):
+        written = manifest.parent / f"drift.{fmt}"
+        assert main(["drift", str(manifest), "--format", fmt, "-o", str(written)]) == 1
+        shown = html.unescape(written.read_text(encoding="utf-8"))
+        assert 'provider "fab-b" could not be listed, so this report says nothing of it' in shown
+        assert "HTTP 500" in shown
 
 
 def test_apply_deletes_nothing_anywhere_unless_keep_going(

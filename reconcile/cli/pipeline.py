@@ -373,7 +373,7 @@ def drift(
 
     manifest = load_manifests(path, insecure=run.insecure)
     listing = _list(manifest, run.options(path), run.quiet, provider_globs)
-    plan, report = drift_report(manifest, listing.snapshots, path, run.options(path))
+    plan, report = drift_report(manifest, listing, path, run.options(path))
     outward.tell_drift(report)
     rendered = drift_as(report, fmt, plan, color=run.color and output is None)
     if output is None:

@@ -340,6 +340,7 @@ def render_drift_html(report: DriftReport, plan: Plan | None = None) -> str:
         f'<p class="meta">Manifests {_e(report.manifest_path or "-")} '
         f"({_code(report.manifest_digest)}) · plan {_code(report.plan_digest)} · "
         f"reconcile {_e(report.tool_version)}{created}</p>",
+        *(f'<p class="note">Warning: {_e(notice)}</p>' for notice in report.notices()),
         f"<p>Coverage <strong>{percent(total.coverage)}</strong>: {total.declared} of "
         f"{total.live} live objects in scope are declared in the manifests.</p>",
         chart(total),

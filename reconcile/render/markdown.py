@@ -290,6 +290,8 @@ def render_drift_markdown(report: DriftReport, *, budget: int = DEFAULT_BUDGET) 
         doc.add(f"### reconcile drift: {total.drifted} drifted, coverage {percent(total.coverage)}")
     else:
         doc.add(f"### reconcile drift: in sync, coverage {percent(total.coverage)}")
+    for notice in report.notices():
+        doc.add(f"> **Warning:** {text(notice)}")
     head = ["provider", "live", "coverage", *(LABELS[c][0] for c in CATEGORIES)]
     rows = [
         [

@@ -417,6 +417,8 @@ def render_drift(report: DriftReport, *, color: bool = False) -> str:
     is not in sync; a last line with the totals and the coverage."""
     style = _Style(color)
     out: list[str] = []
+    for notice in report.notices():
+        out += [style(f"Warning: {notice}", "yellow", "bold"), ""]
     for provider in report.providers:
         counts = provider.counts
         out.append(

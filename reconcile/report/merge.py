@@ -252,10 +252,9 @@ def _source(document: Document) -> Source:
 def _warnings(documents: Sequence[Document]) -> tuple[str, ...]:
     warnings: list[str] = []
     for document in documents:
-        if isinstance(document.content, Plan):
-            # Its notices: the warnings, and the providers it could not list (it says nothing
-            # of them, which the merged report would otherwise not say either).
-            warnings += [f"{document.file}: {notice}" for notice in document.content.notices()]
+        # Its notices: a plan's warnings, and the providers a plan or report could not list (it
+        # says nothing of them, which the merged report would otherwise not say either).
+        warnings += [f"{document.file}: {notice}" for notice in document.content.notices()]
     versions = sorted({document.content.tool_version for document in documents})
     if len(versions) > 1:
         warnings.append(
