@@ -220,4 +220,7 @@ def remove_logging() -> None:
         logger.removeHandler(old)
         old.close()
     logger.setLevel(logging.NOTSET)
+    # Back to the library default: a logger left non-propagating, with no handler of ours, is
+    # one a host (pytest's log capture, for one) attaches its own handlers to, unfiltered.
+    logger.propagate = True
     forget_secrets()
