@@ -42,6 +42,8 @@ json_objects = st.dictionaries(st.text(max_size=5), json_values, max_size=5)
 def test_a_raw_record_gives_back_exactly_what_it_was_given(value: dict[str, Any]) -> None:
     record = RawRecord.of(value)
     assert record.value() == value
+    # Exactly: an integer stays an integer (== would take 2**70 for 2.0**70), at any size.
+    assert json.dumps(record.value()) == json.dumps(value)
     # Integers beyond 64 bits survive too (orjson refuses them; the standard encoder takes them).
     assert json.loads(record.text) == value
 
@@ -52,6 +54,7 @@ def test_with_list_is_the_object_with_that_member_set(
 ) -> None:
     joined = RawRecord.of(value).with_list("versions", [RawRecord.of(item) for item in items])
     assert joined.value() == {**value, "versions": items}
+    assert json.dumps(joined.value()) == json.dumps({**value, "versions": items})
 
 
 def test_with_list_on_an_empty_object_and_over_an_existing_member() -> None:
