@@ -59,10 +59,10 @@ def round_trip(limit: AdaptiveLimit, clock: Clock, status: int, latency: float =
     return limit.current
 
 
-def test_slow_start_doubles_the_limit_each_round_trip() -> None:
+def test_slow_start_grows_the_limit_by_half_each_round_trip() -> None:
     clock = Clock()
     limit = limit_on(clock, initial=8)
-    assert [round_trip(limit, clock, 200) for _ in range(3)] == [16, 32, 64]
+    assert [round_trip(limit, clock, 200) for _ in range(3)] == [12, 18, 27]
 
 
 def test_the_limit_never_passes_its_maximum_or_falls_below_its_minimum() -> None:
