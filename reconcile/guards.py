@@ -238,6 +238,10 @@ def unconfirmed_deletes(plan: Plan, fresh: Plan) -> list[str]:
 
 def disagreeing_fields(saved: Change, live: Change) -> list[str]:
     """The fields in which a plan's change differs from the same change made from a listing."""
+    if saved == live:
+        # Equal values serialize alike: the common case, without reading two records back (a
+        # tenth of a large apply's CPU went to serializing both sides of 18,000 deletes).
+        return []
     mine, theirs = _comparable(saved), _comparable(live)
     names = mine.keys() | theirs.keys()
     return sorted(name for name in names if mine.get(name) != theirs.get(name))
