@@ -255,6 +255,8 @@ def replan(
         refuse_empty=False,
         now=now,
         ledger=ledger,
+        # Compared with the saved plan, never shown or saved: its own digest would go unused.
+        sealed=False,
     )
     guards.check_empty_scope(manifest, fresh)
     return fresh

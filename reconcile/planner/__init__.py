@@ -32,6 +32,7 @@ def build_plan(
     now: datetime | None = None,
     ledger: Ledger | None = None,
     excludes: Sequence[str] = (),
+    sealed: bool = True,
 ) -> Plan:
     """Decide, for every live object in scope of every provider in `snapshots`, what to do.
 
@@ -41,6 +42,8 @@ def build_plan(
     whatever those rules could keep. `ledger`: when each object was first seen deletable
     (`next_ledger`), for grace; None: every deletable object is seen first now.
     `excludes` (`--exclude`): addresses left out of the plan, with what is inside them.
+    `sealed`: with its `plan_digest` (False: a plan only compared with another, never shown,
+    saved or approved, which skips hashing every record).
     """
     selected = [parse_target(text) for text in targets]
     changes: list[Change] = []
@@ -106,4 +109,4 @@ def build_plan(
         warnings=tuple(warnings),
         summary=Summary.of(changes, len(drift)),
     )
-    return plan.sealed()
+    return plan.sealed() if sealed else plan
