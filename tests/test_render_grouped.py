@@ -201,3 +201,14 @@ def test_drift_text_groups_versions_under_their_model_and_counts_by_kind_and_rea
         "  - unmanaged model p/old (with 2 versions)  id=m2",
     ]
     assert all(len(line) <= WIDTH for line in lines)
+
+
+def test_a_tally_names_versions_only_where_whole_model_deletes_take_some() -> None:
+    from reconcile.render import DeleteTally
+
+    tally = DeleteTally()
+    tally.add(0, model=True)  # a model with no versions left, deleted whole
+    tally.add(0, model=False)
+    assert tally.words() == "1 model, 1 version; 2 objects"
+    tally.add(3, model=True)
+    assert tally.words() == "2 models with 3 versions, 1 version; 6 objects"

@@ -49,7 +49,8 @@ class DeleteTally:
         """ "295 models with 1,770 versions, 220 versions; 1,990 objects"."""
         parts = []
         if self.models:
-            parts.append(f"{count(self.models, 'model')} with {count(self.along, 'version')}")
+            along = f" with {count(self.along, 'version')}" if self.along else ""
+            parts.append(f"{count(self.models, 'model')}{along}")
         if self.versions or not parts:
             parts.append(count(self.versions, "version"))
         return f"{', '.join(parts)}; {count(self.objects, 'object')}"

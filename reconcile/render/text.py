@@ -395,19 +395,13 @@ def _tally_lines(items: Sequence[Item]) -> list[str]:
         mine = [item for item in items if item.category is category]
         if len(mine) < 2:
             continue
-        models = [item for item in mine if item.kind is Kind.MODEL]
-        along = sum(item.versions for item in models)
-        parts = [count(len(models), "model")] if models else []
-        if along:
-            parts[-1] += f" with {count(along, 'version')}"
-        if len(mine) > len(models):
-            parts.append(count(len(mine) - len(models), "version"))
-        objects = count(len(mine) + along, "object")
+        tally = DeleteTally()
         reasons: dict[str, int] = {}
         for item in mine:
+            tally.add(item.versions, model=item.kind is Kind.MODEL)
             reasons[item.reason] = reasons.get(item.reason, 0) + 1
         by_reason = ", ".join(f"{printable(r)} {n}" for r, n in sorted(reasons.items()))
-        lines.append(f"  {LABELS[category][0]}: {', '.join(parts)}; {objects}")
+        lines.append(f"  {LABELS[category][0]}: {tally.words()}")
         lines.append(f"    by reason: {by_reason}")
     return lines
 
