@@ -97,7 +97,7 @@ class FixedLimit:
 
 class _FixedHold(AbstractAsyncContextManager[Slot]):
     """A `FixedLimit` slot, held for one request. A class, not an `asynccontextmanager`: a
-    generator per request (and the event loop's weak set of them) was 2% of a listing's CPU."""
+    generator per request (and the event loop's weak set of them) cost a third of a slot."""
 
     __slots__ = ("limit",)
 
