@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import shutil
 import socket
@@ -645,6 +646,20 @@ def table(rows: list[Row], latency_ms: float) -> str:
     return "\n".join(out)
 
 
+def cpu_gauge(rounds: int = 2_000_000, tries: int = 3) -> float:
+    """Seconds this machine takes for a fixed pure-Python loop, now (the best of `tries`). A
+    shared machine's speed drifts (the same plan took 10.4 s and 17.3 s an hour apart, nothing
+    else running), so a table's figures compare with another's only where gauges are alike."""
+    best = math.inf
+    for _ in range(tries):
+        started = time.perf_counter()
+        total = 0
+        for number in range(rounds):
+            total += number
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("scenario", choices=[*sorted(SCENARIOS), "throttled"])
@@ -665,6 +680,7 @@ def main(argv: list[str] | None = None) -> int:
         platforms = ["fabric"]  # many workspaces are a Fabric notion
     folder = options.keep or Path(tempfile.mkdtemp(prefix="reconcile-bench-"))
     rows: list[Row] = []
+    gauge_before = cpu_gauge()
     try:
         for platform in platforms:
             print(f"{options.scenario}: {platform}", flush=True)
@@ -677,6 +693,10 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(folder, ignore_errors=True)
     print()
     print(table(rows, options.latency_ms))
+    print(
+        f"machine gauge (a 2,000,000-step Python loop): {gauge_before:.2f} s before, "
+        f"{cpu_gauge():.2f} s after; compare tables only where the gauges are alike"
+    )
     return 0
 
 
