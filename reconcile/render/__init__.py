@@ -21,9 +21,9 @@ def count(number: int, noun: str) -> str:
 
 
 class DeleteTally:
-    """Deletes counted by kind, objects as `max_deletes` counts them (a whole-model delete is its
-    model and each of its versions): `models` whole-model deletes taking `along` versions with
-    them, and `versions` deletes of single versions."""
+    """Deletes (or a drift category's items) counted by kind, objects as `max_deletes` counts
+    them (a whole-model delete is its model and each of its versions): `models` whole-model
+    deletes taking `along` versions with them, and `versions` deletes of single versions."""
 
     def __init__(self) -> None:
         self.models = 0
