@@ -11,6 +11,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable
 from enum import StrEnum
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -283,6 +284,20 @@ class Unlisted(Record):
         )
 
 
+_Provided = TypeVar("_Provided", Change, Drift)
+
+
+def _by_provider(
+    scopes: Iterable[ProviderScope], records: Iterable[_Provided]
+) -> dict[str, list[_Provided]]:
+    """Each provider's records, in their order: one pass for what goes scope by scope (a scan
+    of every record per scope was quadratic over 200 workspaces)."""
+    grouped: dict[str, list[_Provided]] = {scope.provider: [] for scope in scopes}
+    for record in records:
+        grouped.setdefault(record.provider, []).append(record)
+    return grouped
+
+
 class Plan(Record):
     format_version: int = FORMAT_VERSION
     tool_version: str
@@ -321,18 +336,10 @@ class Plan(Record):
         ]
 
     def changes_by_provider(self) -> dict[str, list[Change]]:
-        """Each provider's changes, in plan order: one pass for what goes scope by scope (a scan
-        of every change per scope was quadratic over 200 workspaces)."""
-        grouped: dict[str, list[Change]] = {scope.provider: [] for scope in self.scopes}
-        for change in self.resource_changes:
-            grouped.setdefault(change.provider, []).append(change)
-        return grouped
+        return _by_provider(self.scopes, self.resource_changes)
 
     def drift_by_provider(self) -> dict[str, list[Drift]]:
-        grouped: dict[str, list[Drift]] = {scope.provider: [] for scope in self.scopes}
-        for item in self.drift:
-            grouped.setdefault(item.provider, []).append(item)
-        return grouped
+        return _by_provider(self.scopes, self.drift)
 
     def compute_digest(self) -> str:
         """A digest of digests: each change is hashed on its own, so the whole document (every
