@@ -125,7 +125,7 @@ def plan(
     if isinstance(out, str):
         from reconcile.session import save_plan_object
 
-        save_plan_object(manifest, run.options(path), out, result.to_json().encode("utf-8"))
+        save_plan_object(manifest, options, out, result.to_json().encode("utf-8"))
     elif out is not None:
         out.write_text(result.to_json(), encoding="utf-8")
     click.echo(plan_as(result, fmt, color=run.color, compact=compact), nl=False)
