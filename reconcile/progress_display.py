@@ -32,7 +32,7 @@ def display(
     """A line per step: what, a bar, done/total, rate and time left. Redrawn when the caller
     says (no refresh thread), and gone from the terminal when stopped."""
     return Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),  # a step's words, never markup
         BarColumn(bar_width=24),
         MofNCompleteColumn(),
         RateColumn(),

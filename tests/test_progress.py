@@ -71,6 +71,12 @@ def test_a_long_step_shows_done_total_rate_and_time_left_then_goes() -> None:
     assert shown.stream.getvalue().endswith("\x1b[?25h\r\x1b[1A\x1b[2K")
 
 
+def test_a_steps_words_are_shown_as_they_are_never_as_markup() -> None:
+    shown = _Shown()
+    shown.progress("[bold]bench[/bold]: models listed", 1, 1000)
+    assert [_row(line) for line in shown.frame()] == ["[bold]bench[/bold]: models listed 1/1000"]
+
+
 def test_one_line_per_provider_and_phase_each_with_its_own_rate() -> None:
     shown = _Shown()
     shown.progress("alpha: models listed", 0, 1000)
