@@ -123,6 +123,23 @@ def test_a_500_delete_plan_keeps_every_blocked_object_and_says_what_it_left_out(
     assert body.index("Plan digest") < body.index("busy-0") < body.index("Left out")
 
 
+def test_a_model_deleted_whole_with_no_versions_left_is_not_said_to_take_0_versions() -> None:
+    empty = _change("fab", Kind.MODEL, "bare", "bare", Reason.NOT_IN_MANIFEST)
+    plan = Plan(
+        tool_version="0.1.0",
+        manifest_digest="sha256:" + "3" * 64,
+        scopes=make_plan().scopes,
+        resource_changes=(empty,),
+        summary=Summary(delete=1),
+    ).sealed()
+    _, body = plan_comment(
+        plan, head=HEAD, job="42", approve="Approve it.", full_plan="https://ci.invalid/run/1"
+    )
+    assert "1 model whole, and 0 versions of models that stay" in body
+    assert "- `fab/bare`: the model (not_in_manifest)" in body
+    assert "0 version" not in body.replace("0 versions of models that stay", "")
+
+
 def test_the_blocked_list_stays_whole_even_when_the_deletes_alone_would_fill_the_budget() -> None:
     plan = make_plan(models=20, versions_each=500, blocked=30, ambiguous=3)
     body = fit_comment(plan_sections(plan, approve="x"), 60_000, full_plan="URL")

@@ -92,10 +92,10 @@ def _summary(plan: Plan) -> Section:
     ambiguous = [c for c in plan.resource_changes if c.action_reason is Reason.AMBIGUOUS]
     objects = len(deletes) + with_models
     title = f"### reconcile plan: {_plural(objects, 'object')} to delete"
+    along = f" (with {_plural(with_models, 'version')})" if with_models else ""
     rows = [
         f"**To delete: {_plural(objects, 'object')} in all**: {_plural(len(models), 'model')} "
-        f"whole (with {_plural(with_models, 'version')}), and {_plural(versions, 'version')} of "
-        "models that stay.",
+        f"whole{along}, and {_plural(versions, 'version')} of models that stay.",
         f"**Never deleted: {len(blocked)} blocked** (an inference service uses them) and "
         f"**{len(ambiguous)} ambiguous** (several live objects answer to one declared name): "
         "all listed below.",
@@ -138,10 +138,10 @@ def _model_rows(deletes: Sequence[Change]) -> list[str]:
     for (provider, _), changes in sorted(groups.items()):
         whole = [c for c in changes if c.kind is Kind.MODEL]
         if whole:
+            taken = len(whole[0].version_ids)
+            with_its = f", with its {_plural(taken, 'version')}" if taken else ""
             rows.append(
-                f"- {code(whole[0].address)}: the model, with its "
-                f"{_plural(len(whole[0].version_ids), 'version')} "
-                f"({whole[0].action_reason.value})"
+                f"- {code(whole[0].address)}: the model{with_its} ({whole[0].action_reason.value})"
             )
             continue
         first = changes[0]
