@@ -8,6 +8,7 @@ import pickle
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -20,6 +21,7 @@ from reconcile.model import (
     LiveVersion,
     RawRecord,
     digest,
+    digest_each,
     strict_json,
 )
 from reconcile.plan import Action, Change, Kind, Plan, Reason
@@ -94,6 +96,26 @@ def test_a_changes_digest_ignores_the_records_key_order_and_spacing_but_not_valu
     exact = RawRecord('{"size":123456789012345678901234567890}')
     for other in ('{"size":1.2345678901234568e+29}', '{"size":123456789012345678901234567891}'):
         assert _digest_of_change(exact) != _digest_of_change(RawRecord(other))
+
+
+@given(st.lists(json_objects, max_size=4))
+def test_digest_each_is_each_digest_and_the_digest_of_the_list(values: list[Any]) -> None:
+    each, whole = digest_each(iter(values))
+    assert each == [digest(value) for value in values]
+    if all(_orjson_encodes(value) for value in values):
+        assert whole == digest(values)
+    # Whatever the encoder, the list's digest depends on every value and on their order.
+    assert digest_each([*values, {"x": 1}])[1] != whole
+    if each != each[::-1]:
+        assert digest_each(values[::-1])[1] != whole
+
+
+def _orjson_encodes(value: Any) -> bool:
+    try:
+        orjson.dumps(value)
+    except TypeError:
+        return False
+    return True
 
 
 def test_strict_json_refuses_what_json_does_not_have() -> None:
