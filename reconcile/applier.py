@@ -34,7 +34,7 @@ from reconcile.guards import (
     unconfirmed_deletes,
 )
 from reconcile.journal import Event, JournalWriter
-from reconcile.model import Snapshot
+from reconcile.model import KnownRecords, Snapshot, no_record
 from reconcile.plan import Change, Kind, Plan
 from reconcile.providers.base import Progress, Provider
 
@@ -141,8 +141,16 @@ class Applier:
             raise ReconcileError(
                 f"the plan deletes in providers that are not configured: {missing}"
             )
+        # The plan's records of its deletes are most of the listing's at scale: reused, not
+        # held twice (the receipts are the listing's all the same: they are equal).
+        records = KnownRecords(change.before for change in plan.deletes() if change.before)
         listed = await self._unless_stopped(
-            asyncio.gather(*(self.providers[name].snapshot(self._rechecking) for name in names))
+            asyncio.gather(
+                *(
+                    self.providers[name].snapshot(self._rechecking, records=records)
+                    for name in names
+                )
+            )
         )
         if listed is None:
             return None
@@ -326,7 +334,10 @@ class Applier:
         try:
             listed = await self._unless_stopped(
                 asyncio.gather(
-                    *(self.providers[name].snapshot(self.progress, records=False) for name in names)
+                    *(
+                        self.providers[name].snapshot(self.progress, records=no_record)
+                        for name in names
+                    )
                 )
             )
         except ReconcileError as error:

@@ -151,7 +151,7 @@ def test_the_applier_reports_its_relisting(tmp_path: Any) -> None:
         type = "fabric"
         model_delete_batch = 1
 
-        async def snapshot(self, progress: Any = None, *, records: bool = True) -> Snapshot:
+        async def snapshot(self, progress: Any = None, *, records: Any = None) -> Snapshot:
             if progress is not None:
                 progress("models listed", 1, 1)
             return Snapshot(provider="p", provider_type="fabric", location="x", models=())
@@ -162,7 +162,7 @@ def test_the_applier_reports_its_relisting(tmp_path: Any) -> None:
 
     class OnePlan:
         def deletes(self) -> list[Any]:
-            return [type("C", (), {"provider": "p"})()]
+            return [type("C", (), {"provider": "p", "before": None})()]
 
     with Journal(tmp_path / "journal.jsonl") as journal:
         applier = Applier(

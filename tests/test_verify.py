@@ -13,7 +13,7 @@ import pytest
 from reconcile.applier import Applier, ApplyResult, Status
 from reconcile.errors import ListingIncompleteError, NotFoundError, ProviderError, ReconcileError
 from reconcile.manifest import Manifest, load_manifest
-from reconcile.model import LiveModel, LiveVersion, RawRecord, Snapshot
+from reconcile.model import LiveModel, LiveVersion, MakeRecord, RawRecord, Snapshot
 from reconcile.plan import Plan
 from reconcile.planner import build_plan
 from reconcile.providers.base import Progress
@@ -73,7 +73,9 @@ class Platform:
         self.listings = 0
         self.fail_listing_after = 2
 
-    async def snapshot(self, progress: Progress | None = None, *, records: bool = True) -> Snapshot:
+    async def snapshot(
+        self, progress: Progress | None = None, *, records: MakeRecord = RawRecord.of
+    ) -> Snapshot:
         self.listings += 1
         if self.listings > self.fail_listing_after:
             raise ListingIncompleteError(f"{PROVIDER}: list models failed: HTTP 503")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import httpx
 
 from reconcile.errors import ReconcileError
-from reconcile.model import Snapshot
+from reconcile.model import MakeRecord, RawRecord, Snapshot
 
 if TYPE_CHECKING:
     from reconcile.providers.http import ErrorMapper, Http
@@ -27,13 +27,16 @@ class Provider(Protocol):
     #: How many whole models one `delete_models` call removes at most (1: one call per model).
     model_delete_batch: int
 
-    async def snapshot(self, progress: Progress | None = None, *, records: bool = True) -> Snapshot:
+    async def snapshot(
+        self, progress: Progress | None = None, *, records: MakeRecord = RawRecord.of
+    ) -> Snapshot:
         """List every live object in scope, completely, or raise `ProviderError`.
 
         A listing that is incomplete or inconsistent in any way raises
-        `ListingIncompleteError`: a plan is never made from part of a workspace. With
-        `records=False` the objects' `raw` records are left empty: a re-check before deleting
-        compares states, and the receipts come from the approved plan.
+        `ListingIncompleteError`: a plan is never made from part of a workspace. `records`
+        makes each object's `raw` record from what the platform returned: `no_record` keeps
+        none (the check of outcomes after the deletes only asks what exists), `KnownRecords`
+        reuses the records a plan holds (the re-listing before the deletes).
         """
         ...
 

@@ -27,9 +27,9 @@ from reconcile.errors import (
     ReconcileError,
 )
 from reconcile.model import (
-    EMPTY_RECORD,
     LiveModel,
     LiveVersion,
+    MakeRecord,
     RawRecord,
     ServiceUse,
     Snapshot,
@@ -92,7 +92,9 @@ def _page(payload: Any, key: str, where: str) -> tuple[int, list[Any]]:
     return total, items
 
 
-def parse_version(item: Any, model_id: str, where: str, records: bool = True) -> LiveVersion:
+def parse_version(
+    item: Any, model_id: str, where: str, records: MakeRecord = RawRecord.of
+) -> LiveVersion:
     version_id = check_version_id(required(item, "id", str, where), where)
     config = field(item, "config", dict, where, optional=True) or {}
     llm = field(config, "llm_model_config", dict, f"{where}.config", optional=True) or {}
@@ -109,13 +111,15 @@ def parse_version(item: Any, model_id: str, where: str, records: bool = True) ->
         created=timestamp(item, "create_time", where),
         attributes=attributes,
         preset=False,
-        raw=RawRecord.of(item) if records else EMPTY_RECORD,
+        raw=records(item),
     )
 
 
-def parse_models_page(payload: Any, records: bool = True) -> tuple[int, list[LiveModel]]:
+def parse_models_page(
+    payload: Any, records: MakeRecord = RawRecord.of
+) -> tuple[int, list[LiveModel]]:
     """A page of `GET /v1/workspaces/{ws}/models`: (total, models without their versions);
-    `records=False` leaves their `raw` records empty."""
+    `records` makes their `raw` records."""
     total, items = _page(payload, "models", "list models")
     models = []
     for index, item in enumerate(items):
@@ -131,14 +135,14 @@ def parse_models_page(payload: Any, records: bool = True) -> tuple[int, list[Liv
                 # a model whose visibility is missing or unknown is not assumed deletable.
                 preset=field(item, "visibility", str, where, optional=True) != "PRIVATE",
                 versions=(),
-                raw=RawRecord.of(item) if records else EMPTY_RECORD,
+                raw=records(item),
             )
         )
     return total, models
 
 
 def parse_versions_page(
-    payload: Any, model_id: str, records: bool = True
+    payload: Any, model_id: str, records: MakeRecord = RawRecord.of
 ) -> tuple[int, list[LiveVersion]]:
     """A page of `GET .../models/{model_id}/versions`: (total, versions)."""
     total, items = _page(payload, "versions", f"list versions of model {model_id}")
@@ -300,7 +304,9 @@ class FabricProvider:
             self.services_http.sent if self.services_http is not self.http else 0
         )
 
-    async def snapshot(self, progress: Progress | None = None, *, records: bool = True) -> Snapshot:
+    async def snapshot(
+        self, progress: Progress | None = None, *, records: MakeRecord = RawRecord.of
+    ) -> Snapshot:
         models, services = await asyncio.gather(self._list_models(records), self._list_services())
         done = 0
 
@@ -321,7 +327,7 @@ class FabricProvider:
             services=tuple(services),
         )
 
-    async def _list_models(self, records: bool = True) -> list[LiveModel]:
+    async def _list_models(self, records: MakeRecord = RawRecord.of) -> list[LiveModel]:
         return await self._all_pages(
             "list models",
             lambda params: self._get(
@@ -330,7 +336,9 @@ class FabricProvider:
             lambda payload: parse_models_page(payload, records),
         )
 
-    async def _list_versions(self, model_id: str, records: bool = True) -> list[LiveVersion]:
+    async def _list_versions(
+        self, model_id: str, records: MakeRecord = RawRecord.of
+    ) -> list[LiveVersion]:
         url = f"{self.base}/models/{quote(check_model_id(model_id), safe='')}/versions"
         what = f"list versions of model {model_id}"
         return await self._all_pages(

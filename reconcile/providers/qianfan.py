@@ -46,9 +46,9 @@ from reconcile.errors import (
     ReconcileError,
 )
 from reconcile.model import (
-    EMPTY_RECORD,
     LiveModel,
     LiveVersion,
+    MakeRecord,
     RawRecord,
     ServiceUse,
     Snapshot,
@@ -212,9 +212,11 @@ def _page_marker(result: Any, where: str) -> str | None:
     return marker if truncated else None
 
 
-def parse_model_sets_page(payload: Any, records: bool = True) -> tuple[list[LiveModel], str | None]:
+def parse_model_sets_page(
+    payload: Any, records: MakeRecord = RawRecord.of
+) -> tuple[list[LiveModel], str | None]:
     """A `DescribeCustomModelSets` answer: (model sets without version details, next marker);
-    `records=False` leaves their `raw` records empty."""
+    `records` makes their `raw` records."""
     where = "describe custom model sets"
     result = v2_result(payload, where)
     items = required(result, "customModelSetList", list, where)
@@ -236,13 +238,15 @@ def parse_model_sets_page(payload: Any, records: bool = True) -> tuple[list[Live
                     LiveVersion(id=check_version_id(vid, at), name=name, model_id=set_id)
                     for vid, name in zip(version_ids, version_names, strict=True)
                 ),
-                raw=RawRecord.of(item) if records else EMPTY_RECORD,
+                raw=records(item),
             )
         )
     return models, marker
 
 
-def parse_model_detail(payload: Any, listed: LiveModel, records: bool = True) -> LiveModel:
+def parse_model_detail(
+    payload: Any, listed: LiveModel, records: MakeRecord = RawRecord.of
+) -> LiveModel:
     """A V1 `/modelDetail` answer for one set, checked against what the V2 listing said it holds."""
     where = f"model detail of {listed.id}"
     result = v1_result(payload, where)
@@ -263,7 +267,7 @@ def parse_model_detail(payload: Any, listed: LiveModel, records: bool = True) ->
                 created=timestamp(item, "createTime", at),
                 attributes={"description": field(item, "description", str, at, optional=True)},
                 preset=source_type not in _OWN_VERSION_SOURCES,
-                raw=RawRecord.of(item) if records else EMPTY_RECORD,
+                raw=records(item),
             )
         )
     detailed = sorted(version.id for version in versions)
@@ -278,15 +282,11 @@ def parse_model_detail(payload: Any, listed: LiveModel, records: bool = True) ->
             "attributes": {"description": description},
             "preset": source not in _OWN_SET_SOURCES,
             "versions": tuple(versions),
-            "raw": (
-                RawRecord.of(
-                    {
-                        **listed.raw.value(),
-                        **{k: v for k, v in result.items() if k != "modelVersionList"},
-                    }
-                )
-                if records
-                else EMPTY_RECORD
+            "raw": records(
+                {
+                    **listed.raw.value(),
+                    **{k: v for k, v in result.items() if k != "modelVersionList"},
+                }
             ),
         }
     )
@@ -460,7 +460,9 @@ class QianfanProvider:
 
     # -- listing ------------------------------------------------------------------------------
 
-    async def snapshot(self, progress: Progress | None = None, *, records: bool = True) -> Snapshot:
+    async def snapshot(
+        self, progress: Progress | None = None, *, records: MakeRecord = RawRecord.of
+    ) -> Snapshot:
         # Each set's details are asked for as soon as its marker page arrives: the pages come
         # one after another, so waiting for the last one first would add their whole chain.
         # The first failure anywhere stops everything: no request is sent for a doomed listing.
@@ -522,7 +524,7 @@ class QianfanProvider:
 
     async def _list_sets(
         self,
-        records: bool = True,
+        records: MakeRecord = RawRecord.of,
         on_page: Callable[[Sequence[LiveModel]], None] | None = None,
     ) -> list[LiveModel]:
         return await self._pages(
