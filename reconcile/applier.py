@@ -21,7 +21,7 @@ import dataclasses
 import re
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
@@ -270,14 +270,25 @@ class Applier:
                     self._record(result, Event.DELETE_OUTCOME, outcome)
 
     async def _send(self, result: ApplyResult, batch: list[list[Change]]) -> None:
-        """Journal the batch's intents durably, then send its deletes. If the lock is lost or
-        the journal cannot be written, send nothing more (those in flight finish)."""
+        """Journal the batch's intents durably, then send its deletes, a part of at most about
+        `INTENTS_PER_SYNC` receipts at a time. If the lock is lost or the journal cannot be
+        written, send nothing more (those in flight finish)."""
+        for part in _parts(batch, INTENTS_PER_SYNC):
+            if self.stop.is_set() or not await self._journal_intents(result, part):
+                return  # interrupted (or halted) while the part before was made durable
+            for unit in part:
+                for change in unit:
+                    self.on_event("deleting", change, None)
+                self._running.add(asyncio.create_task(self._delete(unit)))
+
+    async def _journal_intents(self, result: ApplyResult, units: list[list[Change]]) -> bool:
+        """Whether the intents of `units` were made durable (if not, deletes have halted)."""
         try:
             self.ensure()
         except ReconcileError as error:
             self._halt(error)
-            return
-        for change in (change for unit in batch for change in unit):
+            return False
+        for change in (change for unit in units for change in unit):
             self.journal.write(
                 Event.DELETE_INTENT,
                 apply_id=result.apply_id,
@@ -292,11 +303,8 @@ class Applier:
             await self._sync_journal()
         except Exception as error:  # whatever the store raised: no receipt, no delete
             self._halt(error)
-            return
-        for unit in batch:
-            for change in unit:
-                self.on_event("deleting", change, None)
-            self._running.add(asyncio.create_task(self._delete(unit)))
+            return False
+        return True
 
     def _halt(self, error: Exception) -> None:
         if self.halted is None:
@@ -417,6 +425,27 @@ class Applier:
                 for change in unit
             ]
         return [_outcome(change, error) for change, error in zip(unit, errors, strict=True)]
+
+
+#: Receipts written before one sync, at most (a unit of deletes is never split): the whole-model
+#: deletes of a large apply come in batches of 100 (Qianfan), and their parsed records, pending
+#: all at once until the sync, were 50 MB at the top of the apply.
+INTENTS_PER_SYNC = 500
+
+
+def _parts(units: list[list[Change]], size: int) -> Iterator[list[list[Change]]]:
+    """`units` in order, in parts of whole units that hold `size` changes or fewer (or one
+    unit, when a unit alone holds more)."""
+    part: list[list[Change]] = []
+    held = 0
+    for unit in units:
+        if part and held + len(unit) > size:
+            yield part
+            part, held = [], 0
+        part.append(unit)
+        held += len(unit)
+    if part:
+        yield part
 
 
 def new_apply_id() -> str:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from reconcile import applier as applier_module
 from reconcile.applier import Applier, ApplyResult
 from reconcile.emulator import create_app
 from reconcile.errors import GuardError, StalePlanError
@@ -79,13 +80,19 @@ def replan_demo(live: Mapping[str, Snapshot]) -> Plan:
 
 
 async def _plan_and_apply(
-    transport: Recorder, journal_path: Path, *, stop_after: int | None = None
+    transport: Recorder,
+    journal_path: Path,
+    *,
+    stop_after: int | None = None,
+    parallelism: int = 2,
+    journal_type: Callable[[Path], Journal] = Journal,
+    stop: asyncio.Event | None = None,
 ) -> tuple[Plan, ApplyResult]:
     fabric = provider(transport)
     try:
         snapshot = await fabric.snapshot()
         plan = build_plan(load_manifest(DEMO), {"fabric-demo": snapshot}, tool_version="test")
-        stop = asyncio.Event()
+        stop = stop or asyncio.Event()
         done = 0
 
         def on_event(kind: str, change: object, outcome: object) -> None:
@@ -95,12 +102,12 @@ async def _plan_and_apply(
                 if stop_after is not None and done >= stop_after:
                     stop.set()
 
-        with Journal(journal_path) as journal:
+        with journal_type(journal_path) as journal:
             applier = Applier(
                 {"fabric-demo": fabric},
                 journal,
                 replan=replan_demo,
-                parallelism=2,
+                parallelism=parallelism,
                 on_event=on_event,
                 stop=stop,
             )
@@ -117,6 +124,69 @@ def test_every_delete_request_finds_its_receipt_already_in_the_journal(tmp_path:
     assert len(transport.deletes) == len(plan.deletes()) == 8
     assert transport.unreceipted == []
     assert {o.status for o in result.outcomes} == {"deleted"}
+
+
+class CountingJournal(Journal):
+    """Counts the delete intents each sync makes durable."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.intents_per_sync: list[int] = []
+
+    def sync(self) -> None:
+        intents = sum(record["event"] == "delete_intent" for record in self._pending)
+        super().sync()
+        if intents:
+            self.intents_per_sync.append(intents)
+
+
+def test_a_large_batch_is_journaled_a_part_at_a_time_each_before_it_is_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With room for every delete at once, the receipts are still made durable a bounded part
+    at a time (the parsed records of a whole batch were 50 MB at scale), and each part before
+    any of its requests goes."""
+    monkeypatch.setattr(applier_module, "INTENTS_PER_SYNC", 2)
+    journals: list[CountingJournal] = []
+
+    def counting(path: Path) -> CountingJournal:
+        journals.append(CountingJournal(path))
+        return journals[-1]
+
+    journal = tmp_path / "journal.jsonl"
+    transport = Recorder(create_app(demo_state()), journal)
+    plan, result = asyncio.run(
+        _plan_and_apply(transport, journal, parallelism=16, journal_type=counting)
+    )
+    assert len(transport.deletes) == len(plan.deletes()) == 8
+    assert transport.unreceipted == []
+    assert {o.status for o in result.outcomes} == {"deleted"}
+    assert max(journals[0].intents_per_sync) <= 2
+    assert sum(journals[0].intents_per_sync) == 8
+
+
+def test_an_interrupt_while_a_part_is_journaled_sends_no_later_part(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(applier_module, "INTENTS_PER_SYNC", 1)
+    stop = asyncio.Event()
+
+    class Interrupting(Journal):
+        def sync(self) -> None:
+            super().sync()
+            if any(r["event"] == "delete_intent" for r in read_journal(self.path)):
+                stop.set()  # Ctrl-C while the first receipt was being made durable
+
+    journal = tmp_path / "journal.jsonl"
+    transport = Recorder(create_app(demo_state()), journal)
+    _, result = asyncio.run(
+        _plan_and_apply(transport, journal, parallelism=16, journal_type=Interrupting, stop=stop)
+    )
+    assert result.interrupted
+    assert len(transport.deletes) == len(result.outcomes) == 1
+    assert len(result.not_attempted) == 7
+    intents = [r for r in read_journal(journal) if r["event"] == "delete_intent"]
+    assert [r["id"] for r in intents] == transport.deletes
 
 
 def test_versions_are_deleted_before_models(tmp_path: Path) -> None:
