@@ -552,9 +552,11 @@ class QianfanProvider:
         on_page: Callable[[Sequence[_Listed]], None] | None = None,
     ) -> list[_Listed]:
         """Every page of a V2 marker listing, in order; an item seen twice, or a marker sent
-        twice, fails the listing (the account changed under it). `on_page` is given each page's
-        items, checked, as soon as it arrives."""
+        twice, fails the listing (the account changed under it). With `on_page`, each page's
+        items, checked, go to it as soon as they arrive, and none is returned: held here too,
+        the 10,000 sets of a large listing (with their records) were 40 MB more at its end."""
         items: list[_Listed] = []
+        take = on_page if on_page is not None else items.extend
         seen: set[str] = set()
         marker: str | None = None
         markers: set[str] = set()
@@ -575,9 +577,7 @@ class QianfanProvider:
                         hint="run again; nothing was planned from the inconsistent listing",
                     )
                 seen.add(item.id)
-            items.extend(page)
-            if on_page is not None:
-                on_page(page)
+            take(page)
             if marker is None:
                 return items
             if marker in markers:
