@@ -84,10 +84,7 @@ class RawRecord:
         return parsed
 
     def _from_orjson(self) -> bool:
-        if self._joined is None:
-            return self._orjson
-        record, _, items = self._joined
-        return record._from_orjson() and all(item._from_orjson() for item in items)
+        return all(part._orjson for part in self.parts())
 
     def with_list(self, key: str, items: Iterable[RawRecord]) -> RawRecord:
         """This object with `key` set to the list of `items`, nothing parsed.
