@@ -135,7 +135,8 @@ class Applier:
     async def relist(self, plan: Plan) -> dict[str, Snapshot] | None:
         """Fresh listings of the scopes that hold the plan's deletes, with full records (the
         receipts come from them); None when interrupted meanwhile."""
-        names = sorted({change.provider for change in plan.deletes()})
+        deletes = plan.deletes()
+        names = sorted({change.provider for change in deletes})
         missing = [name for name in names if name not in self.providers]
         if missing:
             raise ReconcileError(
@@ -143,7 +144,7 @@ class Applier:
             )
         # The plan's records of its deletes are most of the listing's at scale: reused, not
         # held twice (the receipts are the listing's all the same: they are equal).
-        records = KnownRecords(change.before for change in plan.deletes() if change.before)
+        records = KnownRecords(change.before for change in deletes if change.before)
         listed = await self._unless_stopped(
             asyncio.gather(
                 *(
