@@ -352,6 +352,82 @@ def test_an_inconsistent_listing_fails_closed(pages: dict[int, Any], message: st
         asyncio.run(scenario())
 
 
+def _gated(
+    pages: dict[int, dict[str, Any]], gate: Callable[[httpx.Request], Any]
+) -> tuple[httpx.MockTransport, list[str]]:
+    """Models pages by offset (page 100 answered once `gate` says so), versions empty or as
+    `gate` says; the paths asked for, in order."""
+    asked: list[str] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path)
+        answer = await gate(request)
+        if answer is not None:
+            return answer
+        if request.url.path.endswith("/models"):
+            return httpx.Response(200, json=pages[int(request.url.params["offset"])])
+        if request.url.path.endswith("/versions"):
+            return httpx.Response(200, json={"total": 0, "versions": []})
+        return httpx.Response(200, json={"total": 0, "service_instances": []})
+
+    return httpx.MockTransport(handler), asked
+
+
+_THREE_PAGES = {
+    offset: {"total": 250, "models": _models(offset, min(100, 250 - offset))}
+    for offset in (0, 100, 200)
+}
+
+
+def test_versions_are_listed_as_each_models_page_arrives_and_kept_in_listing_order() -> None:
+    async def scenario() -> tuple[list[str], list[str]]:
+        versions_asked = asyncio.Event()
+
+        async def gate(request: httpx.Request) -> httpx.Response | None:
+            if request.url.path.endswith("/m0/versions"):
+                versions_asked.set()
+            if request.url.params.get("offset") == "100" and request.url.path.endswith("/models"):
+                # Answered only once versions of the first page's models were asked for: a
+                # listing that waits for every page first would never get here.
+                await asyncio.wait_for(versions_asked.wait(), timeout=5)
+            return None
+
+        transport, asked = _gated(_THREE_PAGES, gate)
+        provider = _provider(transport)
+        try:
+            snapshot = await provider.snapshot()
+        finally:
+            await provider.aclose()
+        return [model.id for model in snapshot.models], asked
+
+    ids, asked = asyncio.run(scenario())
+    assert ids == [f"m{i}" for i in range(250)]
+    assert sum(path.endswith("/versions") for path in asked) == 250
+
+
+def test_a_failed_version_listing_stops_the_models_pages_and_every_other_listing() -> None:
+    async def scenario() -> list[str]:
+        async def gate(request: httpx.Request) -> httpx.Response | None:
+            if request.url.path.endswith("/m7/versions"):
+                return httpx.Response(400, json={"error_code": "common.00000400", "error_msg": "x"})
+            if request.url.params.get("offset") in ("100", "200"):
+                await asyncio.Event().wait()  # never answered: only a cancel ends it
+            return None
+
+        transport, asked = _gated(_THREE_PAGES, gate)
+        provider = _provider(transport)
+        try:
+            with pytest.raises(ProviderError, match="list versions of model m7"):
+                await asyncio.wait_for(provider.snapshot(), timeout=5)
+        finally:
+            await provider.aclose()
+        return asked
+
+    asked = asyncio.run(scenario())
+    # Of the later pages' models, no version listing was sent (their pages never came).
+    assert not any(path.endswith(("/m100/versions", "/m200/versions")) for path in asked)
+
+
 def _flaky(statuses: list[int]) -> tuple[httpx.MockTransport, list[httpx.Request]]:
     seen: list[httpx.Request] = []
 

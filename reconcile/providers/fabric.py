@@ -36,6 +36,7 @@ from reconcile.model import (
 )
 from reconcile.providers.base import Auth, Keys, Opening, Platform, Progress
 from reconcile.providers.failures import Refusal
+from reconcile.providers.fanout import Fanout, gather_all
 from reconcile.providers.http import Http, parse_json
 from reconcile.providers.shapes import ShapeError, field, required, timestamp
 from reconcile.providers.signing import SDK_SIGNED_HEADERS, sdk_authorization, sdk_date
@@ -307,33 +308,54 @@ class FabricProvider:
     async def snapshot(
         self, progress: Progress | None = None, *, records: MakeRecord = RawRecord.of
     ) -> Snapshot:
-        models, services = await asyncio.gather(self._list_models(records), self._list_services())
+        # Each model's versions are asked for as soon as its page arrives: the pages after the
+        # first come in parallel, and waiting for the last one held every version listing back.
+        listings: Fanout[LiveModel] = Fanout()
         done = 0
+        paging_done = False
 
         async def with_versions(model: LiveModel) -> LiveModel:
             nonlocal done
             versions = await self._list_versions(model.id, records)
             done += 1
             if progress is not None:
-                progress(f"{self.name}: models listed", done, len(models))
+                total = listings.started if paging_done else None
+                progress(f"{self.name}: models listed", done, total)
             return model.model_copy(update={"versions": tuple(versions)})
 
-        complete = await asyncio.gather(*(with_versions(model) for model in models))
+        def on_page(page: Sequence[LiveModel]) -> None:
+            for model in page:
+                listings.start(with_versions(model))
+
+        async def paging() -> list[LiveModel]:
+            nonlocal paging_done
+            models = await self._list_models(records, on_page)
+            paging_done = True
+            return models
+
+        (models, services), complete = await listings.run(paging(), self._list_services())
+        # In the listing's order (pages arrive in any order); ids are unique (`_all_pages`).
+        by_id = {model.id: model for model in complete}
         return Snapshot(
             provider=self.name,
             provider_type=self.type,
             location=f"workspace {self.workspace_id}",
-            models=tuple(complete),
+            models=tuple(by_id[model.id] for model in models),
             services=tuple(services),
         )
 
-    async def _list_models(self, records: MakeRecord = RawRecord.of) -> list[LiveModel]:
+    async def _list_models(
+        self,
+        records: MakeRecord = RawRecord.of,
+        on_page: Callable[[Sequence[LiveModel]], None] | None = None,
+    ) -> list[LiveModel]:
         return await self._all_pages(
             "list models",
             lambda params: self._get(
                 self.http, "list models", f"{self.base}/models", {**params, **_OLDEST_FIRST}
             ),
             lambda payload: parse_models_page(payload, records),
+            on_page=on_page,
         )
 
     async def _list_versions(
@@ -369,19 +391,17 @@ class FabricProvider:
         fetch: Callable[[dict[str, int]], Awaitable[Any]],
         parse: Callable[[Any], tuple[int, Sequence[T]]],
         count: Callable[[Any], int] | None = None,
+        on_page: Callable[[Sequence[T]], None] | None = None,
     ) -> list[T]:
         """Every item of an offset-paged listing: the first page tells `total`, the rest are
         fetched in parallel. Any disagreement (total changing between pages, a short page, an
-        id seen twice) fails the listing: a plan is never made from a partial one."""
+        id seen twice) fails the listing: a plan is never made from a partial one. With
+        `on_page`, each page's items go to it as soon as the page arrives."""
         first = await fetch({"offset": 0, "limit": PAGE_LIMIT})
         total, items = parse(first)
-        counts = [count(first) if count else len(items)]
-        offsets = range(PAGE_LIMIT, total, PAGE_LIMIT)
-        pages = await asyncio.gather(
-            *(fetch({"offset": offset, "limit": PAGE_LIMIT}) for offset in offsets)
-        )
-        result = list(items)
-        for offset, payload in zip(offsets, pages, strict=True):
+
+        async def page(offset: int) -> tuple[Sequence[T], int]:
+            payload = await fetch({"offset": offset, "limit": PAGE_LIMIT})
             page_total, page_items = parse(payload)
             if page_total != total:
                 raise ListingIncompleteError(
@@ -389,8 +409,23 @@ class FabricProvider:
                     f"paging (offset {offset}): the workspace changed during the listing",
                     hint="run again; nothing was planned from the partial listing",
                 )
+            if on_page is not None:
+                on_page(page_items)
+            return page_items, count(payload) if count else len(page_items)
+
+        # Started before the first page's items are handed on, so that the pages, each of which
+        # brings more work, are asked for first.
+        later = [
+            asyncio.ensure_future(page(offset)) for offset in range(PAGE_LIMIT, total, PAGE_LIMIT)
+        ]
+        if on_page is not None:
+            on_page(items)
+        pages = await gather_all(later)
+        result = list(items)
+        counts = [count(first) if count else len(items)]
+        for page_items, page_count in pages:
             result.extend(page_items)
-            counts.append(count(payload) if count else len(page_items))
+            counts.append(page_count)
         if sum(counts) != total:
             raise ListingIncompleteError(
                 f"{self.name}: {what}: the platform announced {total} items but the pages held "

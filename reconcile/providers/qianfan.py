@@ -29,7 +29,6 @@ data and the provider against the emulator; splitting them would part each from 
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
@@ -56,6 +55,7 @@ from reconcile.model import (
 from reconcile.providers.adaptive import Headroom
 from reconcile.providers.base import Auth, Keys, Opening, Platform, Progress
 from reconcile.providers.failures import Call, Refusal, platform_error
+from reconcile.providers.fanout import Fanout
 from reconcile.providers.http import Http, parse_json
 from reconcile.providers.shapes import ShapeError, field, json_type, required, strings, timestamp
 from reconcile.providers.signing import BCE_DATE_FORMAT, bce_authorization
@@ -387,23 +387,6 @@ def bce_signer(
     return sign
 
 
-async def _all(calls: Iterable[Awaitable[T]]) -> list[T]:
-    """Await all; on the first failure cancel the rest (no requests sent for a doomed listing)."""
-    tasks = [asyncio.ensure_future(call) for call in calls]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        await _cancelled(tasks)
-        raise
-
-
-async def _cancelled(tasks: Sequence[asyncio.Future[Any]]) -> None:
-    """Cancel the tasks and wait until they are done."""
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-
-
 def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
     return [items[start : start + size] for start in range(0, len(items), size)]
 
@@ -465,14 +448,12 @@ class QianfanProvider:
     ) -> Snapshot:
         # Each set's details are asked for as soon as its marker page arrives: the pages come
         # one after another, so waiting for the last one first would add their whole chain.
-        # The first failure anywhere stops everything: no request is sent for a doomed listing.
-        details: list[asyncio.Future[LiveModel]] = []
+        details: Fanout[LiveModel] = Fanout()
         # Detail calls in flight at most: one less than the requests allowed, so that the next
         # marker page, which the whole listing waits on, never queues behind them.
         slots = Headroom(self.http.limit, spare=1)
         done = 0
-        #: The first detail that failed, which stopped the listing.
-        failed: list[BaseException] = []
+        paging_done = False
 
         async def detailed(listed: LiveModel) -> LiveModel:
             nonlocal done
@@ -486,34 +467,20 @@ class QianfanProvider:
                 progress(
                     f"{self.name}: model sets listed",
                     done,
-                    len(details) if paging.done() else None,
+                    details.started if paging_done else None,
                 )
             return model
 
-        def stop_listing(task: asyncio.Future[LiveModel]) -> None:
-            error = None if task.cancelled() else task.exception()
-            if error is not None and not failed:
-                failed.append(error)
-                for listing in listings:
-                    listing.cancel()
-
         def on_page(page: Sequence[LiveModel]) -> None:
             for listed in page:
-                task = asyncio.ensure_future(detailed(listed))
-                task.add_done_callback(stop_listing)
-                details.append(task)
+                details.start(detailed(listed))
 
-        paging = asyncio.ensure_future(self._list_sets(records, on_page))
-        listings = (paging, asyncio.ensure_future(self._list_services()))
-        try:
-            await asyncio.gather(*listings)
-            models = await _all(details)
-        except BaseException:
-            await _cancelled([*listings, *details])
-            if failed:
-                raise failed[0] from None
-            raise
-        services = listings[1].result()
+        async def paging() -> None:
+            nonlocal paging_done
+            await self._list_sets(records, on_page)
+            paging_done = True
+
+        (_, services), models = await details.run(paging(), self._list_services())
         return Snapshot(
             provider=self.name,
             provider_type=self.type,
