@@ -245,17 +245,20 @@ def test_a_refused_connection_is_a_connect_error_and_retried() -> None:
 
 
 def test_the_transport_closes_its_pool() -> None:
-    async def go() -> tuple[Any, Any]:
+    async def go(url: str) -> tuple[list[Any], list[Any]]:
         transport = AiohttpTransport(max_connections=2, timeout=5)
         async with httpx.AsyncClient(transport=transport) as client:
             with pytest.raises(httpx.ConnectError):
                 await client.get("http://127.0.0.1:9/")  # discard port: nothing there
-            opened = transport._session
-        return opened, transport._session
+            assert (await client.get(f"{url}/echo")).status_code == 200
+            pooled = [c for idle in transport._wire._idle.values() for c in idle]
+        return pooled, [c for idle in transport._wire._idle.values() for c in idle]
 
-    opened, after = asyncio.run(go())
-    assert opened.closed
-    assert after is None
+    with serve_over_loopback(_APP) as url:
+        pooled, after = asyncio.run(go(url))
+    assert len(pooled) == 1
+    assert pooled[0].closed and pooled[0].transport.is_closing()
+    assert after == []
 
 
 def test_the_shared_pool_keeps_no_cookie_between_requests() -> None:
