@@ -11,7 +11,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -179,6 +179,18 @@ class Change(Record):
             "before": before,
         }
         return trusted(cls, values)
+
+    def json_value(self) -> dict[str, Any]:
+        """`model_dump(mode="json")`, made directly (what the digest encodes): a plan's 30,000
+        changes went through pydantic's serializer at a quarter of the planning's CPU. Every
+        field as it is (orjson writes enums and tuples as JSON does), the services as objects
+        and the record parsed; the tests hold both equal for every kind of change."""
+        value = dict(self.__dict__)
+        if self.blocked_by:
+            value["blocked_by"] = [service.model_dump(mode="json") for service in self.blocked_by]
+        if self.before is not None:
+            value["before"] = self.before.value()
+        return value
 
     @property
     def is_delete(self) -> bool:
@@ -355,7 +367,7 @@ class Plan(Record):
         return digest(
             [
                 digest(head),
-                [digest(change.model_dump(mode="json")) for change in self.resource_changes],
+                [digest(change.json_value()) for change in self.resource_changes],
                 [digest(item.model_dump(mode="json")) for item in self.drift],
             ]
         )

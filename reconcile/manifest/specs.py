@@ -452,6 +452,8 @@ class Manifest(Spec):
 
 def is_glob_match(patterns: tuple[str, ...], *names: str) -> str | None:
     """The first pattern that matches any of `names` (fnmatch-style, case-sensitive), or None."""
+    if not patterns:  # the common case, asked for every live object
+        return None
     for pattern in patterns:
         regex = _glob_regex(pattern)
         if any(regex.match(name) for name in names):

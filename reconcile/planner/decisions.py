@@ -15,7 +15,7 @@ from reconcile.manifest import Manifest, ModelSpec, VersionSpec, is_glob_match
 from reconcile.model import LiveModel, LiveVersion, ServiceUse, Snapshot
 from reconcile.plan import Action, DriftKind, Kind, ProviderScope, Reason
 from reconcile.planner.matching import Found, Resolution, claimed_twice, resolve
-from reconcile.planner.records import Records, by_name
+from reconcile.planner.records import Records
 from reconcile.planner.retention import Clock, created_order, rollback_targets
 from reconcile.scope import (
     Key,
@@ -113,13 +113,19 @@ class ProviderPlanner:
         self.records = Records(provider, snapshot, self.policy, self.in_scope)
         #: Per model id: its rollback targets (version id -> the version in use, its services).
         self._rollback: dict[str, dict[str, tuple[LiveVersion, list[ServiceUse]]]] = {}
+        #: Per declaration: " at FILE:LINE", said on each line of its model's versions.
+        self._origins: dict[str, str] = {}
 
     def scope(self) -> ProviderScope:
         return self.records.scope(self.config.scope)
 
     def _origin(self, spec: ModelSpec) -> str:
-        location = self.manifest.origins.get(f"models.{spec.provider}/{spec.name}")
-        return f" at {location}" if location else ""
+        key = f"models.{spec.provider}/{spec.name}"
+        origin = self._origins.get(key)
+        if origin is None:
+            location = self.manifest.origins.get(key)
+            origin = self._origins[key] = f" at {location}" if location else ""
+        return origin
 
     def _warn(self, spec: ModelSpec, what: str, fix: str) -> None:
         """A declaration that can have no effect: "<what> (<where>): <fix>", as validate says."""
@@ -440,13 +446,19 @@ class ProviderPlanner:
         if spec is not None and spec.protect:
             return Reason.PROTECTED, f"model declared protect = true{self._origin(spec)}", ()
         uses = self.records.uses
-        services = _unique(
-            [
-                *uses.by_version.get(version.id, []),
-                # A service that names the model but no version serves one we cannot tell
-                # apart: it holds every version of the model.
-                *(s for s in uses.by_model.get(model.id, []) if not s.version_id),
-            ]
+        by_version = uses.by_version.get(version.id)
+        by_model = uses.by_model.get(model.id)
+        services = (
+            _unique(
+                [
+                    *(by_version or ()),
+                    # A service that names the model but no version serves one we cannot tell
+                    # apart: it holds every version of the model.
+                    *(s for s in by_model or () if not s.version_id),
+                ]
+            )
+            if by_version or by_model
+            else []
         )
         if services:
             return (
@@ -513,7 +525,7 @@ class ProviderPlanner:
                 Action.DELETE,
                 reason,
                 why + note,
-                version_ids=[version.id for version in by_name(model.versions)],
+                version_ids=[version.id for version in self.records.versions_by_name(model)],
             )
             return
         for version in deletable:
@@ -545,7 +557,7 @@ class ProviderPlanner:
         deletable: list[LiveVersion] = []
         held: list[str] = []
         blocking: list[ServiceUse] = list(self.records.uses.by_model.get(model.id, []))
-        for version in by_name(model.versions):
+        for version in self.records.versions_by_name(model):
             if ignored_by(self.policy, version_path(model.name, version.name)) is not None:
                 held.append(f'version "{version.name}" matches an ignore pattern')
                 continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from reconcile.diff import field_changes
 from reconcile.manifest import Policy
@@ -31,7 +32,10 @@ from reconcile.scope import (
 
 def by_name(versions: Iterable[LiveVersion]) -> list[LiveVersion]:
     """Versions in a fixed order: a plan must not depend on the order a platform lists them in."""
-    return sorted(versions, key=lambda v: (v.name, v.id))
+    return sorted(versions, key=_NAME_AND_ID)
+
+
+_NAME_AND_ID = attrgetter("name", "id")
 
 
 @dataclass
@@ -56,6 +60,14 @@ class Records:
         self._digested: tuple[dict[int, str], str] | None = None
         #: Per model id: the version names that repeat among its versions in scope.
         self._shared_versions: dict[str, frozenset[str]] = {}
+        #: Per model id: its versions `by_name`, sorted once (a model that goes asks thrice).
+        self._by_name: dict[str, list[LiveVersion]] = {}
+
+    def versions_by_name(self, model: LiveModel) -> list[LiveVersion]:
+        found = self._by_name.get(model.id)
+        if found is None:
+            found = self._by_name[model.id] = by_name(model.versions)
+        return found
 
     def model_digest(self, model: LiveModel) -> str:
         """The digest of `model_state`, for a deleted model's `state_digest`."""
@@ -109,7 +121,7 @@ class Records:
                 version_ids=tuple(version_ids),
                 state_digest=self.model_digest(model) if recorded else "",
                 before=(
-                    model.raw.with_list("versions", (v.raw for v in by_name(model.versions)))
+                    model.raw.with_list("versions", (v.raw for v in self.versions_by_name(model)))
                     if recorded
                     else None
                 ),

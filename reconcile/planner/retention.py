@@ -46,6 +46,8 @@ class Clock:
 
     def too_new(self, created: datetime | None) -> str | None:
         """Why an object is too new to delete under min_age (None: it is old enough)."""
+        if self.policy.min_age is None:  # asked for every deletable object: no words made
+            return None
         rule = f"min_age = {self.policy.min_age}"
         until = self._window(
             self.policy.min_age,
@@ -60,6 +62,8 @@ class Clock:
 
     def within(self, created: datetime | None) -> str | None:
         """Why an undeclared version is kept by keep_within (None: it is not)."""
+        if self.policy.keep_within is None:
+            return None
         rule = f"policy keep_within = {self.policy.keep_within}"
         until = self._window(
             self.policy.keep_within,
