@@ -262,3 +262,18 @@ def test_a_pool_closed_in_one_event_loop_serves_the_next() -> None:
         assert first == second == b"ok"
 
     assert asyncio.run(_serve(lambda number, head: OK, scenario)) == 2
+
+
+def test_the_pool_works_on_uvloops_event_loop() -> None:
+    """uvloop (a dependency, the emulator's loop) has transports of its own classes."""
+    uvloop = pytest.importorskip("uvloop")
+    got: list[bytes] = []
+
+    async def scenario(url: str, heads: list[bytes]) -> None:
+        wire = _wire()
+        got.extend([(await _get(wire, f"{url}/")).content, (await _get(wire, f"{url}/")).content])
+        await wire.aclose()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        assert runner.run(_serve(lambda number, head: OK, scenario)) == 1
+    assert got == [b"ok", b"ok"]
