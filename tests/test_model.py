@@ -125,6 +125,44 @@ def test_strict_json_refuses_what_json_does_not_have() -> None:
             strict_json(text)
 
 
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
+    max_leaves=20,
+)
+
+
+@given(_JSON_VALUES, st.sampled_from([(",", ":"), (", ", ": "), (",\n", " :\t")]))
+def test_strict_json_reads_every_text_as_the_standard_parser_does(
+    value: object, separators: tuple[str, str]
+) -> None:
+    """orjson reads most texts, the standard parser the rest (long integers, lone surrogates):
+    whichever did, the value is the same, each number of the same type."""
+    for text in (json.dumps(value, separators=separators), json.dumps(value, ensure_ascii=False)):
+        for data in (text, text.encode("utf-8", "surrogatepass")):
+            expected = json.loads(data)
+            got = strict_json(data)
+            assert repr(got) == repr(expected)
+
+
+def test_strict_json_keeps_integers_beyond_64_bits_exact() -> None:
+    for text in (
+        "123456789012345678901234",
+        '{"a": -99999999999999999999}',
+        "[1,\n 2e3, 1" + "0" * 30 + "]",
+    ):
+        assert repr(strict_json(text)) == repr(json.loads(text))
+        assert repr(strict_json(text.encode())) == repr(json.loads(text))
+    assert strict_json('{"a": "\\ud800"}') == {
+        "a": "\ud800"
+    }  # orjson refuses; the standard parser reads
+
+
 def test_a_raw_record_is_immutable_and_survives_copies_and_pickles() -> None:
     record = RawRecord.of({"id": "m1"})
     with pytest.raises(AttributeError):
