@@ -122,3 +122,29 @@ def test_summaries_are_typed_records(tmp_path: Path) -> None:
         unfinished=["p/c"],
     )
     assert summary.open == ["p/b", "p/c"]
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"event": "delete_intent", "record": {"id": "m1", "versions": [{"n": 1.5, "ok": True}]}},
+        {"name": "modèle \u202e 模型", "size": 2**70, "at": "2026-11-29T06:00:00Z"},
+        {"lone": "\ud800", "none": None},
+        {
+            "when": __import__("datetime").datetime(
+                2026, 11, 29, 6, 0, tzinfo=__import__("datetime").UTC
+            )
+        },
+    ],
+    ids=["nested", "unicode-and-a-long-integer", "lone-surrogate", "a-time"],
+)
+def test_a_journal_record_is_written_as_the_standard_encoder_would_read_it(
+    record: dict[str, object],
+) -> None:
+    """Records are encoded by orjson where it can, by the standard encoder where it cannot:
+    either way a record reads back as the standard encoder wrote it before."""
+    from reconcile.state.base import decode_record, encode_record
+
+    line = encode_record(record)
+    assert b"\n" not in line
+    assert decode_record(line) == json.loads(json.dumps(record, ensure_ascii=False, default=str))
