@@ -4,6 +4,7 @@ additive increase, latency, bounds, and pacing after a throttle."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any, cast
@@ -426,3 +427,33 @@ def test_headroom_wakes_only_as_many_waiters_as_may_go() -> None:
 
     assert asyncio.run(run()) == 4
     assert Counted.reads < 10 * 500
+
+
+def test_a_request_cancelled_while_it_waits_for_the_total_gives_its_endpoint_slot_back() -> None:
+    async def run() -> tuple[int, int, bool]:
+        own = AdaptiveLimit(initial=2, maximum=2)
+        total = FixedLimit(1)
+        limit = SharedLimit(own, total)
+        first = limit.slot()
+        await first.__aenter__()
+        waiting = asyncio.ensure_future(limit.slot().__aenter__())
+        await asyncio.sleep(0.01)
+        held_while_waiting = own.in_flight
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+        await first.__aexit__(None, None, None)
+        return held_while_waiting, own.in_flight, total._semaphore.locked()
+
+    assert asyncio.run(run()) == (2, 0, False)
+
+
+def test_a_timeout_inside_a_shared_slot_cuts_its_endpoints_limit() -> None:
+    async def run() -> int:
+        own = AdaptiveLimit(initial=8, maximum=8)
+        limit = SharedLimit(own, FixedLimit(8))
+        with contextlib.suppress(TimeoutError):
+            async with limit.slot():
+                raise TimeoutError
+        return own.current
+
+    assert asyncio.run(run()) < 8

@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol
+from typing import Any, Protocol
 
 #: A platform that throttles says so with 429; 503 is an overloaded one.
 THROTTLED_STATUS = 429
@@ -398,11 +398,39 @@ class SharedLimit:
     def current(self) -> int:
         return min(self.own.current, self.total.current)
 
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[Slot]:
-        async with self.own.slot() as slot, self.total.slot():
-            slot.started = max(slot.started, self.total.clock())
-            yield slot
+    def slot(self) -> _SharedHold:
+        return _SharedHold(self)
+
+
+class _SharedHold(AbstractAsyncContextManager[Slot]):
+    """A `SharedLimit` slot: the endpoint's, then the total's, as two nested `async with`
+    would hold them (a class for the reason `_FixedHold` is: as an `asynccontextmanager`, the
+    slots were a quarter of a delete's CPU in a large apply)."""
+
+    __slots__ = ("clock", "own", "total")
+
+    def __init__(self, limit: SharedLimit) -> None:
+        self.clock = limit.total.clock
+        self.own = limit.own.slot()
+        self.total = limit.total.slot()
+
+    async def __aenter__(self) -> Slot:
+        slot = await self.own.__aenter__()
+        try:
+            await self.total.__aenter__()
+        except BaseException as error:
+            await self.own.__aexit__(type(error), error, error.__traceback__)
+            raise
+        slot.started = max(slot.started, self.clock())
+        return slot
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, traceback: Any
+    ) -> None:
+        try:
+            await self.total.__aexit__(kind, value, traceback)
+        finally:
+            await self.own.__aexit__(kind, value, traceback)
 
 
 class Headroom:
