@@ -114,12 +114,18 @@ def _time(index: int, minutes: int = 0) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(1_700_000_000 + seconds)) + ".000Z"
 
 
+#: The namespace of the benchmark's version ids.
+_IDS = uuid.UUID("6f1c2a52-3b7e-4d0c-9a55-1e9d3c6b8f21")
+
+
 def fabric_state(scenario: Scenario) -> dict[str, Any]:
     models = []
     for i in range(scenario.models):
         versions = [
             {
-                "id": f"{i:016x}{j:016x}",
+                # 32 hex digits, as the platform's (and the demo's): not `{i:016x}{j:016x}`, which
+                # is all digits and so unlike any real id to a parser.
+                "id": uuid.uuid5(_IDS, f"{i}/{j}").hex,
                 "name": f"v{j}",
                 "description": f"model-{i:05d} v{j}",
                 "config": {
