@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any, TypeVar
@@ -357,14 +356,13 @@ def _may_hold_a_long_integer(data: str | bytes) -> bool:
             before -= 1
         if before < 0 or data[before] in b"[:,":
             return True
-        end = _NOT_ZERO.search(zeros, at)
-        at = -1 if end is None else zeros.find(_RUN, end.start())
+        # Past these 19: the rest of this run, found again, has a digit before it.
+        at = zeros.find(_RUN, at + len(_RUN))
     return False
 
 
 _DIGITS_AS_ZEROS = bytes.maketrans(b"123456789", b"000000000")
 _RUN = b"0" * 19
-_NOT_ZERO = re.compile(b"[^0]")
 
 
 def _refuse_constant(name: str) -> Any:
