@@ -457,3 +457,22 @@ def test_a_timeout_inside_a_shared_slot_cuts_its_endpoints_limit() -> None:
         return own.current
 
     assert asyncio.run(run()) < 8
+
+
+def test_headroom_given_up_by_a_cancelled_waiter_goes_to_the_next() -> None:
+    from reconcile.providers.adaptive import Headroom
+
+    async def run() -> tuple[int, int]:
+        headroom = Headroom(FixedLimit(2), spare=1)  # one place
+        first = headroom.hold()
+        await first.__aenter__()
+        cancelled = asyncio.ensure_future(headroom.hold().__aenter__())
+        third = asyncio.ensure_future(headroom.hold().__aenter__())
+        await asyncio.sleep(0)
+        cancelled.cancel()
+        await first.__aexit__(None, None, None)  # the place goes past the cancelled waiter
+        await asyncio.wait_for(third, timeout=1)
+        await asyncio.gather(cancelled, return_exceptions=True)
+        return headroom.in_use, len(headroom._waiters)
+
+    assert asyncio.run(run()) == (1, 0)
