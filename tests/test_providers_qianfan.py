@@ -176,6 +176,15 @@ def test_parse_model_sets_page_reads_version_ids_names_and_the_next_marker() -> 
     assert models[0].raw.value() == RECORDED_SETS_PAGE["result"]["customModelSetList"][0]  # type: ignore[index]
 
 
+def test_a_model_sets_page_makes_the_records_validation_would() -> None:
+    """The page's records are built without validation (`trusted`): each equals, and dumps as,
+    the record pydantic validates from the same values."""
+    for model in parse_model_sets_page(RECORDED_SETS_PAGE)[0]:
+        validated = LiveModel.model_validate(model.model_dump())
+        assert model == validated
+        assert model.model_dump(mode="json") == validated.model_dump(mode="json")
+
+
 def test_the_last_page_has_no_next_marker() -> None:
     payload = json.loads(json.dumps(RECORDED_SETS_PAGE))
     payload["result"]["pageInfo"] = {"isTruncated": False, "nextMarker": ""}

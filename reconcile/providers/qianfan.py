@@ -45,6 +45,7 @@ from reconcile.errors import (
     ReconcileError,
 )
 from reconcile.model import (
+    EMPTY_RECORD,
     LiveModel,
     LiveVersion,
     MakeRecord,
@@ -229,13 +230,25 @@ def parse_model_sets_page(
         version_names = strings(item, "modelNames", at)
         if len(version_ids) != len(version_names):
             raise ShapeError(f"{at}: modelIds and modelNames differ in length")
+        # Trusted constructors: every value is checked above (validation, and the deep copy
+        # of each default, were half of a marker page's CPU).
         models.append(
-            LiveModel(
+            LiveModel.trusted(
                 id=set_id,
                 name=required(item, "modelSetName", str, at),
                 created=timestamp(item, "createTime", at),
+                attributes={},
+                preset=False,
                 versions=tuple(
-                    LiveVersion(id=check_version_id(vid, at), name=name, model_id=set_id)
+                    LiveVersion.trusted(
+                        id=check_version_id(vid, at),
+                        name=name,
+                        model_id=set_id,
+                        created=None,
+                        attributes={},
+                        preset=False,
+                        raw=EMPTY_RECORD,
+                    )
                     for vid, name in zip(version_ids, version_names, strict=True)
                 ),
                 raw=records(item),
