@@ -31,8 +31,10 @@ import httpx
 #: keep-alive connections (uvicorn after 5 s), and a request sent on one that is being closed
 #: fails.
 IDLE_SECONDS = 4.0
-#: Request headers this module writes itself.
-_OWN_HEADERS = frozenset({"host", "accept-encoding", "content-length", "connection"})
+#: Request headers this module writes itself (a body always goes whole, with its length).
+_OWN_HEADERS = frozenset(
+    {"host", "accept-encoding", "content-length", "connection", "transfer-encoding"}
+)
 #: A header name as RFC 9110 has it (a token); values must hold no CR, LF or NUL.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _UNSAFE_VALUE = re.compile(r"[\r\n\x00]")
