@@ -93,10 +93,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         """Send one request given as plain values (`url` already encoded); answer with its
         response read whole. Failures are httpx's exceptions, as from any transport."""
         origin, target = split(url)
-        proxy = self._proxies.get(origin, "")
-        if proxy == "":
+        if origin not in self._proxies:
             parts = urlsplit(origin)
-            proxy = self._proxies[origin] = _env_proxy(parts.scheme, parts.hostname or "")
+            self._proxies[origin] = _env_proxy(parts.scheme, parts.hostname or "")
+        proxy = self._proxies[origin]
         if proxy is None:
             return await self._wire.fetch(method, origin, target, headers, body)
         return await self._through_aiohttp(method, url, headers, body, proxy, request)
