@@ -271,6 +271,13 @@ def trusted(cls: type[R], values: dict[str, Any]) -> R:
     return record
 
 
+def copied(record: R, **update: Any) -> R:
+    """`record.model_copy(update=update)` for already-checked values, made as `trusted` makes
+    records: `model_copy` copies the record's fields set, 0.7 KB for each of a listing's
+    10,000 models given their versions."""
+    return trusted(type(record), {**record.__dict__, **update})
+
+
 class FieldChange(Record):
     """One declared attribute whose live value differs."""
 

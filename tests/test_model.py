@@ -20,6 +20,7 @@ from reconcile.model import (
     LiveModel,
     LiveVersion,
     RawRecord,
+    copied,
     digest,
     digest_each,
     strict_json,
@@ -125,19 +126,7 @@ def test_strict_json_refuses_what_json_does_not_have() -> None:
             strict_json(text)
 
 
-_JSON_VALUES = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.integers(min_value=-(2**80), max_value=2**80)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(),
-    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
-    max_leaves=20,
-)
-
-
-@given(_JSON_VALUES, st.sampled_from([(",", ":"), (", ", ": "), (",\n", " :\t")]))
+@given(json_values, st.sampled_from([(",", ":"), (", ", ": "), (",\n", " :\t")]))
 def test_strict_json_reads_every_text_as_the_standard_parser_does(
     value: object, separators: tuple[str, str]
 ) -> None:
@@ -261,3 +250,23 @@ def test_a_plan_file_with_nan_is_not_a_plan_file() -> None:
     text = '{"format_version": 2, "before": NaN}'
     with pytest.raises(PlanFileError, match="not a plan file \\(invalid JSON"):
         Plan.from_json(text, source="p.json")
+
+
+def test_a_copied_record_is_the_model_copy_with_the_shared_fields_set() -> None:
+    version = LiveVersion.trusted(
+        id="v1",
+        name="V1",
+        model_id="m1",
+        created=None,
+        attributes={},
+        preset=False,
+        raw=EMPTY_RECORD,
+    )
+    model = LiveModel(id="m1", name="M", raw=RawRecord.of({"id": "m1"}))
+    with_versions = copied(model, versions=(version,))
+    assert with_versions == model.model_copy(update={"versions": (version,)})
+    assert with_versions.model_dump(mode="json") == model.model_copy(
+        update={"versions": (version,)}
+    ).model_dump(mode="json")
+    assert model.versions == () and with_versions.versions == (version,)
+    assert with_versions.model_fields_set == set(LiveModel.model_fields)

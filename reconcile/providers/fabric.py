@@ -33,6 +33,7 @@ from reconcile.model import (
     RawRecord,
     ServiceUse,
     Snapshot,
+    copied,
 )
 from reconcile.providers.base import Auth, Keys, Opening, Platform, Progress
 from reconcile.providers.failures import Refusal
@@ -321,7 +322,7 @@ class FabricProvider:
             if progress is not None:
                 total = listings.started if paging_done else None
                 progress(f"{self.name}: models listed", done, total)
-            return model.model_copy(update={"versions": tuple(versions)})
+            return copied(model, versions=tuple(versions))
 
         def on_page(page: Sequence[LiveModel]) -> None:
             for model in page:

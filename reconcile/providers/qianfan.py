@@ -52,6 +52,7 @@ from reconcile.model import (
     RawRecord,
     ServiceUse,
     Snapshot,
+    copied,
 )
 from reconcile.providers.adaptive import Headroom
 from reconcile.providers.base import Auth, Keys, Opening, Platform, Progress
@@ -290,18 +291,17 @@ def parse_model_detail(
             f"listing named ({len(listed.versions)}): it changed during the listing",
             hint="run again; nothing was planned from the inconsistent listing",
         )
-    return listed.model_copy(
-        update={
-            "attributes": {"description": description},
-            "preset": source not in _OWN_SET_SOURCES,
-            "versions": tuple(versions),
-            "raw": records(
-                {
-                    **listed.raw.value(),
-                    **{k: v for k, v in result.items() if k != "modelVersionList"},
-                }
-            ),
-        }
+    return copied(
+        listed,
+        attributes={"description": description},
+        preset=source not in _OWN_SET_SOURCES,
+        versions=tuple(versions),
+        raw=records(
+            {
+                **listed.raw.value(),
+                **{k: v for k, v in result.items() if k != "modelVersionList"},
+            }
+        ),
     )
 
 
