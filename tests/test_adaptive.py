@@ -60,10 +60,12 @@ def round_trip(limit: AdaptiveLimit, clock: Clock, status: int, latency: float =
     return limit.current
 
 
-def test_slow_start_grows_the_limit_by_a_quarter_each_round_trip() -> None:
+def test_slow_start_grows_the_limit_by_a_quarter_each_round_trip_then_by_half() -> None:
     clock = Clock()
     limit = limit_on(clock, initial=16)
     assert [round_trip(limit, clock, 200) for _ in range(3)] == [20, 25, 31]
+    limit = limit_on(clock, initial=32)
+    assert [round_trip(limit, clock, 200) for _ in range(2)] == [48, 72]
 
 
 def test_the_limit_never_passes_its_maximum_or_falls_below_its_minimum() -> None:

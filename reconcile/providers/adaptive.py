@@ -4,11 +4,12 @@
 finds what the platform allows instead of guessing a number:
 
 - **In flight** (AIMD, as TCP's congestion window): the limit grows by a quarter per round trip
-  until the first sign of congestion (slow start), then by one per round trip while answers
-  succeed and their latency holds. It is cut multiplicatively on a 429 or 503, on a timeout,
-  or when the latency of a request sent after the last cut rises above `latency_tolerance`
-  times the baseline (the least latency seen in the recent window). One cut per round trip:
-  answers to requests sent before a cut say nothing about the limit after it.
+  up to 32 and by half above (slow start) until the first sign of congestion, then by one per
+  round trip while answers succeed and their latency holds. It is cut multiplicatively on a
+  429 or 503, on a timeout, or when the latency of a request sent after the last cut rises
+  above `latency_tolerance` times the baseline (the least latency seen in the recent window).
+  One cut per round trip: answers to requests sent before a cut say nothing about the limit
+  after it.
 - **Send rate** (CUBIC, as the AWS SDKs' "adaptive" retry mode, botocore/retries/adaptive.py):
   a platform that throttles by rate rather than by concurrency answers 429 at any concurrency
   once its bucket is empty. After the first throttle, request starts are paced at a rate that
@@ -162,12 +163,14 @@ class AdaptiveLimit:
 
     #: Below this, a rate is no rate: pacing never waits more than 2 s between two starts.
     MIN_RATE = 0.5
+    #: Below this many in flight, slow start grows at half its pace (see `slow_start_growth`).
+    CAUTIOUS_BELOW = 32
 
     def __init__(
         self,
         *,
         initial: int = 4,
-        slow_start_growth: float = 0.25,
+        slow_start_growth: float = 0.5,
         minimum: int = 1,
         maximum: int = 128,
         decrease: float = 0.7,
@@ -181,13 +184,14 @@ class AdaptiveLimit:
         self.minimum = max(1, minimum)
         self.maximum = max(self.minimum, maximum)
         self.limit = float(min(max(initial, self.minimum), self.maximum))
-        #: What each answer adds in slow start: a quarter of a slot, so the limit grows by a
-        #: quarter per round trip. Requests in flight when a 100/s platform's bucket of 20 runs
-        #: dry nearly all come back 429, so the growth sets the first wave of 429s: doubling
-        #: (TCP's 1) made 2.2-3.1% of the listing's requests 429s, a half 2.4-2.5% once the
-        #: client got faster (18 of 26 in one 20 ms wave, with 20 in flight), a quarter 1.7%
-        #: (`benchmarks/run.py throttled`). Reaching 128 from 4 takes 16 round trips (0.3 s at
-        #: 20 ms); the large plan's time did not move (3 interleaved pairs).
+        #: What each answer adds in slow start: half a slot, so the limit grows by half per
+        #: round trip; below `CAUTIOUS_BELOW` in flight, half of that. Requests in flight when
+        #: a 100/s platform's bucket of 20 runs dry nearly all come back 429, so the early
+        #: growth sets the first wave of 429s: doubling (TCP's 1) made 2.2-3.1% of the
+        #: listing's requests 429s, a half 2.4-2.5% once the client got faster (18 of 26 in one
+        #: 20 ms wave, 20 in flight), a quarter below 32 1.7% (`benchmarks/run.py throttled`).
+        #: A quarter all the way was 5-8% slower on the large plan (interleaved runs): after
+        #: the model pages' latency cuts, the limit climbs from 8 to 128 again.
         self.slow_start_growth = slow_start_growth
         self.decrease = decrease
         self.latency_tolerance = latency_tolerance
@@ -307,7 +311,12 @@ class AdaptiveLimit:
         elif slot.limited or self._last_full >= started:
             # Only a limit that was reached is raised: an unused limit says nothing. (By the
             # flag, not the times alone: a shared total moves `started` past the fill.)
-            step = self.slow_start_growth if self.slow_start else 1 / self.limit
+            if not self.slow_start:
+                step = 1 / self.limit
+            elif self.limit < self.CAUTIOUS_BELOW:
+                step = self.slow_start_growth / 2
+            else:
+                step = self.slow_start_growth
             self._set(self.limit + step, "answers succeed")
 
     def _throttled(self, measured: float, now: float) -> None:
