@@ -313,28 +313,22 @@ class FabricProvider:
         # first come in parallel, and waiting for the last one held every version listing back.
         listings: Fanout[LiveModel] = Fanout()
         done = 0
-        paging_done = False
 
         async def with_versions(model: LiveModel) -> LiveModel:
             nonlocal done
             versions = await self._list_versions(model.id, records)
             done += 1
             if progress is not None:
-                total = listings.started if paging_done else None
-                progress(f"{self.name}: models listed", done, total)
+                progress(f"{self.name}: models listed", done, listings.total)
             return copied(model, versions=tuple(versions))
 
         def on_page(page: Sequence[LiveModel]) -> None:
             for model in page:
                 listings.start(with_versions(model))
 
-        async def paging() -> list[LiveModel]:
-            nonlocal paging_done
-            models = await self._list_models(records, on_page)
-            paging_done = True
-            return models
-
-        (models, services), complete = await listings.run(paging(), self._list_services())
+        (models, services), complete = await listings.run(
+            self._list_models(records, on_page), self._list_services()
+        )
         # In the listing's order (pages arrive in any order); ids are unique (`_all_pages`).
         by_id = {model.id: model for model in complete}
         return Snapshot(

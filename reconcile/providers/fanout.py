@@ -41,8 +41,11 @@ class Fanout(Generic[T]):
         self._failed: list[BaseException] = []
 
     @property
-    def started(self) -> int:
-        return len(self._started)
+    def total(self) -> int | None:
+        """How many follow-ups there are: known once the first listing given to `run` (the one
+        whose pages start them) is done."""
+        paging = self._listings[0] if self._listings else None
+        return len(self._started) if paging is not None and paging.done() else None
 
     def start(self, call: Coroutine[Any, Any, T]) -> None:
         task = asyncio.ensure_future(call)
@@ -57,7 +60,8 @@ class Fanout(Generic[T]):
                 listing.cancel()
 
     async def run(self, *listings: Awaitable[Any]) -> tuple[list[Any], list[T]]:
-        """The listings' results, and the follow-ups' in the order they were started."""
+        """The listings' results, and the follow-ups' in the order they were started; the first
+        listing is the one whose pages start the follow-ups."""
         self._listings = tuple(asyncio.ensure_future(listing) for listing in listings)
         try:
             results = list(await asyncio.gather(*self._listings))

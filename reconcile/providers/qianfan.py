@@ -466,7 +466,6 @@ class QianfanProvider:
         # marker page, which the whole listing waits on, never queues behind them.
         slots = Headroom(self.http.limit, spare=1)
         done = 0
-        paging_done = False
 
         async def detailed(listed: LiveModel) -> LiveModel:
             nonlocal done
@@ -477,23 +476,16 @@ class QianfanProvider:
             done += 1
             if progress is not None:
                 # How many sets there are is known once the last page came.
-                progress(
-                    f"{self.name}: model sets listed",
-                    done,
-                    details.started if paging_done else None,
-                )
+                progress(f"{self.name}: model sets listed", done, details.total)
             return model
 
         def on_page(page: Sequence[LiveModel]) -> None:
             for listed in page:
                 details.start(detailed(listed))
 
-        async def paging() -> None:
-            nonlocal paging_done
-            await self._list_sets(records, on_page)
-            paging_done = True
-
-        (_, services), models = await details.run(paging(), self._list_services())
+        (_, services), models = await details.run(
+            self._list_sets(records, on_page), self._list_services()
+        )
         return Snapshot(
             provider=self.name,
             provider_type=self.type,
