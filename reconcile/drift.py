@@ -28,14 +28,13 @@ the share of live objects in scope that the manifests declare and keep: (in_sync
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
 from reconcile.manifest import Manifest
-from reconcile.model import FieldChange, LiveModel, ServiceUse, Snapshot
+from reconcile.model import FieldChange, LiveModel, ServiceUse, Snapshot, json_text
 from reconcile.plan import Change, Drift, DriftKind, Group, Kind, Plan, Unlisted
 from reconcile.scope import model_address, models_in_scope, shared_names, version_in_scope
 
@@ -166,7 +165,7 @@ class DriftReport(Record):
         return [item.notice("report") for item in self.unlisted]
 
     def to_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
+        return json_text(self.model_dump(mode="json"), indent=2) + "\n"
 
 
 #: The category of each plan group (`plan.REASON_GROUPS`): a report counts what a protect

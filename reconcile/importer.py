@@ -15,10 +15,17 @@ imported is deleted by the next apply:
   (reported as protected) instead of deleted.
 - live versions of one model that share a name: the model is declared without a `versions`
   list (its versions are not managed), and the versions are listed in a comment.
+
+TOML holds only Unicode scalar values, and a platform's JSON may hold a lone surrogate (an escaped
+"\\ud800"). An attribute holding one is left out (not compared); a version whose name holds one
+makes its model's versions unmanaged, as repeated names do; a model whose name or id holds one
+(or that a manifest cannot declare for another reason) is not declared and, under
+`scope = "workspace"`, is protected by a pattern with `?` in place of each surrogate.
 """
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -32,6 +39,8 @@ from reconcile.scope import model_in_scope, version_in_scope
 
 _OLDEST = datetime.min.replace(tzinfo=UTC)
 _GLOB_SPECIAL = str.maketrans({"*": "[*]", "?": "[?]", "[": "[[]"})
+#: What TOML cannot hold: UTF-8 has no surrogates, and a manifest is UTF-8.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -49,8 +58,24 @@ def _age(item: LiveModel | LiveVersion) -> tuple[datetime, str, str]:
     return (item.created or _OLDEST, item.name, item.id)
 
 
-def _attributes(attributes: dict[str, str | None], keys: Iterable[str]) -> dict[str, str]:
-    return {key: value for key in keys if (value := attributes.get(key)) is not None}
+def _attributes(
+    attributes: dict[str, str | None], keys: Iterable[str], where: str, notes: list[str]
+) -> dict[str, str]:
+    """The `keys` of `attributes` the platform reports, those TOML can hold; a note for each
+    left out."""
+    found = {}
+    for key in keys:
+        value = attributes.get(key)
+        if value is None:
+            continue
+        if _SURROGATE.search(value):
+            notes.append(
+                f"the {key} of {where} is not declared (so not compared): it holds a lone "
+                "surrogate, which a TOML manifest cannot hold"
+            )
+            continue
+        found[key] = value
+    return found
 
 
 def import_manifest(
@@ -78,13 +103,13 @@ def import_manifest(
     notes: list[str] = []
     specs: list[ModelSpec] = []
     comments: dict[tuple[int, ...], list[str]] = {}
-    shared_names: list[str] = []
+    kept_names: list[str] = []  # protected under scope = "workspace": not declared, not deleted
     version_count = 0
     for name in sorted(by_name):
         first, *others = by_name[name]
+        kept = "kept as protected" if config.scope == "workspace" else "left unmanaged"
         if others:
-            shared_names.append(name)
-            kept = "kept as protected" if config.scope == "workspace" else "left unmanaged"
+            kept_names.append(name)
             notes.append(
                 f'{len(others) + 1} live models are named "{name}": a manifest declares a name '
                 f"once, so the oldest ({first.id}) is declared by id and the others "
@@ -92,6 +117,9 @@ def import_manifest(
             )
         declared = _declare(provider, first, pinned=bool(others), policy=policy, notes=notes)
         if declared is None:
+            if name not in kept_names:
+                kept_names.append(name)
+            notes[-1] += f": {'they are' if others else 'it is'} {kept}"
             continue
         spec, lines, versions = declared
         index = len(specs)
@@ -102,7 +130,7 @@ def import_manifest(
             comments[(index, number)] = [f"id {version.id}"]
 
     if config.scope == "workspace":
-        _protect_shared(table, manifest, shared_names)
+        _protect(table, manifest, kept_names)
         notes += _workspace_notes(
             model_glob, len(in_scope) - len(selected), bool(specs) or config.allow_empty
         )
@@ -133,29 +161,48 @@ def _declare(
     """The declaration of live model `first` (by id when `pinned`: its name repeats), its
     comment lines and the versions it declares; None (and a note) when it cannot be declared."""
     name = first.name
+    if _SURROGATE.search(name) or _SURROGATE.search(first.id):
+        notes.append(
+            f'model "{name}" ({first.id}) cannot be declared in a manifest: its '
+            f"{'name' if _SURROGATE.search(name) else 'id'} holds a lone surrogate, which TOML "
+            "cannot hold"
+        )
+        return None
     versions = [v for v in first.versions if version_in_scope(first, v, policy)]
     versions.sort(key=_age)
     lines = [] if pinned else [f"id {first.id}"]
     repeated = sorted(n for n, count in Counter(v.name for v in versions).items() if count > 1)
-    if repeated:
-        notes.append(
-            f'model "{name}" has live versions that share a name ({", ".join(repeated)}): '
-            "it is declared without a versions list, so its versions are not managed"
+    unholdable = sorted({v.name for v in versions if _SURROGATE.search(v.name)})
+    if repeated or unholdable:
+        why = (
+            f"share a name ({', '.join(repeated)})"
+            if repeated
+            else f"have names TOML cannot hold ({', '.join(unholdable)})"
         )
-        lines.append("versions not declared (names repeat, a manifest declares one once):")
+        notes.append(
+            f'model "{name}" has live versions that {why}: it is declared without a versions '
+            "list, so its versions are not managed"
+        )
+        reason = "names repeat, a manifest declares one once" if repeated else "names TOML lacks"
+        lines.append(f"versions not declared ({reason}):")
         lines += [f"  version {v.name} id {v.id}" for v in versions]
     declaration: dict[str, Any] = {
         "provider": provider,
         "name": name,
-        **_attributes(first.attributes, ("description",)),
+        **_attributes(first.attributes, ("description",), f'model "{name}"', notes),
     }
     if pinned:
         declaration["id"] = first.id
-    if not repeated:
+    if not (repeated or unholdable):
         declaration["versions"] = [
             {
                 "name": v.name,
-                **_attributes(v.attributes, ("description", "base_model_type", "model_path")),
+                **_attributes(
+                    v.attributes,
+                    ("description", "base_model_type", "model_path"),
+                    f'version "{name}/{v.name}"',
+                    notes,
+                ),
             }
             for v in versions
         ]
@@ -164,16 +211,18 @@ def _declare(
     except ValueError as error:  # a name or id longer than a manifest allows
         notes.append(f'model "{name}" cannot be declared in a manifest: {error}')
         return None
-    return spec, lines, [] if repeated else versions
+    return spec, lines, [] if repeated or unholdable else versions
 
 
-def _protect_shared(table: dict[str, Any], manifest: Manifest, shared_names: list[str]) -> None:
-    """Under `scope = "workspace"`: keep the live models whose name repeats (protected)."""
-    if not shared_names:
+def _protect(table: dict[str, Any], manifest: Manifest, names: list[str]) -> None:
+    """Under `scope = "workspace"`: keep the live models of `names` (protected), those not
+    declared. A lone surrogate, which TOML cannot hold, is matched by `?` (any one character):
+    keeping more than the one model is the safe side."""
+    if not names:
         return
     overrides = dict(table.get("policy") or {})
     base = overrides.get("protect", list(manifest.policy.protect))
-    extra = [n.translate(_GLOB_SPECIAL) for n in shared_names]
+    extra = [_SURROGATE.sub("?", n.translate(_GLOB_SPECIAL)) for n in names]
     overrides["protect"] = [*base, *(p for p in extra if p not in base)]
     table["policy"] = overrides
 

@@ -328,6 +328,19 @@ def _canonical(value: Any) -> bytes:
         return _CANONICAL.encode(value).encode()
 
 
+def json_text(value: Any, **options: Any) -> str:
+    """`value` as a JSON document (a plan file, a report, a state document), every script as it
+    is, unless it holds a lone surrogate: a platform's JSON may (an escaped "\\ud800", read as it
+    was), and UTF-8 has none, so then the whole text is in ASCII escapes. Either way the text
+    encodes as UTF-8 and reads back as `value`. `options` are `json.dumps`'s."""
+    text = json.dumps(value, ensure_ascii=False, **options)
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(value, **options)
+    return text
+
+
 def strict_json(data: str | bytes) -> Any:
     """JSON as RFC 8259 has it: NaN and Infinity, which Python's parser takes, are refused (a
     record holding them could not be written back as it was read).

@@ -64,6 +64,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 from reconcile.errors import ReconcileError
 from reconcile.events import RunEvent
 from reconcile.logs import LOGGER_NAME, redact, register_secret
+from reconcile.model import json_text
 
 if TYPE_CHECKING:
     import httpx
@@ -587,7 +588,7 @@ def build_request(endpoint: Endpoint, event: RunEvent, now: float) -> Request:
             quote_via=quote,
         )
         url += ("&" if urlsplit(url).query else "?") + query
-    body = json.dumps(payload, ensure_ascii=False).encode()
+    body = json_text(payload).encode()
     if secret and kind == "webhook":
         headers[SIGNATURE_HEADER] = webhook_signature(secret, body)
     return Request(url, body, headers)

@@ -7,7 +7,6 @@ same decisions on the same live state always carry the same digest.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable
 from enum import StrEnum
@@ -16,7 +15,15 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from reconcile.errors import PlanFileError
-from reconcile.model import FieldChange, RawRecord, ServiceUse, digest, strict_json, trusted
+from reconcile.model import (
+    FieldChange,
+    RawRecord,
+    ServiceUse,
+    digest,
+    json_text,
+    strict_json,
+    trusted,
+)
 
 #: 2: digests are of canonical JSON as orjson writes it (UTF-8, not \u escapes; its floats): a
 #: plan file of format 1 with such values would fail its digest check as if edited, so format 1
@@ -376,7 +383,7 @@ class Plan(Record):
         return self.model_copy(update={"plan_digest": self.compute_digest()})
 
     def to_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
+        return json_text(self.model_dump(mode="json"), indent=2) + "\n"
 
     @classmethod
     def from_json(cls, text: str, *, source: str) -> Plan:

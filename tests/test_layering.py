@@ -59,7 +59,8 @@ ALLOWED: dict[str, set[str]] = {
     "colour": set(),
     "logs": {"errors"},
     "metrics": {"errors", "events"},
-    "notify": {"errors", "events", "logs"},
+    # `json_text`: a body that encodes whatever text a platform's error put in the summary.
+    "notify": {"errors", "events", "logs", "model"},
     "outward": {"events", "plan", "notify", "metrics", "applier", "drift"},
     # The application layer: everything below the edge.
     "session": {

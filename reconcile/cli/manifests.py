@@ -4,7 +4,6 @@ schema, and providers (the scopes a manifest names)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
@@ -22,9 +21,6 @@ from reconcile.console import (
     ProgressLine,
     run_command,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 @click.command(cls=Command)
@@ -104,6 +100,7 @@ def import_(
       reconcile import --provider qianfan --model 'chat-*' manifests/ > chat.toml
     """
     from reconcile.importing import imported_manifest, list_one, refuse_overwrite, write_new
+    from reconcile.model import printable
 
     manifest = load_manifests(path, insecure=run.insecure)
     refuse_overwrite(manifest, provider_name, path, output, force=force)
@@ -114,7 +111,7 @@ def import_(
         progress.clear()
     imported = imported_manifest(manifest, provider_name, snapshot, model_glob, output)
     for note in imported.notes:
-        click.echo(f"Note: {note}.", err=True)
+        click.echo(f"Note: {printable(note)}.", err=True)
     if output is None:
         click.echo(imported.text, nl=False)
         return EXIT_OK

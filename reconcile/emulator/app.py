@@ -40,6 +40,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from reconcile.emulator.common import json_bytes
 from reconcile.emulator.fabric import FabricApi
 from reconcile.emulator.faults import (
     ConnectionDropped,
@@ -306,7 +307,7 @@ class _Exchange:
         changed = platform.inconsistent(self.scope["path"], self.query, payload, fault.delta)
         if changed is None:
             return None
-        return json.dumps(changed, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return json_bytes(changed, separators=(",", ":"))
 
     async def fault_response(
         self, platform: Platform, status: int, retry_after: str | None

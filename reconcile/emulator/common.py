@@ -7,6 +7,7 @@ field names) stay in its own module.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +16,17 @@ Json = dict[str, Any]
 
 # Every method a route may answer, for the catch-all routes of paths no API has.
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def json_bytes(value: Any, **options: Any) -> bytes:
+    """`value` as JSON in UTF-8, every script as it is, unless it holds a lone surrogate (an
+    escaped "\\ud800" in a state file or a request, read as it was): UTF-8 has none, so then
+    the whole text is written in ASCII escapes, which read back as the same value."""
+    text = json.dumps(value, ensure_ascii=False, **options)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(value, **options).encode()
 
 
 def time_key(value: Any) -> datetime:

@@ -331,7 +331,12 @@ def _newest_first(versions: Iterable[Json]) -> list[Json]:
 
 
 def _derived_id(*parts: object) -> str:
-    return str(uuid.uuid5(_ID_NAMESPACE, "/".join(str(p) for p in parts)))
+    name = "/".join(str(p) for p in parts)
+    try:
+        name.encode()
+    except UnicodeEncodeError:  # uuid5 hashes UTF-8, which a lone surrogate ("\\ud800") lacks
+        name = name.encode("utf-8", "surrogatepass").decode("latin-1")
+    return str(uuid.uuid5(_ID_NAMESPACE, name))
 
 
 def _user(value: Any, where: str) -> Json:

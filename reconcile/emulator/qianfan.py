@@ -344,7 +344,9 @@ def _marker_page(
 
 
 def _derived_id(prefix: str, *parts: object) -> str:
-    digest = hashlib.sha256("/".join(str(p) for p in parts).encode("utf-8")).hexdigest()
+    digest = hashlib.sha256(
+        "/".join(str(p) for p in parts).encode("utf-8", "surrogatepass")
+    ).hexdigest()
     return prefix + digest[:12]
 
 

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from reconcile.emulator.common import json_bytes
+
 # A state file written here for the first time gets ordinary file permissions, not mkstemp's 0600.
 _NEW_FILE_MODE = 0o644
 
@@ -45,8 +47,7 @@ def save_state(state: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
 
     A reader (or a crash) sees either the old file or the new one, never half of one.
     """
-    text = json.dumps(state, indent=2, ensure_ascii=False) + "\n"
-    _write_atomically(Path(path), text.encode("utf-8"))
+    _write_atomically(Path(path), json_bytes(state, indent=2) + b"\n")
 
 
 # -- working copies of a seed state -------------------------------------------------------------

@@ -51,11 +51,17 @@ def _version_table(version: VersionSpec) -> dict[str, Any]:
     return version.model_dump(mode="json", exclude_defaults=True)
 
 
-_COMMENT_UNSAFE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_COMMENT_UNSAFE = re.compile("[\x00-\x08\x0a-\x1f\x7f\ud800-\udfff]")
 
 
 def _comment(text: str) -> str:
     """One TOML comment line; control characters (a newline in a platform's name would end the
-    comment and start TOML) are written as escapes."""
-    safe = _COMMENT_UNSAFE.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+    comment and start TOML) and lone surrogates (which a UTF-8 file cannot hold) are written as
+    escapes."""
+    safe = _COMMENT_UNSAFE.sub(_escape, text)
     return f"# {safe}".rstrip() if safe else "#"
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"

@@ -15,7 +15,6 @@ the records' own terms and are read together.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from pydantic import BaseModel, ConfigDict
 
 from reconcile.drift import CATEGORIES, Category, Counts, DriftReport, Item
 from reconcile.errors import ReconcileError
+from reconcile.model import json_text
 from reconcile.plan import Change, Drift, Group, Kind, Plan, ProviderScope, Reason
 
 #: The format of the merged report's JSON; a change that breaks readers raises it.
@@ -161,7 +161,7 @@ class Document:
 
 
 def to_json(report: MergedReport) -> str:
-    return json.dumps(report.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
+    return json_text(report.model_dump(mode="json"), indent=2) + "\n"
 
 
 def merge(documents: Sequence[Document]) -> MergedReport:

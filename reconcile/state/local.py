@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from reconcile.errors import LockError
+from reconcile.model import json_text
 from reconcile.state.base import (
     DEFAULT_LEASE_SECONDS,
     HeldLock,
@@ -266,7 +267,7 @@ class LocalState(StateBackend):
 
     def put_ledger(self, scope: str, document: Mapping[str, Any], *, version: str | None) -> str:
         path = self._ledger_path(scope)
-        data = json.dumps(dict(document), ensure_ascii=False, sort_keys=True).encode()
+        data = json_text(dict(document), sort_keys=True).encode()
         path.parent.mkdir(parents=True, exist_ok=True)
         with (path.parent / ".writing").open("ab") as guard:
             fcntl.flock(guard.fileno(), fcntl.LOCK_EX)

@@ -37,6 +37,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
 from reconcile.errors import LockError
+from reconcile.model import json_text
 from reconcile.state.base import (
     DEFAULT_LEASE_SECONDS,
     HeldLock,
@@ -502,10 +503,8 @@ class S3State(StateBackend):
         return Versioned(document, found[1])
 
     def put_ledger(self, scope: str, document: Mapping[str, Any], *, version: str | None) -> str:
-        import json
-
         key = self._key(f"ledger/{scope_name(scope)}.json")
-        body = json.dumps(dict(document), ensure_ascii=False, sort_keys=True).encode()
+        body = json_text(dict(document), sort_keys=True).encode()
         condition = {"IfMatch": version} if version is not None else {"IfNoneMatch": "*"}
 
         async def put() -> str:
