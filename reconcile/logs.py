@@ -187,7 +187,11 @@ def configure_logging(
     handler: logging.Handler
     if log_file is not None:
         try:
-            handler = logging.FileHandler(log_file, mode="a", encoding="utf-8")
+            # A lone surrogate (a platform's "\\ud800") has no UTF-8: written as its escape, as
+            # on stderr, never a "--- Logging error ---" in place of the line.
+            handler = logging.FileHandler(
+                log_file, mode="a", encoding="utf-8", errors="backslashreplace"
+            )
         except OSError as exc:
             raise LogConfigError(
                 f"--log-file {log_file}: cannot open it for writing ({exc.strerror})",

@@ -113,6 +113,19 @@ def test_the_log_file_is_appended_to(tmp_path: Path) -> None:
     assert "GET https://example.test/ -> HTTP 200" in text
 
 
+def test_a_log_line_holding_a_lone_surrogate_is_written_with_its_escape(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A platform's JSON may hold "\\ud800", which UTF-8 cannot encode: the line is still written
+    (as stderr writes it), not replaced by logging's own error report."""
+    path = tmp_path / "reconcile.log"
+    logs.configure_logging("debug", path, env={})
+    logging.getLogger(logs.LOGGER_NAME).warning("model %s is odd", "old\ud800chat")
+    logging.getLogger(logs.LOGGER_NAME).handlers[0].flush()
+    assert "model old\\ud800chat is odd" in path.read_bytes().decode()  # strict UTF-8
+    assert "Logging error" not in capsys.readouterr().err
+
+
 def test_a_log_file_that_cannot_be_opened_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ReconcileError, match="--log-file") as raised:
         logs.configure_logging("debug", tmp_path / "missing" / "x.log", env={})
