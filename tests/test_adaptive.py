@@ -475,6 +475,6 @@ def test_headroom_given_up_by_a_cancelled_waiter_goes_to_the_next() -> None:
         await first.__aexit__(None, None, None)  # the place goes past the cancelled waiter
         await asyncio.wait_for(third, timeout=1)
         await asyncio.gather(cancelled, return_exceptions=True)
-        return headroom.in_use, len(headroom._waiters)
+        return headroom.in_flight, len(headroom._waiters)
 
     assert asyncio.run(run()) == (1, 0)

@@ -157,7 +157,53 @@ class Cubic:
         return rate * self.beta
 
 
-class AdaptiveLimit:
+class _Places:
+    """At most `_allowed()` places in use, handed out in the order asked. A place freed while
+    requests wait is handed to the first of them (counted in use for it at once), so a wake-up
+    is never lost or repeated: waking every waiter that might fit, each to find the limit full
+    again, cost 20 wake-ups per request at 10,000 queued; a condition variable woken for each
+    release was a tenth of a large Qianfan listing's CPU."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    def _allowed(self) -> int:
+        raise NotImplementedError
+
+    async def _acquire(self) -> None:
+        if self.in_flight < self._allowed() and not self._waiters:
+            self.in_flight += 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        self._wake()  # the queue may hold only given-up waiters: this one may fit now
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                # Handed a place, then cancelled before using it: the place goes to the next.
+                self._give_back()
+            raise
+
+    def _give_back(self) -> None:
+        self.in_flight -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        """Hand the free places to the first waiters (more than one when the limit grew);
+        given-up waiters are dropped."""
+        if not self._waiters:
+            return
+        allowed = self._allowed()
+        while self.in_flight < allowed and self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self.in_flight += 1
+                waiter.set_result(None)
+
+
+class AdaptiveLimit(_Places):
     """`--parallelism auto`: requests in flight and request starts, adapted to what the
     platform's answers say (see the module's docstring)."""
 
@@ -181,6 +227,7 @@ class AdaptiveLimit:
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         on_change: Callable[[int, int, str], None] | None = None,
     ) -> None:
+        super().__init__()
         self.minimum = max(1, minimum)
         self.maximum = max(self.minimum, maximum)
         self.limit = float(min(max(initial, self.minimum), self.maximum))
@@ -201,7 +248,6 @@ class AdaptiveLimit:
         self.sleep = sleep
         #: Told (old, new, why) whenever the whole-number limit changes: the debug log's hook.
         self.on_change = on_change
-        self.in_flight = 0
         #: When the requests in flight last filled the limit: a request in flight then was
         #: limited by it, and only such a request's success raises it (TCP's "cwnd-limited").
         self._last_full = -math.inf
@@ -213,7 +259,6 @@ class AdaptiveLimit:
         self.latency = 0.0
         self._window_min = math.inf
         self._window_start = clock()
-        self._waiters: deque[asyncio.Future[None]] = deque()
         self.rates = RateClock()
         #: Set at the first throttle: from then on, starts are paced.
         self.cubic: Cubic | None = None
@@ -230,25 +275,8 @@ class AdaptiveLimit:
     def slot(self) -> _AdaptiveHold:
         return _AdaptiveHold(self)
 
-    async def _acquire(self) -> None:
-        """A slot, in the order asked. A slot freed while requests wait is handed to the first
-        of them (counted in flight for it at once), so a wake-up is never lost or repeated:
-        waking every waiter that might fit, each to find the limit full again, cost 20
-        wake-ups per request at 10,000 queued."""
-        if self.in_flight < self.current and not self._waiters:
-            self.in_flight += 1
-            return
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        self._wake()  # the queue may hold only given-up waiters: this one may fit now
-        try:
-            await waiter
-        except BaseException:
-            if waiter.done() and not waiter.cancelled():
-                # Handed a slot, then cancelled before using it: the slot goes to the next.
-                self.in_flight -= 1
-                self._wake()
-            raise
+    def _allowed(self) -> int:
+        return int(self.limit)
 
     def _start(self) -> Slot:
         slot = Slot(self.clock())
@@ -271,14 +299,6 @@ class AdaptiveLimit:
                 return
             # The rate was cut while this request waited for a turn reserved at the old rate:
             # it queues again at the new one, or the reserved turns would all meet 429s.
-
-    def _wake(self) -> None:
-        """Hand the free slots to the first waiters (given-up ones are dropped)."""
-        while self.in_flight < self.current and self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                self.in_flight += 1
-                waiter.set_result(None)
 
     def _release(self, slot: Slot) -> None:
         self.in_flight -= 1
@@ -379,8 +399,7 @@ class _AdaptiveHold(AbstractAsyncContextManager[Slot]):
         try:
             await limit._pace()
         except BaseException:
-            limit.in_flight -= 1
-            limit._wake()
+            limit._give_back()
             raise
         self.slot = limit._start()
         return self.slot
@@ -444,52 +463,17 @@ class _SharedHold(AbstractAsyncContextManager[Slot]):
             await self.own.__aexit__(kind, value, traceback)
 
 
-class Headroom:
+class Headroom(_Places):
     """At most the limit's current number less `spare` in flight, for one kind of request
-    (Qianfan's details while its marker pages come): the limit changes, so this follows it.
-
-    Waiters are served in order, each freed place handed to the first of them, as
-    `AdaptiveLimit` hands out its slots: a generator-based hold and a condition variable woken
-    for each release were a tenth of a large Qianfan listing's CPU."""
+    (Qianfan's details while its marker pages come): the limit changes, so this follows it."""
 
     def __init__(self, limit: Limit, spare: int = 1) -> None:
+        super().__init__()
         self.limit = limit
         self.spare = spare
-        self.in_use = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
 
     def hold(self) -> _HeadroomHold:
         return _HeadroomHold(self)
-
-    async def _acquire(self) -> None:
-        if self.in_use < self._allowed() and not self._waiters:
-            self.in_use += 1
-            return
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        self._wake()  # the queue may hold only given-up waiters: this one may fit now
-        try:
-            await waiter
-        except BaseException:
-            if waiter.done() and not waiter.cancelled():
-                self._release()  # handed a place, then cancelled before using it
-            raise
-
-    def _release(self) -> None:
-        self.in_use -= 1
-        self._wake()
-
-    def _wake(self) -> None:
-        """Hand the free places to the first waiters (more than one when the limit grew);
-        given-up waiters are dropped."""
-        if not self._waiters:
-            return
-        allowed = self._allowed()
-        while self.in_use < allowed and self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                self.in_use += 1
-                waiter.set_result(None)
 
     def _allowed(self) -> int:
         return max(1, self.limit.current - self.spare)
@@ -505,4 +489,4 @@ class _HeadroomHold(AbstractAsyncContextManager[None]):
         await self.headroom._acquire()
 
     async def __aexit__(self, *exc: object) -> None:
-        self.headroom._release()
+        self.headroom._give_back()
