@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from reconcile.forge import DIGEST
 from reconcile.plan import Change, Kind, Plan, Reason
+from reconcile.render import count
 from reconcile.render.markdown import code, text
 
 #: GitHub refuses a comment over 65,536 characters; GitLab's notes take 1,000,000, but a
@@ -79,10 +80,6 @@ def note_facts(body: str) -> NoteFacts | None:
 # -- the sections of a plan ---------------------------------------------------------------------
 
 
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
 def _summary(plan: Plan) -> Section:
     deletes = plan.deletes()
     models = [c for c in deletes if c.kind is Kind.MODEL]
@@ -91,11 +88,11 @@ def _summary(plan: Plan) -> Section:
     blocked = [c for c in plan.resource_changes if c.action_reason is Reason.IN_USE]
     ambiguous = [c for c in plan.resource_changes if c.action_reason is Reason.AMBIGUOUS]
     objects = len(deletes) + with_models
-    title = f"### reconcile plan: {_plural(objects, 'object')} to delete"
-    along = f" (with {_plural(with_models, 'version')})" if with_models else ""
+    title = f"### reconcile plan: {count(objects, 'object')} to delete"
+    along = f" (with {count(with_models, 'version')})" if with_models else ""
     rows = [
-        f"**To delete: {_plural(objects, 'object')} in all**: {_plural(len(models), 'model')} "
-        f"whole{along}, and {_plural(versions, 'version')} of models that stay.",
+        f"**To delete: {count(objects, 'object')} in all**: {count(len(models), 'model')} "
+        f"whole{along}, and {count(versions, 'version')} of models that stay.",
         f"**Never deleted: {len(blocked)} blocked** (an inference service uses them) and "
         f"**{len(ambiguous)} ambiguous** (several live objects answer to one declared name): "
         "all listed below.",
@@ -139,7 +136,7 @@ def _model_rows(deletes: Sequence[Change]) -> list[str]:
         whole = [c for c in changes if c.kind is Kind.MODEL]
         if whole:
             taken = len(whole[0].version_ids)
-            with_its = f", with its {_plural(taken, 'version')}" if taken else ""
+            with_its = f", with its {count(taken, 'version')}" if taken else ""
             rows.append(
                 f"- {code(whole[0].address)}: the model{with_its} ({whole[0].action_reason.value})"
             )
@@ -149,7 +146,7 @@ def _model_rows(deletes: Sequence[Change]) -> list[str]:
         reasons = ", ".join(sorted({c.action_reason.value for c in changes}))
         rows.append(
             f"- {code(provider)} model {code(first.model_name or '')}: "
-            f"{_plural(len(changes), 'version')} ({reasons}): {names}"
+            f"{count(len(changes), 'version')} ({reasons}): {names}"
         )
     return rows
 
@@ -173,9 +170,9 @@ def _caused(plan: Plan) -> list[Section]:
     if labels is None:
         return []
     lead = (
-        f"**This change causes {_plural(len(labels.caused_by_change), 'delete')}** (declared or "
+        f"**This change causes {count(len(labels.caused_by_change), 'delete')}** (declared or "
         f"kept before it, against {code(labels.base)}); "
-        f"{_plural(len(labels.already_undeclared), 'delete')} were already undeclared before it "
+        f"{count(len(labels.already_undeclared), 'delete')} were already undeclared before it "
         "(drift from outside git)."
     )
     return [

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from reconcile.drift import CATEGORIES, LABELS, Category, Item
 from reconcile.model import FieldChange, ServiceUse, printable
 from reconcile.plan import Change, Drift
-from reconcile.render import percent, with_versions
+from reconcile.render import count, percent, with_versions
 from reconcile.render.html import _code as html_code
 from reconcile.render.html import _e as html_text
 from reconcile.render.markdown import DEFAULT_BUDGET
@@ -161,7 +161,7 @@ def _footer(report: MergedReport) -> list[Cell]:
     footer: list[Cell] = [
         (
             words(
-                f"Merged from {_plural(len(report.sources), 'document')}, made from the manifests "
+                f"Merged from {count(len(report.sources), 'document')}, made from the manifests "
             ),
             name(report.manifest_digest),
             words(":"),
@@ -180,10 +180,6 @@ def _footer(report: MergedReport) -> list[Cell]:
             )
         )
     return footer
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _names(values: Sequence[str]) -> Cell:
@@ -218,7 +214,7 @@ def plan_layout(report: MergedPlan) -> Layout:
     ]
     rows.append([(words("total"),), (words(""),), *(_tally(t) for t in _plan_tallies(total))])
     return Layout(
-        title=f"reconcile report: plans of {_plural(len(report.providers), 'provider')}: {state}",
+        title=f"reconcile report: plans of {count(len(report.providers), 'provider')}: {state}",
         sentences=[
             f"To delete: {total.delete.objects} in all: {total.delete.models} models whole (with "
             f"{total.delete_with_models} versions) and {total.delete.versions} versions of "
@@ -324,7 +320,7 @@ def drift_layout(report: MergedDrift) -> Layout:
         if category is not Category.IN_SYNC
     ]
     return Layout(
-        title=f"reconcile report: drift of {_plural(len(report.providers), 'provider')}: "
+        title=f"reconcile report: drift of {count(len(report.providers), 'provider')}: "
         f"{state}, coverage {percent(total.coverage)}",
         sentences=[
             f"Coverage {percent(total.coverage)}: {total.declared} of {total.live} live objects "
