@@ -14,6 +14,7 @@ import pytest
 from reconcile.manifest import Manifest
 from reconcile.providers.adaptive import (
     AdaptiveLimit,
+    Cubic,
     FixedLimit,
     Limit,
     SharedLimit,
@@ -161,6 +162,38 @@ def test_after_a_throttle_starts_are_paced_below_the_rate_that_throttled() -> No
     asyncio.run(starts(5))
     assert clock.slept, "starts after a throttle are paced"
     assert all(gap == pytest.approx(clock.slept[0], rel=0.5) for gap in clock.slept)
+
+
+def test_a_throttle_in_slow_start_paces_from_the_rate_answers_came_at_lately() -> None:
+    """In slow start the rate grows with every round trip; the pace after the first throttle
+    starts from the rate of the last answers (0.7 of 1,000/s), not from an average over the
+    last second (about 400/s here), which left a 1,000/s platform at a fifth of its rate."""
+    clock = Clock()
+    limit = limit_on(clock, initial=4)
+    for rate in (100, 200, 400, 800, 1000):  # a fifth of a second at each
+        for _ in range(rate // 5):
+            slot = Slot(clock())
+            limit.in_flight += 1
+            clock.now += 1 / rate
+            slot.answered(200)
+            limit._release(slot)
+    throttled = Slot(clock())
+    limit.in_flight += 1
+    throttled.answered(429)
+    limit._release(throttled)
+    assert limit.send_rate == pytest.approx(700, rel=0.05)
+
+
+@pytest.mark.parametrize("rate", [100, 1000])
+def test_after_a_throttle_the_rate_is_back_in_one_second_whatever_it_is(rate: int) -> None:
+    """The cubic's flat top comes one second after the throttle at any rate: with one constant
+    curve it came in 1.4 s at 100/s and 3.1 s at 1,000/s."""
+    cubic = Cubic(w_max=rate, last_fail=0.0)
+    assert cubic.throttled(rate, 10.0) == pytest.approx(0.7 * rate)
+    assert cubic.success(10.0) == pytest.approx(0.7 * rate)
+    assert cubic.success(10.5) == pytest.approx(rate * (1 - 0.3 / 8))
+    assert cubic.success(11.0) == pytest.approx(rate)
+    assert cubic.success(12.0) == pytest.approx(1.3 * rate)  # then probing above it
 
 
 def test_a_waiting_request_starts_when_a_slot_frees() -> None:
@@ -478,3 +511,58 @@ def test_headroom_given_up_by_a_cancelled_waiter_goes_to_the_next() -> None:
         return headroom.in_flight, len(headroom._waiters)
 
     assert asyncio.run(run()) == (1, 0)
+
+
+def test_spending_the_spare_lets_the_waiting_kind_use_it() -> None:
+    """Qianfan's details leave one slot to the marker pages; once the last page came, they may
+    use it too, or a limit cut to 3 would keep them at 2 in flight for the rest of the listing."""
+    from reconcile.providers.adaptive import Headroom
+
+    headroom = Headroom(FixedLimit(3), spare=1)
+
+    async def run() -> tuple[bool, bool]:
+        holds = [headroom.hold() for _ in range(3)]
+        await holds[0].__aenter__()
+        await holds[1].__aenter__()
+        third = asyncio.ensure_future(holds[2].__aenter__())
+        await asyncio.sleep(0)
+        waited = not third.done()
+        headroom.spend_spare()
+        await asyncio.sleep(0)
+        return waited, third.done()
+
+    assert asyncio.run(run()) == (True, True)
+
+
+def test_a_request_waiting_to_retry_holds_no_place_of_its_headroom() -> None:
+    """A detail answered 429 waits its Retry-After (a second) before the retry: holding its
+    place meanwhile, a throttled listing's details sat idle for that second."""
+    import httpx
+
+    from reconcile.providers import fabric
+    from reconcile.providers.adaptive import Headroom
+    from reconcile.providers.http import Http, RetryPolicy
+
+    headroom = Headroom(FixedLimit(2), spare=1)
+    held_while_waiting: list[int] = []
+
+    async def sleep(_: float) -> None:
+        held_while_waiting.append(headroom.in_flight)
+
+    statuses = iter([429, 200])
+    http = Http(
+        httpx.AsyncClient(
+            transport=httpx.MockTransport(
+                lambda _: httpx.Response(next(statuses), headers={"Retry-After": "1"})
+            )
+        ),
+        provider="p",
+        map_error=fabric.map_error,
+        limit=FixedLimit(2),
+        retry=RetryPolicy(base_delay=0.0),
+        sleep=sleep,
+    )
+    answer = asyncio.run(http.request("a detail", "GET", "http://p.test/d", within=headroom))
+    assert answer.status_code == 200
+    assert held_while_waiting == [0]
+    assert headroom.in_flight == 0

@@ -438,10 +438,16 @@ class QianfanProvider:
         payload = parse_json(response, f"{self.name}: {what}")
         return self._checked(what, v2_result, payload, what)
 
-    async def _v1(self, what: str, path: str, body: dict[str, Any]) -> Any:
+    async def _v1(
+        self, what: str, path: str, body: dict[str, Any], *, within: Headroom | None = None
+    ) -> Any:
         """One V1 model repository call; its raw answer (V1 errors come with HTTP 200)."""
         response = await self.http.request(
-            what, "POST", f"{self.endpoint}/wenxinworkshop/modelrepo/{path}", json=body
+            what,
+            "POST",
+            f"{self.endpoint}/wenxinworkshop/modelrepo/{path}",
+            json=body,
+            within=within,
         )
         return parse_json(response, f"{self.name}: {what}")
 
@@ -470,8 +476,7 @@ class QianfanProvider:
         async def detailed(listed: LiveModel) -> LiveModel:
             nonlocal done
             what = f"model detail of {listed.id}"
-            async with slots.hold():
-                payload = await self._v1(what, "modelDetail", {"modelId": listed.id})
+            payload = await self._v1(what, "modelDetail", {"modelId": listed.id}, within=slots)
             model = self._checked(what, parse_model_detail, payload, listed, records)
             done += 1
             if progress is not None:
@@ -483,9 +488,13 @@ class QianfanProvider:
             for listed in page:
                 details.start(detailed(listed))
 
-        (_, services), models = await details.run(
-            self._list_sets(records, on_page), self._list_services()
-        )
+        async def sets() -> list[LiveModel]:
+            try:
+                return await self._list_sets(records, on_page)
+            finally:
+                slots.spend_spare()  # no marker page to wait for: details may use every slot
+
+        (_, services), models = await details.run(sets(), self._list_services())
         return Snapshot(
             provider=self.name,
             provider_type=self.type,
