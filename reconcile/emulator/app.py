@@ -27,7 +27,6 @@ import json
 import os
 import random
 import time
-import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any, TypedDict
 
@@ -50,7 +49,7 @@ from reconcile.emulator.faults import (
     FaultSpec,
     client_of,
 )
-from reconcile.emulator.host import REQUEST_ID_STATE_KEY, Clock, Platform
+from reconcile.emulator.host import QUERY_STATE_KEY, REQUEST_ID_STATE_KEY, Clock, Platform
 from reconcile.emulator.qianfan import QianfanApi
 from reconcile.emulator.responses import JSONResponse
 from reconcile.emulator.settings import EmulatorSettings
@@ -180,7 +179,7 @@ class _Plumbing:
             return
         path: str = scope["path"]
         if path.startswith(ADMIN_PREFIX):
-            request_id = uuid.uuid4().hex
+            request_id = _request_id()
 
             async def send_with_id(message: Message) -> None:
                 if message["type"] == "http.response.start":
@@ -190,6 +189,11 @@ class _Plumbing:
             await self.app(scope, receive, send_with_id)
             return
         await _Exchange(self.app, self.emulator, scope, receive, send).run()
+
+
+def _request_id() -> str:
+    """32 random hex digits, as a platform's request id (without uuid4's UUID object)."""
+    return os.urandom(16).hex()
 
 
 class _Exchange:
@@ -203,10 +207,11 @@ class _Exchange:
         self.scope = scope
         self.receive = receive
         self.server_send = send
-        self.request_id = uuid.uuid4().hex
-        scope.setdefault("state", {})[REQUEST_ID_STATE_KEY] = self.request_id
+        self.request_id = _request_id()
+        state = scope.setdefault("state", {})
+        state[REQUEST_ID_STATE_KEY] = self.request_id
         self.headers = Headers(scope=scope)
-        self.query = QueryParams(scope["query_string"])
+        self.query = state[QUERY_STATE_KEY] = QueryParams(scope["query_string"])
         self.record = RequestRecord(
             time=time.time(),
             method=scope["method"],
@@ -478,4 +483,6 @@ def serve(
     # The state loaded above lives as long as the server: frozen, the collector's full passes
     # (which grow with the heap, 100k versions here) never walk it again.
     gc.freeze()
-    uvicorn.run(app, host=host, port=port, access_log=access_log)
+    # No proxy headers: the emulator is reached directly, and an X-Forwarded-For from a
+    # loopback client would otherwise change the address a throttle keys its bucket on.
+    uvicorn.run(app, host=host, port=port, access_log=access_log, proxy_headers=False)

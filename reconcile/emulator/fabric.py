@@ -35,7 +35,7 @@ from reconcile.emulator.common import (
     section,
     time_key,
 )
-from reconcile.emulator.host import Host
+from reconcile.emulator.host import Host, query_of
 from reconcile.emulator.index import ListIndex, SortMemo
 from reconcile.emulator.responses import JSONResponse
 
@@ -258,7 +258,7 @@ class _Page:
 
 
 def _int_param(request: Request, name: str, default: int) -> int:
-    raw = request.query_params.get(name, "")
+    raw = query_of(request).get(name, "")
     if raw == "":  # an empty value counts as absent, as the platform's framework treats it
         return default
     if not re.fullmatch(r"[+-]?[0-9]+", raw) or abs(int(raw)) > INT32_MAX:
@@ -277,7 +277,7 @@ def _page(request: Request) -> _Page:
 
 
 def _enum_param(request: Request, name: str, allowed: Iterable[str], default: str = "") -> str:
-    value = request.query_params.get(name, "")
+    value = query_of(request).get(name, "")
     if value == "":
         return default
     allowed = tuple(allowed)
@@ -287,7 +287,7 @@ def _enum_param(request: Request, name: str, allowed: Iterable[str], default: st
 
 
 def _text_param(request: Request, name: str) -> str:
-    return request.query_params.get(name, "")
+    return query_of(request).get(name, "")
 
 
 _PATH_IDS = {

@@ -10,12 +10,15 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from starlette.datastructures import QueryParams
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 # Where a request's X-Request-Id is kept in the ASGI scope's state: platforms whose bodies echo
 # it (Qianfan's requestId) read ``request.state.request_id``.
 REQUEST_ID_STATE_KEY = "request_id"
+# Where the query the app parsed is kept in the state, for `query_of`.
+QUERY_STATE_KEY = "query"
 
 # Seconds since the epoch, like time.time: what signed requests' timestamps are checked against.
 Clock = Callable[[], float]
@@ -63,3 +66,10 @@ class Platform(Protocol):
         """``body`` (a successful answer's JSON) made to disagree with the rest of its listing,
         or None when this answer has nothing to make inconsistent."""
         ...
+
+
+def query_of(request: Request) -> QueryParams:
+    """The request's query, as the app parsed it on arrival (parsed again per request, it was a
+    twentieth of the emulator's CPU on a listing's version pages)."""
+    parsed: QueryParams | None = request.scope.get("state", {}).get(QUERY_STATE_KEY)
+    return parsed if parsed is not None else request.query_params

@@ -78,7 +78,7 @@ from reconcile.emulator.common import (
     section,
     time_key,
 )
-from reconcile.emulator.host import REQUEST_ID_STATE_KEY, Host
+from reconcile.emulator.host import REQUEST_ID_STATE_KEY, Host, query_of
 from reconcile.emulator.index import ListIndex, SortMemo
 from reconcile.emulator.responses import JSONResponse
 
@@ -736,7 +736,7 @@ class QianfanApi:
             request_id = _request_id(request)
             try:
                 await self.authenticate(request)
-                handler = actions.get(request.query_params.get("Action", ""))
+                handler = actions.get(query_of(request).get("Action", ""))
                 if handler is None:
                     raise QianfanError(INVALID_URI)
                 body = await _json_object(request)
