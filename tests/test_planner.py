@@ -401,6 +401,38 @@ def test_the_digest_encodes_each_change_as_pydantic_serializes_it() -> None:
     assert len(seen) > 10  # the cases cover many kinds of change, services and records included
 
 
+def test_the_plan_file_is_the_plan_dumped_whole_byte_for_byte() -> None:
+    """`Plan.to_json` writes a field and a change at a time (orjson for the changes, the standard
+    encoder for what orjson refuses): for every case the text is the one encoding the whole
+    `model_dump(mode="json")` at once gives, and it reads back as the plan."""
+    from reconcile.model import json_text
+
+    for name in PLAN_CASES:
+        plan = _plan(load_case(name))
+        text = plan.to_json()
+        assert text == json_text(plan.model_dump(mode="json"), indent=2) + "\n", name
+        assert Plan.from_json(text, source=name) == plan
+
+
+@pytest.mark.parametrize(
+    "record",
+    [{"id": "v1", "size": 2**70}, {"id": "v1", "note": "odd \ud800"}, {}],
+    ids=["a-long-integer", "a-lone-surrogate", "empty"],
+)
+def test_a_plan_file_holds_records_orjson_refuses(record: dict[str, object]) -> None:
+    from reconcile.model import RawRecord, json_text
+
+    plan = _plan(load_case(PLAN_CASES[0]))
+    changes = list(plan.resource_changes)
+    changes[0] = changes[0].model_copy(update={"before": RawRecord.of(record)})
+    odd = plan.model_copy(update={"resource_changes": tuple(changes)}).sealed()
+    text = odd.to_json()
+    text.encode()  # UTF-8 whatever the record holds
+    assert json.loads(text) == json.loads(json_text(odd.model_dump(mode="json")))
+    assert json.loads(text)["resource_changes"][0]["before"] == record
+    assert Plan.from_json(text, source="odd") == odd
+
+
 # -- one live object, two declarations ---------------------------------------------------------
 
 

@@ -127,7 +127,8 @@ def plan(
 
         save_plan_object(manifest, options, out, result.to_json().encode("utf-8"))
     elif out is not None:
-        out.write_text(result.to_json(), encoding="utf-8")
+        with out.open("w", encoding="utf-8") as file:
+            file.writelines(result.json_chunks())
     click.echo(plan_as(result, fmt, color=run.color, compact=compact), nl=False)
     if fmt == "text" and out is not None:
         click.echo(f"\nSaved the plan to {out} (digest {result.plan_digest}).")
