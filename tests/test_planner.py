@@ -594,3 +594,24 @@ def test_next_ledger_keeps_what_a_targeted_plan_or_another_provider_does_not_cov
     # Untargeted, an object the plan no longer has is gone: forgotten.
     empty = plan.model_copy(update={"resource_changes": ()})
     assert next_ledger(empty, previous, start) == {"p": {}, "q": {"model:m-x": start}}
+
+
+def test_plan_json_printed_in_pieces_is_the_whole_escaped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`plan --json` prints the plan as it is made, each piece escaped on its own (a character
+    that is not printable becomes its \\u escape): joined, the pieces are the document escaped
+    whole, whatever the platform's names hold and wherever the pieces break."""
+    from reconcile.render import json as render_json
+    from reconcile.render.json import plan_json_pieces, printable_json
+
+    monkeypatch.setattr(render_json, "_PIECE", 40)
+    for name in PLAN_CASES:
+        plan = _plan(load_case(name))
+        changes = [
+            change.model_copy(update={"detail": f"{change.detail} \u202e\x1b[2J 模型 \ud800"})
+            for change in plan.resource_changes
+        ]
+        plan = plan.model_copy(update={"resource_changes": tuple(changes)})
+        pieces = list(plan_json_pieces(plan))
+        assert len(pieces) > 1 or not changes
+        assert "".join(pieces) == printable_json(plan.to_json()), name
+        "".join(pieces).encode()

@@ -101,7 +101,7 @@ def plan(
       reconcile plan manifests/ --format markdown > plan.md   # for a pull-request comment
     """
     from reconcile.planning import attributed, make_plan
-    from reconcile.render.formats import plan_as
+    from reconcile.render.formats import plan_pieces
 
     fmt = plan_format(fmt, as_json)
     manifest = load_manifests(path, insecure=run.insecure)
@@ -129,7 +129,8 @@ def plan(
     elif out is not None:
         with out.open("w", encoding="utf-8") as file:
             file.writelines(result.json_chunks())
-    click.echo(plan_as(result, fmt, color=run.color, compact=compact), nl=False)
+    for piece in plan_pieces(result, fmt, color=run.color, compact=compact):
+        click.echo(piece, nl=False)
     if fmt == "text" and out is not None:
         click.echo(f"\nSaved the plan to {out} (digest {result.plan_digest}).")
         click.echo(f"To delete exactly this, run: reconcile apply {out}")
@@ -312,12 +313,13 @@ def show(plan_file: Path, fmt: str | None, as_json: bool, no_color: bool, compac
       reconcile show plan.json --format markdown   # for the pull request that approves it
     """
     from reconcile.planning import read_plan_file
-    from reconcile.render.formats import plan_as
+    from reconcile.render.formats import plan_pieces
 
     fmt = plan_format(fmt, as_json)
     saved = read_plan_file(plan_file)
     color = fmt == "text" and use_color(no_color)
-    click.echo(plan_as(saved, fmt, color=color, compact=compact), nl=False)
+    for piece in plan_pieces(saved, fmt, color=color, compact=compact):
+        click.echo(piece, nl=False)
     if fmt == "text":
         click.echo(f"Plan digest: {saved.plan_digest}")
     return EXIT_OK

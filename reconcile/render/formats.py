@@ -3,6 +3,7 @@ when its format is asked)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -22,6 +23,18 @@ def plan_as(plan: Plan, fmt: str, *, color: bool = False, compact: bool = False)
     from reconcile.render.text import render_plan
 
     return render_plan(plan, color=color, compact=compact)
+
+
+def plan_pieces(
+    plan: Plan, fmt: str, *, color: bool = False, compact: bool = False
+) -> Iterator[str]:
+    """`plan_as`, in pieces to print as they come: JSON is made a change at a time."""
+    if fmt == "json":
+        from reconcile.render.json import plan_json_pieces
+
+        yield from plan_json_pieces(plan)
+    else:
+        yield plan_as(plan, fmt, color=color, compact=compact)
 
 
 def drift_as(report: DriftReport, fmt: str, plan: Plan, *, color: bool = False) -> str:

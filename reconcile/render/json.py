@@ -10,6 +10,7 @@ every JSON reader reads back as the same character.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from reconcile.drift import DriftReport
 from reconcile.plan import Plan
@@ -19,7 +20,25 @@ _NOT_ASCII_TEXT = re.compile(r"[^\x20-\x7e\n]+")
 
 
 def render_plan_json(plan: Plan) -> str:
-    return printable_json(plan.to_json())
+    return "".join(plan_json_pieces(plan))
+
+
+def plan_json_pieces(plan: Plan) -> Iterator[str]:
+    """`render_plan_json` in pieces of about 64 KB, printed as they are made: a large plan's
+    JSON is 93 MB, and made whole, then escaped, then encoded, it was three copies of it."""
+    batch: list[str] = []
+    size = 0
+    for chunk in plan.json_chunks():
+        batch.append(chunk)
+        size += len(chunk)
+        if size >= _PIECE:
+            yield printable_json("".join(batch))
+            batch, size = [], 0
+    if batch:
+        yield printable_json("".join(batch))
+
+
+_PIECE = 1 << 16
 
 
 def render_drift_json(report: DriftReport) -> str:
