@@ -422,11 +422,21 @@ class Plan(Record):
                 f"(this reconcile reads {FORMAT_VERSION})",
                 hint="make the plan again with this version of reconcile",
             )
+        changes = data.get("resource_changes")
+        within: tuple[str | int, ...] = ()
         try:
+            if isinstance(changes, list):
+                # Each change made in turn, in place: its parsed record is dropped as soon as it
+                # is text again, so a large plan file (30,000 changes) is never held both as
+                # parsed JSON and as changes.
+                for index, item in enumerate(changes):
+                    within = ("resource_changes", index)
+                    changes[index] = Change.model_validate(item)
+                within = ()
             plan = cls.model_validate(data)
         except ValidationError as exc:
             first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"])
+            where = ".".join(str(part) for part in (*within, *first["loc"]))
             raise PlanFileError(f"{source}: invalid plan file at {where}: {first['msg']}") from None
         if plan.plan_digest != plan.compute_digest():
             raise PlanFileError(

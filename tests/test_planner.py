@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import pytest
 from pydantic import AwareDatetime, BaseModel, ConfigDict, TypeAdapter, model_validator
@@ -615,3 +616,23 @@ def test_plan_json_printed_in_pieces_is_the_whole_escaped(monkeypatch: pytest.Mo
         assert len(pieces) > 1 or not changes
         assert "".join(pieces) == printable_json(plan.to_json()), name
         "".join(pieces).encode()
+
+
+@pytest.mark.parametrize(
+    ("edit", "where"),
+    [
+        (lambda doc: doc["resource_changes"][1].pop("address"), "resource_changes.1.address"),
+        (lambda doc: doc["resource_changes"][0].update(actions="delete"), "resource_changes.0"),
+        (lambda doc: doc.update(scopes="all"), "scopes"),
+    ],
+    ids=["a-change-without-address", "a-change-with-bad-actions", "bad-scopes"],
+)
+def test_an_invalid_plan_file_names_where(edit: Any, where: str) -> None:
+    """Changes are read one at a time (a large plan's parsed JSON is dropped as they are made):
+    an invalid one is still named by its place in the file."""
+    plan = _plan(load_case(PLAN_CASES[0]))
+    assert len(plan.resource_changes) > 1
+    document = json.loads(plan.to_json())
+    edit(document)
+    with pytest.raises(PlanFileError, match=rf"invalid plan file at {re.escape(where)}"):
+        Plan.from_json(json.dumps(document), source="edited.json")
