@@ -388,9 +388,9 @@ class Plan(Record):
 
     def json_chunks(self) -> Iterator[str]:
         """The plan file, `model_dump(mode="json")` as indented JSON, a field and a change at a
-        time: written from these pieces, a large `plan -o` peaks at half the memory of encoding
-        the whole dump at once (its 30,000 changes, their records parsed, then one text of them:
-        1,056 MB against 550), and a third sooner."""
+        time. Encoding the whole dump at once held a large plan's 30,000 changes with their
+        records parsed, then one text of them: `plan -o` peaked at 1,056 MB, and at 267 (what
+        the plan itself takes) written from these pieces as they come, in 11 s instead of 19."""
         head = self.model_dump(mode="json", exclude={"resource_changes"})
         yield "{"
         for number, name in enumerate(type(self).model_fields):
