@@ -431,9 +431,8 @@ class Workspace:
         folder.mkdir(parents=True)
         state_file = folder / "state.json"
         # Generated in a process of its own: a child's peak RSS starts at its parent's (fork
-        # copies it, and exec keeps the high-water mark), so a benchmark that built a 10,000-
-        # model state itself reported it in every command's peak (468 MB for a 10,000-model
-        # plan, its own peak being 250).
+        # copies it, and exec keeps the high-water mark), so a benchmark that built the large
+        # state itself reported it in every command's peak (`validate`: 174 MB, its own 46).
         spawn = multiprocessing.get_context("spawn")
         writer = spawn.Process(target=write_state, args=(platform, scenario, state_file))
         writer.start()
