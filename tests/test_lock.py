@@ -37,6 +37,21 @@ def test_force_unlock_of_a_live_holder_refuses_and_says_who_holds_it(
         assert "--force" in err
 
 
+def test_a_user_name_utf8_cannot_hold_is_written_and_read_back(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A user name from an environment with a byte that is not UTF-8 reaches Python as a lone
+    surrogate ("al\\udcffice"): the lock file holds its escape, and reads back as it was, instead
+    of the apply failing with a bug report."""
+    monkeypatch.setenv("LOGNAME", "al\udcffice")
+    store = _store(tmp_path)
+    with store.acquire(SCOPE, "apply", apply_id="a1") as held:
+        still = store.read_lock(SCOPE)
+        assert still is not None and still.id == held.id
+        assert still.holder == "al\udcffice"
+    assert store.read_lock(SCOPE) is None
+
+
 def test_force_unlock_with_force_releases_a_live_holders_lock(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -37,6 +37,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from reconcile.errors import LockError, ReconcileError
+from reconcile.model import json_text
 
 #: How long a lock stays valid without renewal; the holder renews it every third of that.
 DEFAULT_LEASE_SECONDS = 120.0
@@ -250,7 +251,7 @@ class LockInfo:
             "expires": self.expires.isoformat(timespec="milliseconds") if self.expires else None,
             "lease_seconds": self.lease_seconds,
         }
-        return json.dumps(document, ensure_ascii=False).encode()
+        return json_text(document).encode()
 
     @classmethod
     def from_json(cls, data: bytes, scope: str) -> LockInfo:
@@ -495,13 +496,12 @@ def encode_record(record: Mapping[str, Any]) -> bytes:
     """A journal record as one line of JSON (UTF-8, compact). By orjson, a tenth of the standard
     encoder's time: a large apply writes 36,000 records, half with the deleted object's whole
     record, and the encoding held the GIL the deletes' event loop needs. What orjson refuses
-    (integers beyond 64 bits, lone surrogates) the standard encoder writes, in ASCII: a lone
-    surrogate (a platform's "\\ud800", read) has no UTF-8, only its escape. Times and
-    dataclasses are written as their `str`, by either."""
+    (integers beyond 64 bits, lone surrogates) `json_text` writes. Times and dataclasses are
+    written as their `str`, by either."""
     try:
         return orjson.dumps(record, default=str, option=_RECORD_OPTIONS)
     except TypeError:  # orjson.JSONEncodeError is a TypeError
-        return json.dumps(record, default=str).encode()
+        return json_text(record, default=str).encode()
 
 
 _RECORD_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
