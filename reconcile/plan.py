@@ -8,7 +8,7 @@ same decisions on the same live state always carry the same digest.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -387,26 +387,8 @@ class Plan(Record):
         return "".join(self.json_chunks())
 
     def json_chunks(self) -> Iterator[str]:
-        """The plan file, `model_dump(mode="json")` as indented JSON, a field and a change at a
-        time. Encoding the whole dump at once held a large plan's 30,000 changes with their
-        records parsed, then one text of them: `plan -o` peaked at 1,056 MB, and at 267 (what
-        the plan itself takes) written from these pieces as they come, in 11 s instead of 19."""
-        head = self.model_dump(mode="json", exclude={"resource_changes"})
-        yield "{"
-        for number, name in enumerate(type(self).model_fields):
-            yield f"{',' if number else ''}\n  {json_text(name)}: "
-            if name != "resource_changes":
-                yield json_text(head[name], indent=2).replace("\n", "\n  ")
-            elif not self.resource_changes:
-                yield "[]"
-            else:
-                # Each change at the depth the whole document's encoding puts it (raw newlines
-                # are the encoder's own: those in strings are escaped).
-                for index, change in enumerate(self.resource_changes):
-                    opening = "[\n    " if not index else ",\n    "
-                    yield opening + _change_text(change).replace("\n", "\n    ")
-                yield "\n  ]"
-        yield "\n}\n"
+        """The plan file in pieces: see `json_chunks`."""
+        return json_chunks(self, "resource_changes")
 
     @classmethod
     def from_json(cls, text: str, *, source: str) -> Plan:
@@ -444,6 +426,32 @@ class Plan(Record):
                 hint="never edit a plan file; make a new plan",
             )
         return plan
+
+
+def json_chunks(record: BaseModel, changes: str) -> Iterator[str]:
+    """`record.model_dump(mode="json")` as indented JSON, byte for byte, made a field and a change
+    (of its field `changes`) at a time. Encoding the whole dump at once held a large plan's
+    30,000 changes with their records parsed, then one text of them: `plan -o` peaked at
+    1,056 MB, and at 267 (what the plan itself takes) written from these pieces as they come,
+    in 11 s instead of 19."""
+    head = record.model_dump(mode="json", exclude={changes})
+    yield "{"
+    for number, name in enumerate(type(record).model_fields):
+        yield f"{',' if number else ''}\n  {json_text(name)}: "
+        if name != changes:
+            yield json_text(head[name], indent=2).replace("\n", "\n  ")
+            continue
+        items: Sequence[Change] = getattr(record, name)
+        if not items:
+            yield "[]"
+            continue
+        # Each change at the depth the whole document's encoding puts it (raw newlines are the
+        # encoder's own: those in strings are escaped).
+        for index, change in enumerate(items):
+            opening = "[\n    " if not index else ",\n    "
+            yield opening + _change_text(change).replace("\n", "\n    ")
+        yield "\n  ]"
+    yield "\n}\n"
 
 
 def _change_text(change: Change) -> str:

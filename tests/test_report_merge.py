@@ -461,3 +461,29 @@ def test_markdown_stops_item_rows_at_its_budget_and_says_how_many_it_left_out(
     shown = short.count("\n| version |") + short.count("\n| model |")
     assert left
     assert shown + sum(map(int, left)) == full.count("\n| version |") + full.count("\n| model |")
+
+
+def test_merged_json_is_escaped_for_terminals_and_is_the_whole_dump(tmp_path: Path) -> None:
+    """`report merge --format json` prints as `plan --json` does: a bidi override or a C1
+    control in a platform's name is its `\\u` escape (JSON would let it through), and the
+    document, encoded a change at a time, reads back as the merged report."""
+    import json
+
+    from reconcile.model import json_text
+    from reconcile.report.merge import to_json
+
+    manifest_file = tmp_path / "m.toml"
+    manifest_file.write_text(MANIFEST.format(name="a", declared="kept"))
+    manifest = load_manifest(manifest_file)
+    odd = "gone\u202eevil\x85"
+    models = (LiveModel(id="m-1", name="kept"), LiveModel(id="m-3", name=odd))
+    snapshots = {"a": Snapshot(provider="a", provider_type="fabric", location="ws", models=models)}
+    plan = build_plan(manifest, snapshots, tool_version="test")
+    (tmp_path / "plan.json").write_text(plan.to_json())
+    report = merge(read_documents([str(tmp_path / "plan.json")]))
+    assert isinstance(report, MergedPlan) and report.changes
+    assert to_json(report) == json_text(report.model_dump(mode="json"), indent=2) + "\n"
+    printed = RENDERERS["json"](report)
+    assert "\u202e" not in printed and "\x85" not in printed
+    assert json.loads(printed) == json.loads(to_json(report))
+    assert odd in {change["name"] for change in json.loads(printed)["changes"]}

@@ -25,7 +25,16 @@ from pydantic import BaseModel, ConfigDict
 from reconcile.drift import CATEGORIES, Category, Counts, DriftReport, Item
 from reconcile.errors import ReconcileError
 from reconcile.model import json_text
-from reconcile.plan import Change, Drift, Group, Kind, Plan, ProviderScope, Reason
+from reconcile.plan import (
+    Change,
+    Drift,
+    Group,
+    Kind,
+    Plan,
+    ProviderScope,
+    Reason,
+    json_chunks,
+)
 
 #: The format of the merged report's JSON; a change that breaks readers raises it.
 FORMAT_VERSION = 1
@@ -161,6 +170,8 @@ class Document:
 
 
 def to_json(report: MergedReport) -> str:
+    if isinstance(report, MergedPlan):  # its changes carry their records: one at a time
+        return "".join(json_chunks(report, "changes"))
     return json_text(report.model_dump(mode="json"), indent=2) + "\n"
 
 

@@ -23,6 +23,7 @@ from reconcile.plan import Change, Drift
 from reconcile.render import count, percent, with_versions
 from reconcile.render.html import _code as html_code
 from reconcile.render.html import _e as html_text
+from reconcile.render.json import printable_json
 from reconcile.render.markdown import DEFAULT_BUDGET
 from reconcile.render.markdown import code as md_code
 from reconcile.render.markdown import text as md_text
@@ -532,7 +533,8 @@ def render_html(report: MergedReport) -> str:
 
 
 def render_json(report: MergedReport) -> str:
-    return to_json(report)
+    # Escaped as `plan --json` is: JSON lets a bidi override or a C1 control through as it is.
+    return printable_json(to_json(report))
 
 
 RENDERERS: dict[str, Callable[[MergedReport], str]] = {
