@@ -12,6 +12,7 @@ import pytest
 import trustme
 
 from reconcile.providers.transport import _tls_context
+from reconcile.providers.wire import Answer as WireAnswer
 from reconcile.providers.wire import RefusedResponse, Wire, split
 
 pytestmark = pytest.mark.loopback
@@ -74,9 +75,7 @@ def _wire(tls: Callable[[], ssl.SSLContext] = _tls_context, timeout: float = 5) 
     return Wire(max_connections=4, timeout=timeout, max_body=1000, tls=tls)
 
 
-async def _get(
-    wire: Wire, url: str, headers: list[tuple[str, str]] | None = None
-) -> httpx.Response:
+async def _get(wire: Wire, url: str, headers: list[tuple[str, str]] | None = None) -> WireAnswer:
     origin, target = split(url)
     return await wire.fetch("GET", origin, target, headers or [], None)
 
@@ -277,3 +276,37 @@ def test_the_pool_works_on_uvloops_event_loop() -> None:
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         assert runner.run(_serve(lambda number, head: OK, scenario)) == 1
     assert got == [b"ok", b"ok"]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "text"),
+    [
+        (b"text/plain; charset=latin-1", b"caf\xe9", "caf\u00e9"),
+        (b'application/json; charset="utf-8"', b'"caf\xc3\xa9"', '"caf\u00e9"'),
+        (b"text/plain", b"caf\xe9", "caf\ufffd"),
+        (b"text/plain; charset=no-such-charset", b"caf\xc3\xa9", "caf\u00e9"),
+    ],
+    ids=["named-charset", "quoted-charset", "undecodable-utf-8", "unknown-charset"],
+)
+def test_an_answers_text_is_decoded_as_httpx_decodes_it(
+    content_type: bytes, body: bytes, text: str
+) -> None:
+    """Error messages quote an answer's text: in the charset it names, UTF-8 otherwise, every
+    undecodable byte replaced, the same as an httpx.Response of those bytes reads."""
+    reply = b"HTTP/1.1 400 Bad Request\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n%s" % (
+        content_type,
+        len(body),
+        body,
+    )
+
+    async def scenario(url: str, heads: list[bytes]) -> None:
+        wire = _wire()
+        answer = await _get(wire, f"{url}/")
+        await wire.aclose()
+        reference = httpx.Response(
+            400, headers={"Content-Type": content_type.decode()}, content=body
+        )
+        assert answer.status_code == 400 and answer.text == reference.text == text
+        assert answer.headers["Content-Type"] == content_type.decode()
+
+    asyncio.run(_serve(lambda number, head: reply, scenario))

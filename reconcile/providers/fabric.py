@@ -38,7 +38,7 @@ from reconcile.model import (
 from reconcile.providers.base import Auth, Keys, Opening, Platform, Progress
 from reconcile.providers.failures import Refusal
 from reconcile.providers.fanout import Fanout, gather_all
-from reconcile.providers.http import Http, parse_json
+from reconcile.providers.http import Answer, Http, parse_json
 from reconcile.providers.shapes import ShapeError, field, required, timestamp
 from reconcile.providers.signing import SDK_SIGNED_HEADERS, sdk_authorization, sdk_date
 
@@ -181,7 +181,7 @@ def parse_services_page(payload: Any) -> tuple[int, list[ServiceUse]]:
     return total, services
 
 
-def map_error(response: httpx.Response, body: Any) -> Refusal:
+def map_error(response: Answer, body: Any) -> Refusal:
     """Fabric's error bodies: `{error_code, error_msg, solution_msg?}`; the 403 body nests an
     `error` object and has a numeric `error_code`."""
     status = response.status_code

@@ -28,6 +28,9 @@ from reconcile.providers.transport import (
     AiohttpTransport,
     RefusedResponse,
 )
+from reconcile.providers.transport import (
+    Answer as Answer,  # what `Http.request` answers with
+)
 
 #: Statuses worth another try: the request may well succeed a moment later.
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -36,7 +39,7 @@ RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _SENDABLE_URL = re.compile(r"(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})+")
 
 #: Reads a failed response (and its parsed body, or None): what the platform refused, and how.
-ErrorMapper = Callable[[httpx.Response, Any], Refusal]
+ErrorMapper = Callable[[Answer, Any], Refusal]
 
 
 @dataclass(frozen=True)
@@ -144,7 +147,7 @@ class Http:
         json: Any = None,
         ok: Iterable[int] = (200,),
         within: Headroom | None = None,
-    ) -> httpx.Response:
+    ) -> Answer:
         """Send, retrying transient failures; return the response or raise `ProviderError`.
         With `within`, each attempt also holds a place of that headroom, and is prepared inside
         it: not while it waits to retry (held through a 429's one-second Retry-After, the places
@@ -166,9 +169,9 @@ class Http:
             else:
                 async with within.hold():
                     outcome = await self._attempt(self._prepare(method, full_url, json), call)
-            answered = isinstance(outcome, httpx.Response)
-            status = outcome.status_code if isinstance(outcome, httpx.Response) else None
-            if isinstance(outcome, httpx.Response) and outcome.status_code in accepted:
+            answered = isinstance(outcome, Answer)
+            status = outcome.status_code if isinstance(outcome, Answer) else None
+            if isinstance(outcome, Answer) and outcome.status_code in accepted:
                 log_request(method, full_url, status, time.monotonic() - started, attempt)
                 return outcome
             delay = self._retry_delay(outcome, attempt)
@@ -211,7 +214,7 @@ class Http:
             self.sign(request)
         return _Prepared(method, url, request)
 
-    async def _attempt(self, prepared: _Prepared, call: Call) -> httpx.Response | httpx.HTTPError:
+    async def _attempt(self, prepared: _Prepared, call: Call) -> Answer | httpx.HTTPError:
         """One try: wait for a slot, send, read the answer (bounded). A failure to get an
         answer is returned, for the retry loop to judge."""
         if self.limiter is not None:
@@ -228,29 +231,31 @@ class Http:
             slot.answered(response.status_code)
             return response
 
-    async def _send(self, prepared: _Prepared) -> httpx.Response:
+    async def _send(self, prepared: _Prepared) -> Answer | httpx.Response:
         if prepared.request is None:
             assert isinstance(self.transport, AiohttpTransport)  # as `_prepare` chose
             return await self.transport.fetch(
                 prepared.method, prepared.url, self._headers_for_plain()
             )
+        if isinstance(self.transport, AiohttpTransport):
+            return await self.transport.send(prepared.request)
         if self.transport is not None:
             return await self.transport.handle_async_request(prepared.request)
         return await self.client.send(prepared.request, stream=True)
 
-    def _retry_delay(self, outcome: httpx.Response | httpx.HTTPError, attempt: int) -> float | None:
+    def _retry_delay(self, outcome: Answer | httpx.HTTPError, attempt: int) -> float | None:
         """Seconds to wait before another try, or None when there is none to make: attempts
         used up, or a failure that another try would only repeat."""
         if attempt >= self.retry.attempts:
             return None
         if isinstance(outcome, _TRANSIENT):
             return self._backoff(attempt, None)
-        if isinstance(outcome, httpx.Response) and outcome.status_code in RETRY_STATUSES:
+        if isinstance(outcome, Answer) and outcome.status_code in RETRY_STATUSES:
             return self._backoff(attempt, outcome.headers.get("Retry-After"))
         return None
 
     def _failure(
-        self, outcome: httpx.Response | httpx.HTTPError, call: Call, attempt: int
+        self, outcome: Answer | httpx.HTTPError, call: Call, attempt: int
     ) -> ProviderError:
         if isinstance(outcome, httpx.HTTPError):
             return platform_error(
@@ -267,18 +272,19 @@ class Http:
             self._plain_headers = list(self.client.headers.multi_items())
         return self._plain_headers
 
-    async def _read_bounded(self, response: httpx.Response, call: Call) -> httpx.Response:
+    async def _read_bounded(self, response: Answer | httpx.Response, call: Call) -> Answer:
         """Read the body, but never more than MAX_BODY_BYTES: a huge or endless answer is an
         error naming the call, not an out-of-memory crash."""
+        if isinstance(response, Answer):  # read whole by our transport, at most its max_body
+            if response.length is not None and response.length > MAX_BODY_BYTES:
+                raise self._too_large(call, f"announced {response.length} bytes")
+            if len(response.content) > MAX_BODY_BYTES:
+                raise self._too_large(call, f"sent more than {MAX_BODY_BYTES} bytes")
+            return response
         try:
             length = response.headers.get("Content-Length")
             if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
                 raise self._too_large(call, f"announced {length} bytes")
-            if response.is_stream_consumed:
-                # Read whole by the transport (AiohttpTransport reads at most MAX_BODY_BYTES).
-                if len(response.content) > MAX_BODY_BYTES:
-                    raise self._too_large(call, f"sent more than {MAX_BODY_BYTES} bytes")
-                return response
             chunks: list[bytes] = []
             size = 0
             async for chunk in response.aiter_bytes():
@@ -288,12 +294,13 @@ class Http:
                 chunks.append(chunk)
         finally:
             await response.aclose()
+        # What httpx decoded and de-chunked is no longer as those headers say.
         headers = [
             (name, value)
-            for name, value in response.headers.multi_items()
-            if name.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+            for name, value in response.headers.raw
+            if name.lower() not in (b"content-encoding", b"content-length", b"transfer-encoding")
         ]
-        return httpx.Response(response.status_code, headers=headers, content=b"".join(chunks))
+        return Answer(response.status_code, headers, b"".join(chunks))
 
     def _too_large(self, call: Call, what: str) -> ProviderError:
         refusal = Refusal(
@@ -312,7 +319,7 @@ class Http:
         return random.uniform(0, ceiling)
 
 
-def _redirect(response: httpx.Response, call: Call) -> Refusal | None:
+def _redirect(response: Answer, call: Call) -> Refusal | None:
     """A redirect, said as one: never followed (the credentials go only where the manifest
     says), and where it points, without userinfo, query or fragment (they may carry secrets)."""
     if not 300 <= response.status_code < 400:
@@ -366,14 +373,14 @@ def in_process_client(app: Any, timeout: float) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), timeout=httpx.Timeout(timeout))
 
 
-def _json_or_none(response: httpx.Response) -> Any:
+def _json_or_none(response: Answer) -> Any:
     try:
         return response.json()
     except ValueError:
         return None
 
 
-def parse_json(response: httpx.Response, what: str) -> Any:
+def parse_json(response: Answer, what: str) -> Any:
     """The JSON body of a successful response, or a `ProviderError` that names the call."""
     try:
         return strict_json(response.content)

@@ -58,7 +58,7 @@ from reconcile.providers.adaptive import Headroom
 from reconcile.providers.base import Auth, Keys, Opening, Platform, Progress
 from reconcile.providers.failures import Call, Refusal, platform_error
 from reconcile.providers.fanout import Fanout
-from reconcile.providers.http import Http, parse_json
+from reconcile.providers.http import Answer, Http, parse_json
 from reconcile.providers.shapes import ShapeError, field, json_type, required, strings, timestamp
 from reconcile.providers.signing import BCE_DATE_FORMAT, bce_authorization
 
@@ -352,7 +352,7 @@ def attach_services(
     return attached
 
 
-def map_error(response: httpx.Response, body: Any) -> Refusal:
+def map_error(response: Answer, body: Any) -> Refusal:
     """HTTP errors: `{requestId, code, message}` and `X-Bce-Error-Code`/`-Message` headers."""
     code = response.headers.get("X-Bce-Error-Code")
     message = response.headers.get("X-Bce-Error-Message")

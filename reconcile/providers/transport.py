@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from reconcile.providers.wire import RefusedResponse, Wire, split
+from reconcile.providers.wire import Answer, RefusedResponse, Wire, split
 
-__all__ = ["LOOPBACK_HOSTS", "MAX_BODY_BYTES", "AiohttpTransport", "RefusedResponse"]
+__all__ = ["LOOPBACK_HOSTS", "MAX_BODY_BYTES", "AiohttpTransport", "Answer", "RefusedResponse"]
 
 #: Largest response body accepted; a listing page is far smaller.
 MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -75,6 +75,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """For an httpx client over this pool (`Http` calls `fetch` itself)."""
+        answer = await self.send(request)
+        return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
+
+    async def send(self, request: httpx.Request) -> Answer:
+        """A built (signed) request, sent."""
         headers = list(request.headers.multi_items())
         content = request.content
         return await self.fetch(
@@ -89,7 +95,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         body: bytes | None = None,
         *,
         request: httpx.Request | None = None,
-    ) -> httpx.Response:
+    ) -> Answer:
         """Send one request given as plain values (`url` already encoded); answer with its
         response read whole. Failures are httpx's exceptions, as from any transport."""
         origin, target = split(url)
@@ -109,7 +115,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         body: bytes | None,
         proxy: str,
         request: httpx.Request | None,
-    ) -> httpx.Response:
+    ) -> Answer:
         import aiohttp
         import yarl
 
@@ -135,15 +141,14 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                         f"the platform sent a {encoding}-encoded body, which was not asked for",
                         request=request,
                     )
-                length = answer.headers.get("Content-Length")
-                if length is not None and length.isdigit():
+                text = answer.headers.get("Content-Length")
+                length = int(text) if text is not None and text.isdigit() else None
+                if length is not None:
                     # Over the bound: refused by Http on the announced length, never read.
-                    content = await answer.read() if int(length) <= self.max_body else b""
+                    content = await answer.read() if length <= self.max_body else b""
                 else:
                     content = await self._read_bounded(answer, request)
-                return httpx.Response(
-                    answer.status, headers=list(answer.raw_headers), content=content
-                )
+                return Answer(answer.status, list(answer.raw_headers), content, length)
         except TimeoutError as error:
             raise httpx.ReadTimeout("timed out", request=request) from error
         except (aiohttp.ClientSSLError, aiohttp.ServerFingerprintMismatch) as error:
