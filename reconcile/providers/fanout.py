@@ -17,6 +17,8 @@ T = TypeVar("T")
 async def gather_all(calls: Iterable[Awaitable[T]]) -> list[T]:
     """Await all; on the first failure cancel the rest (no requests sent for a doomed listing)."""
     tasks = [asyncio.ensure_future(call) for call in calls]
+    if not tasks:  # a listing of one page (each of 10,000 models' versions): nothing to wait for
+        return []
     try:
         return list(await asyncio.gather(*tasks))
     except BaseException:

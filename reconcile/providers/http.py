@@ -7,6 +7,7 @@ to `ProviderError` live here, so every provider behaves the same way.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import re
 import time
@@ -157,7 +158,7 @@ class Http:
         accepted = frozenset(ok)
         # One URL parse (the client's build_request would parse twice and merge defaults
         # nobody sets); the client's headers are the only defaults platform calls use.
-        full_url = f"{url}?{httpx.QueryParams(params)}" if params else url
+        full_url = f"{url}?{_query(tuple(params.items()))}" if params else url
         call = Call(self.provider, operation, method, full_url)
         attempt = 0
         while True:
@@ -317,6 +318,12 @@ class Http:
                 pass
         ceiling = min(self.retry.max_delay, self.retry.base_delay * 2 ** (attempt - 1))
         return random.uniform(0, ceiling)
+
+
+@functools.lru_cache(maxsize=256)
+def _query(params: tuple[tuple[str, str | int], ...]) -> str:
+    """A query string, encoded once: a listing's 10,000 version pages all ask for the same."""
+    return str(httpx.QueryParams(params))
 
 
 def _redirect(response: Answer, call: Call) -> Refusal | None:
