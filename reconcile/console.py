@@ -23,6 +23,8 @@ from reconcile.errors import ApprovalError
 from reconcile.heap import collector_paused as collector_paused
 
 if TYPE_CHECKING:  # the heavy modules load only when a command runs, so --help stays fast
+    from asyncio import AbstractEventLoop
+
     from reconcile.applier import Outcome
     from reconcile.manifest import Manifest
     from reconcile.plan import Change, Plan
@@ -149,6 +151,17 @@ class _Signals:
 _SIGNALS = _Signals()
 
 
+def _event_loop() -> Callable[[], AbstractEventLoop] | None:
+    """uvloop's event loop where it is installed (a dependency everywhere but on Windows), else
+    asyncio's own: its loop, timers and sockets are C, and a request costs a tenth less CPU
+    (10,000 listing requests on loopback, alternating runs: 263-278 us against 296-306)."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def run_command(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run `coroutine` to its end; a signal that reaches no inner handler cancels it, and it
     ends as KeyboardInterrupt (exit 130)."""
@@ -166,7 +179,7 @@ def run_command(coroutine: Coroutine[Any, Any, T]) -> T:
             task.cancel()
 
         with _SIGNALS.installed(asyncio.get_running_loop()), _SIGNALS.handling(cancel):
-            # The main task returns nothing: on the way out asyncio.run's SIGINT bookkeeping
+            # The main task returns nothing: on the way out the runner's SIGINT bookkeeping
             # reprs the task (signal.getsignal formats a ValueError), result included, and the
             # repr of a 100k-version plan or snapshot costs seconds.
             result.append(await coroutine)
@@ -175,7 +188,8 @@ def run_command(coroutine: Coroutine[Any, Any, T]) -> T:
     # growing heap cost nothing (they were 7 of 15 CPU seconds of a 100k-version plan).
     with collector_paused():
         try:
-            asyncio.run(main())
+            with asyncio.Runner(loop_factory=_event_loop()) as runner:
+                runner.run(main())
         except asyncio.CancelledError:
             if interrupted:
                 raise KeyboardInterrupt from None
