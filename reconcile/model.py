@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any, TypeVar
@@ -377,6 +378,92 @@ _LONG_NUMBER = b":" + b"0" * 19
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def strict_json_object(text: str, member: str, each: Callable[[Any, int], Any]) -> Any:
+    """`strict_json(text)` for a document that is an object whose array `member` is long (a
+    plan's 30,000 changes): each item of it goes through `each(item, index)` as soon as it is
+    read, and what that returns takes its place, so the document is never held parsed whole
+    (a large plan's changes with their records were 250 MB parsed, beside the 93 MB text).
+
+    The values and the refusals (ValueError) are strict_json's: items are read by strict_json
+    where the layout plan files are written in tells where one ends, and everything else by
+    the standard parser that strict_json falls back on. A document that is not an object is
+    strict_json's to read. Of a member named twice, the last is kept, as any JSON parser does,
+    but the items of each went through `each`."""
+    at = _skip(text, 0)
+    if not text.startswith("{", at):
+        return strict_json(text)
+    document: dict[str, Any] = {}
+    at = _skip(text, at + 1)
+    closed = text.startswith("}", at)
+    while not closed:  # a member, then "," or "}"
+        key, at = _DECODER.raw_decode(text, at)
+        if not isinstance(key, str):
+            raise ValueError(f"expected a member name at character {at}")
+        at = _skip(text, at)
+        if not text.startswith(":", at):
+            raise ValueError(f"expected ':' at character {at}")
+        at = _skip(text, at + 1)
+        if key == member and text.startswith("[", at):
+            document[key], at = _items(text, at, each)
+        else:
+            document[key], at = _DECODER.raw_decode(text, at)
+        at = _skip(text, at)
+        closed = text.startswith("}", at)
+        if not closed and not text.startswith(",", at):
+            raise ValueError(f"expected ',' or '}}' at character {at}")
+        if not closed:
+            at = _skip(text, at + 1)
+    at = _skip(text, at + 1)  # past the "}"
+    if at < len(text):
+        raise ValueError(f"extra data at character {at}")
+    return document
+
+
+def _skip(text: str, at: int) -> int:
+    match = _SPACE.match(text, at)
+    return match.end() if match else at
+
+
+def _items(text: str, at: int, each: Callable[[Any, int], Any]) -> tuple[list[Any], int]:
+    """The array at `at`, its items through `each`; and where it ends."""
+    items: list[Any] = []
+    at = _skip(text, at + 1)
+    if text.startswith("]", at):
+        return items, at + 1
+    while True:
+        item, at = _item(text, at)
+        items.append(each(item, len(items)))
+        at = _skip(text, at)
+        if text.startswith("]", at):
+            return items, at + 1
+        if not text.startswith(",", at):
+            raise ValueError(f"expected ',' or ']' at character {at}")
+        at = _skip(text, at + 1)
+
+
+#: How a change of a plan file ends: its closing brace alone on a line, four spaces in.
+_ITEM_END = "\n    }"
+
+
+def _item(text: str, at: int) -> tuple[Any, int]:
+    """The value at `at`, and where it ends. A JSON value has one extent: if the stretch up to
+    the next `_ITEM_END` reads as one value, it is this one, whatever the layout, and is read by
+    strict_json (at orjson's speed); otherwise the standard parser reads it where it stands."""
+    if text.startswith("{", at):
+        end = text.find(_ITEM_END, at)
+        if end >= 0:
+            end += len(_ITEM_END)
+            try:
+                return strict_json(text[at:end]), end
+            except ValueError:
+                pass
+    return _DECODER.raw_decode(text, at)
 
 
 def digest(value: Any) -> str:

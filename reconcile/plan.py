@@ -22,7 +22,7 @@ from reconcile.model import (
     ServiceUse,
     digest,
     json_text,
-    strict_json,
+    strict_json_object,
     trusted,
 )
 
@@ -392,8 +392,21 @@ class Plan(Record):
 
     @classmethod
     def from_json(cls, text: str, *, source: str) -> Plan:
+        # Each change made as it is read: its parsed record is dropped as soon as it is text
+        # again, so a large plan file (30,000 changes) is never held parsed whole. Its errors
+        # wait until the file is known to be a plan of this format.
+        invalid: list[tuple[int, ValidationError]] = []
+
+        def change(item: Any, index: int) -> Any:
+            try:
+                return Change.model_validate(item)
+            except ValidationError as error:
+                if not invalid:
+                    invalid.append((index, error))
+                return item
+
         try:
-            data = strict_json(text)
+            data = strict_json_object(text, "resource_changes", change)
         except ValueError as exc:
             raise PlanFileError(f"{source}: not a plan file (invalid JSON: {exc})") from None
         if not isinstance(data, dict) or "format_version" not in data:
@@ -404,28 +417,27 @@ class Plan(Record):
                 f"(this reconcile reads {FORMAT_VERSION})",
                 hint="make the plan again with this version of reconcile",
             )
-        changes = data.get("resource_changes")
-        within: tuple[str | int, ...] = ()
+        if invalid:
+            index, error = invalid[0]
+            raise _invalid_plan(source, error, ("resource_changes", index))
         try:
-            if isinstance(changes, list):
-                # Each change made in turn, in place: its parsed record is dropped as soon as it
-                # is text again, so a large plan file (30,000 changes) is never held both as
-                # parsed JSON and as changes.
-                for index, item in enumerate(changes):
-                    within = ("resource_changes", index)
-                    changes[index] = Change.model_validate(item)
-                within = ()
             plan = cls.model_validate(data)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in (*within, *first["loc"]))
-            raise PlanFileError(f"{source}: invalid plan file at {where}: {first['msg']}") from None
+            raise _invalid_plan(source, exc) from None
         if plan.plan_digest != plan.compute_digest():
             raise PlanFileError(
                 f"{source}: plan_digest does not match the plan's content: the file was edited",
                 hint="never edit a plan file; make a new plan",
             )
         return plan
+
+
+def _invalid_plan(
+    source: str, error: ValidationError, within: tuple[str | int, ...] = ()
+) -> PlanFileError:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in (*within, *first["loc"]))
+    return PlanFileError(f"{source}: invalid plan file at {where}: {first['msg']}")
 
 
 def json_chunks(record: BaseModel, changes: str) -> Iterator[str]:

@@ -24,6 +24,7 @@ from reconcile.model import (
     digest,
     digest_each,
     strict_json,
+    strict_json_object,
 )
 from reconcile.plan import Action, Change, Kind, Plan, Reason
 
@@ -150,6 +151,82 @@ def test_strict_json_keeps_integers_beyond_64_bits_exact() -> None:
     assert strict_json('{"a": "\\ud800"}') == {
         "a": "\ud800"
     }  # orjson refuses; the standard parser reads
+
+
+def _layouts(value: object) -> list[str]:
+    """`value` as JSON in the layouts a plan file may come in: as reconcile writes it (its items
+    four spaces in), compact, indented by 2 and by 4 (as jq or an editor would write it), and
+    with the items' closing braces where reconcile puts them but inside nested objects too."""
+    layouts = [
+        json.dumps(value),
+        json.dumps(value, separators=(",", ":")),
+        json.dumps(value, indent=2),
+        json.dumps(value, indent=4),
+        json.dumps(value, indent=2, ensure_ascii=False),
+    ]
+    # Every object's closing brace alone on a line four spaces in, whatever its depth.
+    layouts.append(json.dumps(value, indent=2).replace("\n" + " " * 6 + "}", "\n    }"))
+    return layouts
+
+
+documents = st.fixed_dictionaries(
+    {
+        "items": st.lists(
+            json_values | st.dictionaries(st.text(max_size=5), json_values), max_size=4
+        )
+    },
+    optional={"head": json_values, "tail": json_values},
+)
+
+
+def _seen(seen: list[tuple[int, Any]], item: Any, index: int) -> Any:
+    seen.append((index, item))
+    return item
+
+
+@given(documents)
+def test_an_object_read_item_by_item_is_what_strict_json_reads(document: dict[str, Any]) -> None:
+    """Each item of the long member goes through `each` as it is read, and the document read is
+    strict_json's, each number of the same type, in every layout a plan file may come in."""
+    for text in _layouts(document):
+        seen: list[tuple[int, Any]] = []
+        got = strict_json_object(
+            text, "items", lambda item, index, seen=seen: _seen(seen, item, index)
+        )
+        assert repr(got) == repr(strict_json(text))
+        assert [index for index, _ in seen] == list(range(len(document["items"])))
+        assert repr([item for _, item in seen]) == repr(strict_json(text)["items"])
+
+
+def test_an_object_read_item_by_item_refuses_what_strict_json_refuses() -> None:
+    for text in (
+        '{"items": [{"a": NaN}]}',
+        '{"items": [1, 2,]}',
+        '{"items": [1 2]}',
+        '{"items": [{"a": 1}\n    }]}',
+        '{"items": [], }',
+        '{"items": []} []',
+        '{"items": [],\n "b": Infinity}',
+        "{1: []}",
+        '{"items" []}',
+        '{"items": [{"a": "\n    }"}]}',  # a raw newline in a string
+        '{"items": [',
+    ):
+        with pytest.raises(ValueError):
+            strict_json(text)
+        with pytest.raises(ValueError):
+            strict_json_object(text, "items", lambda item, index: item)
+    for text in ("[1, 2]", '"items"', "  {}  "):
+        assert strict_json_object(text, "items", lambda item, index: 0) == strict_json(text)
+
+
+def test_items_that_hold_the_end_of_a_change_inside_them_are_read_whole() -> None:
+    """A string holding the characters of the layout's end of a change (escaped), and nested
+    objects closed four spaces in, do not cut an item short."""
+    item = {"a": {"b": {"c": "\n    }"}}, "d": [{"e": 1}]}
+    text = json.dumps({"items": [item, item]}, indent=2).replace("\n      }", "\n    }")
+    got = strict_json_object(text, "items", lambda value, index: value)
+    assert got == {"items": [item, item]}
 
 
 def test_a_raw_record_is_immutable_and_survives_copies_and_pickles() -> None:
