@@ -30,7 +30,7 @@ from typing import Any, Protocol, TypeVar
 from reconcile import guards
 from reconcile.applier import Applier, ApplyResult, Outcome, new_apply_id
 from reconcile.errors import LockError, ReconcileError
-from reconcile.journal import ApplySummary, StoreJournal, summarize_applies
+from reconcile.journal import ApplySummary, StoreJournal, last_apply, summarize_applies
 from reconcile.manifest import Manifest
 from reconcile.model import Snapshot, printable
 from reconcile.plan import Change, Plan
@@ -451,8 +451,8 @@ def unfinished_apply(
 ) -> str | None:
     """After a crash (kill -9, power loss) or an interrupt mid-apply, which deletes were sent
     without a known outcome (None: the last apply finished): the plan shows what is live now."""
-    _, applies = journal_summaries(manifest, options, warn)
-    last = applies[-1] if applies else None
+    with open_state_store(manifest, options) as store:
+        last = last_apply(store.records_newest_first(warn))
     if last is None or last.finished or not last.open:
         return None
     return (

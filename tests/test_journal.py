@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from reconcile.cli import main
-from reconcile.journal import ApplyStatus, ApplySummary, Event, summarize_applies
+from reconcile.journal import ApplyStatus, ApplySummary, Event, last_apply, summarize_applies
+from reconcile.state import local
+from reconcile.state.local import LocalState
 from tests.journal_files import Journal, read_journal
 
 
@@ -148,3 +153,106 @@ def test_a_journal_record_is_written_as_the_standard_encoder_would_read_it(
     line = encode_record(record)
     assert b"\n" not in line
     assert decode_record(line) == json.loads(json.dumps(record, ensure_ascii=False, default=str))
+
+
+def _apply_records(apply_id: str, deletes: int, outcomes: int, finished: bool) -> list[dict]:
+    """One apply's records as the applier writes them: started, intents, outcomes, finished."""
+    records: list[dict] = [{"event": "apply_started", "apply_id": apply_id, "time": apply_id}]
+    for n in range(deletes):
+        address = f"p/{apply_id}-{n}"
+        records.append(
+            {"event": "delete_intent", "apply_id": apply_id, "id": n, "address": address}
+        )
+        if n < outcomes:
+            outcome = {"event": "delete_outcome", "apply_id": apply_id, "id": n}
+            records.append({**outcome, "address": address, "outcome": "deleted", "before": {}})
+    if finished:
+        records.append({"event": "apply_finished", "apply_id": apply_id, "interrupted": False})
+    return records
+
+
+@st.composite
+def journals(draw: st.DrawFn) -> list[dict]:
+    """Up to four applies, each with or without its start (a torn line), deletes with and
+    without outcomes, finished or not, and a record of no apply; interleaved anyhow, each apply's
+    records in the order it wrote them."""
+    applies = [
+        _apply_records(
+            f"a{number}", draw(st.integers(0, 3)), draw(st.integers(0, 3)), draw(st.booleans())
+        )[1 if draw(st.booleans()) else 0 :]
+        for number in range(draw(st.integers(0, 4)))
+    ]
+    applies.append([{"event": "ledger", "scope": "s"}])
+    order = draw(st.permutations([n for n, records in enumerate(applies) for _ in records]))
+    queues = [iter(records) for records in applies]
+    return [next(queues[number]) for number in order]
+
+
+@given(journals())
+def test_the_last_apply_read_from_the_end_is_the_last_of_all(records: list[dict]) -> None:
+    """Read back from the newest record only as far as it must, the last apply is the one a
+    reading of the whole journal finds, interleaved with other applies, with or without a start
+    (torn), its deletes with or without an outcome, finished or not."""
+    applies = summarize_applies(records)
+    assert last_apply(reversed(records)) == (applies[-1] if applies else None)
+
+
+def test_the_last_apply_is_found_without_reading_the_applies_before_it() -> None:
+    older = _apply_records("a1", 3, 3, True)
+    newer = _apply_records("a2", 2, 1, False)
+    read: list[dict] = []
+
+    def newest_first() -> Iterator[dict]:
+        for record in reversed([*older, *newer]):
+            read.append(record)
+            yield record
+
+    last = last_apply(newest_first())
+    assert last is not None and last.apply_id == "a2" and last.unfinished == ["p/a2-1"]
+    assert read == list(reversed(newer))
+
+
+@pytest.mark.parametrize("block", [7, 64, 1 << 20])
+def test_the_local_journal_reads_back_newest_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    """Read from its end in blocks (lines cut across them), the journal is its records in the
+    reverse order, damaged lines skipped and reported, a torn last line too."""
+    monkeypatch.setattr(local, "_TAIL_BLOCK", block)
+    records = [
+        {"event": "delete_intent", "apply_id": "a1", "id": n, "x": "y" * n} for n in range(9)
+    ]
+    lines = [json.dumps(record).encode() for record in records]
+    lines.insert(3, b"\xff\xfe torn")
+    lines.insert(6, b"")
+    path = tmp_path / "journal.jsonl"
+    path.write_bytes(b"\n".join(lines) + b'\n{"event": "apply_fin')
+    forward: list[str] = []
+    backward: list[str] = []
+    store = LocalState(tmp_path)
+    assert (
+        list(store.records_newest_first(backward.append))
+        == list(reversed(list(store.records(forward.append))))
+        == list(reversed(records))
+    )
+    assert len(backward) == len(forward) == 2
+    assert all(str(path) in warning and "not a complete record" in warning for warning in backward)
+
+
+def test_plan_reads_the_journal_back_only_to_the_last_apply(
+    capsys: pytest.CaptureFixture[str], demo: Path
+) -> None:
+    """A plan warns of the last apply's deletes without a known outcome, from the records of
+    that apply: a damaged line in the history before it is not read (`journal` reads all)."""
+    path = _journal(demo)
+    path.parent.mkdir(parents=True)
+    older = _apply_records("a1", 2, 2, True)
+    newer = _apply_records("a2", 2, 1, False)
+    lines = [json.dumps(record) for record in older] + ["{torn"] + [json.dumps(r) for r in newer]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert main(["plan", str(demo)]) in (0, 2)
+    err = capsys.readouterr().err
+    assert "apply a2" in err and "1 delete(s) were sent without a known outcome: p/a2-1" in err
+    assert "skipped a journal line" not in err
+    assert main(["journal", str(demo)]) == 0
+    assert f"{path}:{len(older) + 1}: skipped a journal line" in capsys.readouterr().err

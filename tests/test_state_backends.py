@@ -163,6 +163,16 @@ def test_the_journal_is_read_back_in_order(make_store: MakeStore) -> None:
     assert list(back[0])[:2] == ["time", "event"]
 
 
+def test_the_journal_is_read_back_newest_first(make_store: MakeStore) -> None:
+    """As `records` gives them, reversed: the way a plan reads back to the last apply."""
+    with make_store().open() as state:
+        state.extend([{"event": "delete_intent", "apply_id": "a1", "id": n} for n in range(70)])
+        state.append({"event": "apply_finished", "apply_id": "a1"})
+        newest_first = list(state.records_newest_first())
+        assert newest_first == list(reversed(list(state.records())))
+    assert [record.get("id") for record in newest_first] == [None, *range(69, -1, -1)]
+
+
 def test_saved_plans_are_put_and_got(make_store: MakeStore) -> None:
     with make_store().open() as state:
         state.put_plan("prod/plan.json", b'{"format_version": 2}')

@@ -37,7 +37,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from reconcile.errors import LockError, ReconcileError
-from reconcile.model import json_text
+from reconcile.model import json_text, strict_json
 
 #: How long a lock stays valid without renewal; the holder renews it every third of that.
 DEFAULT_LEASE_SECONDS = 120.0
@@ -508,11 +508,16 @@ _RECORD_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATAC
 
 
 def decode_record(data: bytes) -> dict[str, Any] | None:
-    """A record, or None for what is not one (a torn line, a foreign object)."""
+    """A record, or None for what is not one (a torn line, a foreign object). Read as the
+    standard parser reads it, by strict_json where it can (three times its speed on receipts
+    that carry whole platform records; a plan after a large apply reads its 36,000)."""
     try:
-        record = json.loads(data)
+        record = strict_json(data)
     except ValueError:
-        return None
+        try:
+            record = json.loads(data)  # NaN or Infinity, which strict_json refuses
+        except ValueError:
+            return None
     return record if isinstance(record, dict) else None
 
 
@@ -580,6 +585,13 @@ class StateBackend(ABC):
     def records(self, warn: Callable[[str], None] | None = None) -> Iterator[dict[str, Any]]:
         """Every journal record, oldest first. One that is not a record (torn by a crash,
         damaged) is skipped, and `warn` is told where it is."""
+
+    @abstractmethod
+    def records_newest_first(
+        self, warn: Callable[[str], None] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """The journal records, newest first, read as they are asked for: what only the last
+        apply matters to stops early instead of reading a journal that grows with each apply."""
 
     @abstractmethod
     def put_plan(self, key: str, data: bytes) -> None: ...

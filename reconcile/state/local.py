@@ -51,6 +51,23 @@ LEDGER_DIR = "ledger"
 EVERY_SCOPE = "*"
 
 
+#: How much of the journal is read at a time from its end.
+_TAIL_BLOCK = 1 << 20
+
+
+def _record_of(
+    line: bytes, where: str, warn: Callable[[str], None] | None
+) -> dict[str, Any] | None:
+    """The record a journal line holds; None for a blank line, or one that is not a complete
+    record (`warn` is told where it is)."""
+    if not line.strip():
+        return None
+    record = decode_record(line)
+    if record is None and warn is not None:
+        warn(f"{where}: skipped a journal line that is not a complete record (torn by a crash?)")
+    return record
+
+
 class LocalState(StateBackend):
     def __init__(self, root: Path, *, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> None:
         self.root = root
@@ -199,16 +216,31 @@ class LocalState(StateBackend):
             return
         with handle:
             for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                record = decode_record(line)
+                record = _record_of(line, f"{path}:{number}", warn)
                 if record is not None:
                     yield record
-                elif warn is not None:
-                    warn(
-                        f"{path}:{number}: skipped a journal line that is not a complete record "
-                        "(torn by a crash?)"
-                    )
+
+    def records_newest_first(
+        self, warn: Callable[[str], None] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        path = self.root / JOURNAL_FILE
+        try:
+            handle = path.open("rb")
+        except FileNotFoundError:
+            return
+        with handle:
+            end = handle.seek(0, os.SEEK_END)
+            carried = b""  # the start of a line whose beginning is in an earlier block
+            while end > 0:
+                start = max(0, end - _TAIL_BLOCK)
+                handle.seek(start)
+                lines = (handle.read(end - start) + carried).split(b"\n")
+                carried = lines.pop(0) if start > 0 else b""
+                end = start
+                for line in reversed(lines):
+                    record = _record_of(line, str(path), warn)
+                    if record is not None:
+                        yield record
 
     def import_records(self, records: Sequence[tuple[str, dict[str, Any]]]) -> Migration:
         present = {_canonical(record) for record in self.records()}

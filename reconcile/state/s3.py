@@ -442,7 +442,21 @@ class S3State(StateBackend):
         return keys
 
     def records(self, warn: Callable[[str], None] | None = None) -> Iterator[dict[str, Any]]:
+        return self._records(warn, newest_first=False)
+
+    def records_newest_first(
+        self, warn: Callable[[str], None] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        return self._records(warn, newest_first=True)
+
+    def _records(
+        self, warn: Callable[[str], None] | None, *, newest_first: bool
+    ) -> Iterator[dict[str, Any]]:
+        # The keys name the records' times, so the listing is in order; the objects are read a
+        # batch at a time, as they are asked for.
         keys = self._run(self._list("journal/", "list the journal"))
+        if newest_first:
+            keys.reverse()
         for start in range(0, len(keys), READ_CONCURRENCY * 4):
             chunk = keys[start : start + READ_CONCURRENCY * 4]
             for key, data in zip(chunk, self._run(self._read_many(chunk)), strict=True):
