@@ -55,17 +55,21 @@ EVERY_SCOPE = "*"
 _TAIL_BLOCK = 1 << 20
 
 
-def _record_of(
-    line: bytes, where: str, warn: Callable[[str], None] | None
-) -> dict[str, Any] | None:
-    """The record a journal line holds; None for a blank line, or one that is not a complete
-    record (`warn` is told where it is)."""
-    if not line.strip():
-        return None
-    record = decode_record(line)
-    if record is None and warn is not None:
-        warn(f"{where}: skipped a journal line that is not a complete record (torn by a crash?)")
-    return record
+def _decoded(
+    lines: Iterator[tuple[bytes, str]], warn: Callable[[str], None] | None
+) -> Iterator[dict[str, Any]]:
+    """The records journal lines hold; blank lines skipped, and those that are not a complete
+    record too (`warn` is told where they are)."""
+    for line, where in lines:
+        if not line.strip():
+            continue
+        record = decode_record(line)
+        if record is not None:
+            yield record
+        elif warn is not None:
+            warn(
+                f"{where}: skipped a journal line that is not a complete record (torn by a crash?)"
+            )
 
 
 class LocalState(StateBackend):
@@ -209,26 +213,26 @@ class LocalState(StateBackend):
             ) from None
 
     def records(self, warn: Callable[[str], None] | None = None) -> Iterator[dict[str, Any]]:
-        path = self.root / JOURNAL_FILE
-        try:
-            handle = path.open("rb")
-        except FileNotFoundError:
-            return
-        with handle:
-            for number, line in enumerate(handle, start=1):
-                record = _record_of(line, f"{path}:{number}", warn)
-                if record is not None:
-                    yield record
+        return _decoded(self._journal_lines(newest_first=False), warn)
 
     def records_newest_first(
         self, warn: Callable[[str], None] | None = None
     ) -> Iterator[dict[str, Any]]:
+        return _decoded(self._journal_lines(newest_first=True), warn)
+
+    def _journal_lines(self, *, newest_first: bool) -> Iterator[tuple[bytes, str]]:
+        """The journal's lines, each with where it is (for a warning); newest first, from the
+        file's end a block at a time."""
         path = self.root / JOURNAL_FILE
         try:
             handle = path.open("rb")
         except FileNotFoundError:
             return
         with handle:
+            if not newest_first:
+                for number, line in enumerate(handle, start=1):
+                    yield line, f"{path}:{number}"
+                return
             end = handle.seek(0, os.SEEK_END)
             carried = b""  # the start of a line whose beginning is in an earlier block
             while end > 0:
@@ -238,9 +242,7 @@ class LocalState(StateBackend):
                 carried = lines.pop(0) if start > 0 else b""
                 end = start
                 for line in reversed(lines):
-                    record = _record_of(line, str(path), warn)
-                    if record is not None:
-                        yield record
+                    yield line, str(path)
 
     def import_records(self, records: Sequence[tuple[str, dict[str, Any]]]) -> Migration:
         present = {_canonical(record) for record in self.records()}
