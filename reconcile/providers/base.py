@@ -57,8 +57,21 @@ class Provider(Protocol):
 
 # -- what a platform is, for the registry ---------------------------------------------------------
 
+
+class Signable(Protocol):
+    """A request as a signer reads it and adds its headers to: the `Outgoing` that `Http` sends
+    over its own pool, or an httpx.Request (other transports, tests, the SDKs' vectors)."""
+
+    method: str
+    url: httpx.URL
+    headers: httpx.Headers
+
+    @property
+    def content(self) -> bytes: ...
+
+
 #: Signs a request in place (adds its date and Authorization headers).
-Signer = Callable[[httpx.Request], None]
+Signer = Callable[[Signable], None]
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,6 @@ from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-import httpx
-
 from reconcile.errors import (
     AuthError,
     InUseError,
@@ -35,7 +33,15 @@ from reconcile.model import (
     Snapshot,
     copied,
 )
-from reconcile.providers.base import Auth, Keys, Opening, Platform, Progress
+from reconcile.providers.base import (
+    Auth,
+    Keys,
+    Opening,
+    Platform,
+    Progress,
+    Signable,
+    Signer,
+)
 from reconcile.providers.failures import Refusal
 from reconcile.providers.fanout import Fanout, gather_all
 from reconcile.providers.http import Answer, Http, parse_json
@@ -250,10 +256,10 @@ def sdk_hmac_signer(
     project_id: str | None = None,
     security_token: str | None = None,
     clock: Callable[[], datetime],
-) -> Callable[[httpx.Request], None]:
+) -> Signer:
     """Signs each request with `SDK-HMAC-SHA256` (AK/SK), as Huawei's SDK does."""
 
-    def sign(request: httpx.Request) -> None:
+    def sign(request: Signable) -> None:
         request.headers["X-Sdk-Date"] = sdk_date(clock())
         if project_id:
             request.headers["X-Project-Id"] = project_id

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json as jsonlib
 import random
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -22,6 +23,7 @@ from reconcile.endpoints import check_endpoint as _check_endpoint
 from reconcile.errors import ProviderError
 from reconcile.model import strict_json
 from reconcile.providers.adaptive import Headroom, Limit
+from reconcile.providers.base import Signer
 from reconcile.providers.failures import Call, Redactor, Refusal, platform_error
 from reconcile.providers.trace import log_request
 from reconcile.providers.transport import (
@@ -84,14 +86,45 @@ _PARSED_URLS = 256
 _TRANSIENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
 
+class Outgoing:
+    """A request as signers read it and our pool sends it: method, URL, headers and body, by
+    httpx.Request's names, with the headers httpx would add (Host; a JSON body's type and
+    length). An httpx.Request encodes its body through a stream and reads it back, and merges
+    its headers one at a time: built, signed (bce-auth-v1) and taken apart for the pool, a
+    Qianfan call took 96-126 us, against 77-81 for these parts (timeit, alternating)."""
+
+    __slots__ = ("content", "headers", "method", "url")
+
+    def __init__(
+        self, method: str, url: httpx.URL, defaults: Sequence[tuple[str, str]], json: Any
+    ) -> None:
+        self.method = method
+        self.url = url
+        auto = [("Host", url.netloc.decode("ascii"))]
+        if json is not None:
+            # As httpx encodes a JSON body.
+            self.content = jsonlib.dumps(
+                json, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+            ).encode("utf-8")
+            auto += [
+                ("Content-Length", str(len(self.content))),
+                ("Content-Type", "application/json"),
+            ]
+        else:
+            self.content = b""
+            if method in ("POST", "PUT", "PATCH"):
+                auto.append(("Content-Length", "0"))
+        self.headers = httpx.Headers([*auto, *defaults])
+
+
 @dataclass(frozen=True)
 class _Prepared:
-    """One attempt's request, ready to send: built (and signed), or plain values for the fast
-    path, where no `httpx.Request` is built."""
+    """One attempt's request, ready to send: plain values for the fast path (no request built),
+    an `Outgoing` for our pool, or an httpx.Request for other transports."""
 
     method: str
     url: str
-    request: httpx.Request | None
+    request: Outgoing | httpx.Request | None
 
 
 class Http:
@@ -111,7 +144,7 @@ class Http:
         limit: Limit,
         retry: RetryPolicy | None = None,
         redact: Redactor | None = None,
-        sign: Callable[[httpx.Request], None] | None = None,
+        sign: Signer | None = None,
         sleep: Callable[[float], Any] = asyncio.sleep,
         limiter: RateLimiter | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -134,9 +167,10 @@ class Http:
         self.sent = 0
         #: The client's headers as the direct transport sends them, made on first use.
         self._plain_headers: list[tuple[str, str]] | None = None
-        #: URLs parsed for built requests, by their text: Qianfan's 10,000 detail calls and
-        #: its deletes go to one URL each, and parsing it was half of building a request.
-        self._parsed: dict[str, httpx.URL] = {}
+        #: URLs parsed for built requests (and as they are sent), by their text: Qianfan's
+        #: 10,000 detail calls and its deletes go to one URL each, and parsing it was half of
+        #: building a request.
+        self._parsed: dict[str, tuple[httpx.URL, str]] = {}
 
     async def request(
         self,
@@ -209,11 +243,16 @@ class Http:
         if parsed is None:
             if len(self._parsed) >= _PARSED_URLS:
                 self._parsed.clear()
-            parsed = self._parsed[url] = httpx.URL(url)
-        request = httpx.Request(method, parsed, headers=self.client.headers, json=json)
+            built = httpx.URL(url)
+            parsed = self._parsed[url] = (built, str(built))
+        request: Outgoing | httpx.Request
+        if isinstance(self.transport, AiohttpTransport):
+            request = Outgoing(method, parsed[0], self._headers_for_plain(), json)
+        else:
+            request = httpx.Request(method, parsed[0], headers=self.client.headers, json=json)
         if self.sign is not None:
             self.sign(request)
-        return _Prepared(method, url, request)
+        return _Prepared(method, parsed[1], request)
 
     async def _attempt(self, prepared: _Prepared, call: Call) -> Answer | httpx.HTTPError:
         """One try: wait for a slot, send, read the answer (bounded). A failure to get an
@@ -238,8 +277,13 @@ class Http:
             return await self.transport.fetch(
                 prepared.method, prepared.url, self._headers_for_plain()
             )
-        if isinstance(self.transport, AiohttpTransport):
-            return await self.transport.send(prepared.request)
+        if isinstance(prepared.request, Outgoing):
+            assert isinstance(self.transport, AiohttpTransport)  # as `_prepare` chose
+            request = prepared.request
+            headers = list(request.headers.multi_items())
+            return await self.transport.fetch(
+                request.method, prepared.url, headers, request.content or None
+            )
         if self.transport is not None:
             return await self.transport.handle_async_request(prepared.request)
         return await self.client.send(prepared.request, stream=True)

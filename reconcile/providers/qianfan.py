@@ -34,8 +34,6 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-import httpx
-
 from reconcile.errors import (
     AuthError,
     InUseError,
@@ -55,7 +53,15 @@ from reconcile.model import (
     copied,
 )
 from reconcile.providers.adaptive import Headroom
-from reconcile.providers.base import Auth, Keys, Opening, Platform, Progress
+from reconcile.providers.base import (
+    Auth,
+    Keys,
+    Opening,
+    Platform,
+    Progress,
+    Signable,
+    Signer,
+)
 from reconcile.providers.failures import Call, Refusal, platform_error
 from reconcile.providers.fanout import Fanout
 from reconcile.providers.http import Answer, Http, parse_json
@@ -377,12 +383,10 @@ def map_error(response: Answer, body: Any) -> Refusal:
     )
 
 
-def bce_signer(
-    access_key: str, secret_key: str, *, clock: Callable[[], datetime]
-) -> Callable[[httpx.Request], None]:
+def bce_signer(access_key: str, secret_key: str, *, clock: Callable[[], datetime]) -> Signer:
     """Signs each request with `bce-auth-v1`, over host, content-type and x-bce-date."""
 
-    def sign(request: httpx.Request) -> None:
+    def sign(request: Signable) -> None:
         timestamp = clock().strftime(BCE_DATE_FORMAT)
         request.headers["x-bce-date"] = timestamp
         request.headers["Authorization"] = bce_authorization(

@@ -76,16 +76,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """For an httpx client over this pool (`Http` calls `fetch` itself)."""
-        answer = await self.send(request)
-        return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
-
-    async def send(self, request: httpx.Request) -> Answer:
-        """A built (signed) request, sent."""
         headers = list(request.headers.multi_items())
-        content = request.content
-        return await self.fetch(
-            request.method, str(request.url), headers, content or None, request=request
+        answer = await self.fetch(
+            request.method, str(request.url), headers, request.content or None, request=request
         )
+        return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
 
     async def fetch(
         self,
