@@ -436,8 +436,15 @@ def _items(text: str, at: int, each: Callable[[Any, int], Any]) -> tuple[list[An
     at = _skip(text, at + 1)
     if text.startswith("]", at):
         return items, at + 1
+    by_layout = True
     while True:
-        item, at = _item(text, at)
+        read = _by_layout(text, at) if by_layout else None
+        if read is None:
+            # Not in the layout plan files are written in: the standard parser reads the rest
+            # (trying the layout on each item could look far ahead for an end, item after item).
+            by_layout = False
+            read = _DECODER.raw_decode(text, at)
+        item, at = read
         items.append(each(item, len(items)))
         at = _skip(text, at)
         if text.startswith("]", at):
@@ -451,19 +458,20 @@ def _items(text: str, at: int, each: Callable[[Any, int], Any]) -> tuple[list[An
 _ITEM_END = "\n    }"
 
 
-def _item(text: str, at: int) -> tuple[Any, int]:
-    """The value at `at`, and where it ends. A JSON value has one extent: if the stretch up to
-    the next `_ITEM_END` reads as one value, it is this one, whatever the layout, and is read by
-    strict_json (at orjson's speed); otherwise the standard parser reads it where it stands."""
-    if text.startswith("{", at):
-        end = text.find(_ITEM_END, at)
-        if end >= 0:
-            end += len(_ITEM_END)
-            try:
-                return strict_json(text[at:end]), end
-            except ValueError:
-                pass
-    return _DECODER.raw_decode(text, at)
+def _by_layout(text: str, at: int) -> tuple[Any, int] | None:
+    """The object at `at` and where it ends, read by strict_json (at orjson's speed) up to the
+    next `_ITEM_END`; None when that stretch is not one value. A JSON value has one extent: if
+    the stretch reads as one value, it is this one, whatever the layout."""
+    if not text.startswith("{", at):
+        return None
+    end = text.find(_ITEM_END, at)
+    if end < 0:
+        return None
+    end += len(_ITEM_END)
+    try:
+        return strict_json(text[at:end]), end
+    except ValueError:
+        return None
 
 
 def digest(value: Any) -> str:

@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from reconcile import model
 from reconcile.errors import PlanFileError
 from reconcile.model import (
     EMPTY_RECORD,
@@ -218,6 +219,23 @@ def test_an_object_read_item_by_item_refuses_what_strict_json_refuses() -> None:
             strict_json_object(text, "items", lambda item, index: item)
     for text in ("[1, 2]", '"items"', "  {}  "):
         assert strict_json_object(text, "items", lambda item, index: 0) == strict_json(text)
+
+
+def test_items_in_another_layout_are_looked_ahead_for_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compact items, and the layout's end of a change only far after them: the look ahead for
+    it (a copy of the text up to there) is tried once, not once per item."""
+    slices: list[int] = []
+    real = model.strict_json
+
+    def counting(data: str | bytes) -> Any:
+        slices.append(len(data))
+        return real(data)
+
+    monkeypatch.setattr(model, "strict_json", counting)
+    items = [{"n": n} for n in range(2000)]
+    text = json.dumps({"items": items, "tail": {"a": {"b": 1}}}).replace("}}}", "}\n    }}")
+    assert strict_json_object(text, "items", lambda item, index: item)["items"] == items
+    assert len(slices) == 1
 
 
 def test_items_that_hold_the_end_of_a_change_inside_them_are_read_whole() -> None:
