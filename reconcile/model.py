@@ -87,6 +87,12 @@ class RawRecord:
     def _from_orjson(self) -> bool:
         return all(part._orjson for part in self.parts())
 
+    def fragment(self) -> orjson.Fragment | None:
+        """The record as orjson embeds it in a document, its text as it is; None unless that
+        text is orjson's own (which reads back as this very text: a plan file's record is
+        made again by `of` from what it reads, and its digest must come out the same)."""
+        return orjson.Fragment(self.text) if self._from_orjson() else None
+
     def with_list(self, key: str, items: Iterable[RawRecord]) -> RawRecord:
         """This object with `key` set to the list of `items`, nothing parsed.
 
@@ -94,9 +100,14 @@ class RawRecord:
         otherwise hold a second copy of their versions' records. Appending the member is exact:
         where the object had `key` already, JSON parsers keep the last of duplicate names, as
         `{**value, key: items}` would."""
+        items = tuple(items)
+        if f"{json.dumps(key)}:" in self.text:
+            # Maybe a member already (or words in a string): made as a parser reads the joined
+            # text back, the one member in its first place, so that it reads back as it is.
+            return RawRecord.of({**self.value(), key: [item.value() for item in items]})
         joined = RawRecord.__new__(RawRecord)
         object.__setattr__(joined, "_text", "")
-        object.__setattr__(joined, "_joined", (self, key, tuple(items)))
+        object.__setattr__(joined, "_joined", (self, key, items))
         object.__setattr__(joined, "_orjson", False)  # `_from_orjson` asks its parts
         return joined
 
@@ -477,6 +488,18 @@ def _by_layout(text: str, at: int) -> tuple[Any, int] | None:
 def digest(value: Any) -> str:
     """sha256 of the canonical JSON of `value`, as `sha256:<hex>`."""
     return "sha256:" + hashlib.sha256(_canonical(value)).hexdigest()
+
+
+def digest_with_texts(value: Any, parsed: Callable[[], Any]) -> str:
+    """The digest of `value`, whose records are embedded as their texts (`RawRecord.fragment`)
+    rather than parsed and encoded again; where orjson refuses `value` (a lone surrogate in a
+    name), the digest of `parsed()`, the same value with its records parsed. Either way the same
+    value, saved and read back, gives the same digest."""
+    try:
+        encoded = orjson.dumps(value, option=_ORJSON_CANONICAL, default=str)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        encoded = _canonical(parsed())
+    return "sha256:" + hashlib.sha256(encoded).hexdigest()
 
 
 def digest_each(values: Iterable[Any]) -> tuple[list[str], str]:

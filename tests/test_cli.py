@@ -199,7 +199,7 @@ def test_saved_plan_applies_exactly_its_list(
     code, out, _ = run(capsys, "plan", str(demo), "-o", str(plan_file))
     assert code == 0
     saved = json.loads(plan_file.read_text())
-    assert saved["format_version"] == 2
+    assert saved["format_version"] == 3
     assert saved["plan_digest"] in out
     code, out, _ = run(capsys, "show", str(plan_file))
     assert code == 0 and "Plan: 11 to delete" in out

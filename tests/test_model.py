@@ -62,6 +62,30 @@ def test_with_list_is_the_object_with_that_member_set(
     assert json.dumps(joined.value()) == json.dumps({**value, "versions": items})
 
 
+@given(
+    json_objects,
+    st.lists(json_objects, max_size=3),
+    st.sampled_from([{}, {"versions": [1]}, {"a": {"versions": 2}}]),
+)
+def test_a_record_embedded_as_its_text_reads_back_as_that_text(
+    value: dict[str, Any], items: list[dict[str, Any]], member: dict[str, Any]
+) -> None:
+    """A plan's digest covers each record as its text where `fragment` gives one: that text,
+    written to a plan file and made again by `of` from what is read, must be the same text,
+    a joined record's too, and one that held the joined member already."""
+    record = RawRecord.of({**value, **member})
+    for made in (record, record.with_list("versions", [RawRecord.of(item) for item in items])):
+        fragment = made.fragment()
+        if fragment is not None:
+            assert RawRecord.of(strict_json(made.text)).text == made.text
+            assert orjson.dumps({"before": fragment}) == b'{"before":' + made.text.encode() + b"}"
+        assert made.value() == {
+            **value,
+            **member,
+            **({"versions": items} if made is not record else {}),
+        }
+
+
 def test_with_list_on_an_empty_object_and_over_an_existing_member() -> None:
     one = RawRecord.of({"id": "v1"})
     assert EMPTY_RECORD.with_list("versions", [one]).value() == {"versions": [{"id": "v1"}]}
