@@ -97,13 +97,12 @@ class RawRecord:
         """This object with `key` set to the list of `items`, nothing parsed.
 
         The text is joined when read, not kept: a plan's 8,000 whole-model deletes would
-        otherwise hold a second copy of their versions' records. Appending the member is exact:
-        where the object had `key` already, JSON parsers keep the last of duplicate names, as
-        `{**value, key: items}` would."""
+        otherwise hold a second copy of their versions' records. The member is appended; an
+        object that may hold `key` already is made parsed instead, as `{**value, key: items}`:
+        a parser reads duplicate names as that (one member, in its first place), and a record
+        must read back as its text (see `fragment`)."""
         items = tuple(items)
-        if f"{json.dumps(key)}:" in self.text:
-            # Maybe a member already (or words in a string): made as a parser reads the joined
-            # text back, the one member in its first place, so that it reads back as it is.
+        if f"{json.dumps(key)}:" in self.text:  # a member, or only words in a string
             return RawRecord.of({**self.value(), key: [item.value() for item in items]})
         joined = RawRecord.__new__(RawRecord)
         object.__setattr__(joined, "_text", "")
@@ -124,8 +123,9 @@ class RawRecord:
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("a RawRecord is immutable")
 
-    def __reduce__(self) -> tuple[type[RawRecord], tuple[str]]:
-        return RawRecord, (self.text,)
+    def __reduce__(self) -> tuple[Callable[[str, bool], RawRecord], tuple[str, bool]]:
+        # Whether the text is orjson's own goes along: a plan digests such a record as its text.
+        return _restored, (self.text, self._from_orjson())
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, RawRecord) and self.text == other.text
@@ -154,6 +154,11 @@ class RawRecord:
         if isinstance(value, dict):
             return cls.of(value)
         raise ValueError("must be a JSON object")
+
+
+def _restored(text: str, from_orjson: bool) -> RawRecord:
+    """A copied or unpickled `RawRecord`."""
+    return RawRecord(text, _orjson=from_orjson)
 
 
 #: The record of an object the platform said nothing more about.

@@ -277,6 +277,11 @@ def test_a_raw_record_is_immutable_and_survives_copies_and_pickles() -> None:
         record.text = "{}"  # type: ignore[misc]
     for clone in (copy.deepcopy(record), pickle.loads(pickle.dumps(record))):
         assert clone == record and clone.text == record.text
+    # A copy digests as the original does: as its text where that is orjson's own, else parsed.
+    for original in (record, RawRecord.of({"n": 2**70}), record.with_list("v", [record])):
+        for clone in (copy.deepcopy(original), pickle.loads(pickle.dumps(original))):
+            assert _change(clone).digest() == _change(original).digest()
+            assert (clone.fragment() is None) == (original.fragment() is None)
 
 
 def test_records_validate_raw_from_an_object_and_serialize_it_as_one() -> None:
