@@ -509,8 +509,8 @@ _RECORD_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATAC
 
 def decode_record(data: bytes) -> dict[str, Any] | None:
     """A record, or None for what is not one (a torn line, a foreign object). Read as the
-    standard parser reads it, by strict_json where it can (three times its speed on receipts
-    that carry whole platform records; a plan after a large apply reads its 36,000)."""
+    standard parser reads it, by strict_json where it can (twice its speed on receipts that
+    carry whole platform records; a plan after a large apply reads its 36,000)."""
     try:
         record = strict_json(data)
     except ValueError:

@@ -234,7 +234,7 @@ class LocalState(StateBackend):
                     yield line, f"{path}:{number}"
                 return
             end = handle.seek(0, os.SEEK_END)
-            carried = b""  # the start of a line whose beginning is in an earlier block
+            carried = b""  # the end of a line that begins in the block before this one
             while end > 0:
                 start = max(0, end - _TAIL_BLOCK)
                 handle.seek(start)
