@@ -198,7 +198,7 @@ class Applier:
         """The plan's deletes as a plan made now from `live` has them, after every guard that
         depends on the live state; or `StalePlanError` naming each that does not hold."""
         fresh = self.replan(live)
-        refuse_stale(stale_reasons(plan, live) + unconfirmed_deletes(plan, fresh))
+        refuse_stale(stale_reasons(plan, live, fresh) + unconfirmed_deletes(plan, fresh))
         deletes = confirmed_deletes(plan, fresh)
         check_max_deletes(deletes, self.max_deletes)
         self.check(deletes, fresh)

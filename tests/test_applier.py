@@ -253,9 +253,15 @@ def test_stale_reasons_name_vanished_and_changed_targets(tmp_path: Path) -> None
     workspace["models"] = [m for m in workspace["models"] if m["name"] != "old-chat"]
     legacy = next(m for m in workspace["models"] if m["name"] == "legacy-qa")
     legacy["versions"].append({**legacy["versions"][0], "id": "f" * 32, "name": "r6"})
-    reasons = stale_reasons(plan, {"fabric-demo": asyncio.run(listing())})
+    after = {"fabric-demo": asyncio.run(listing())}
+    reasons = stale_reasons(plan, after)
     assert any("fabric-demo/old-chat: model" in r and "no longer exists" in r for r in reasons)
     assert "fabric-demo/legacy-qa: changed since the plan was made" in reasons
+    # Given the plan made from the new listing (as apply gives it), the same reasons: what it
+    # deletes with the saved state digest is all it skips.
+    fresh = build_plan(load_manifest(DEMO), after, tool_version="test")
+    assert stale_reasons(plan, after, fresh) == reasons
+    assert stale_reasons(plan, {"fabric-demo": before}, plan) == []
 
 
 def test_a_stale_plan_deletes_nothing(tmp_path: Path) -> None:
