@@ -36,9 +36,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     httpx's own pool (httpcore) checks every pooled connection on every request, so its cost per
     request grows with the pool: at 64 connections a request costs several times what it does at
     16, and more parallelism makes a listing slower. Both pools hand out an idle connection in
-    O(1) and parse responses in C; `Wire` at half aiohttp's CPU per request. Requests are built,
-    signed and answered as httpx objects, so nothing above this class changes; bodies are read
-    whole (a page is small), at most `max_body` bytes.
+    O(1) and parse responses in C; `Wire` at half aiohttp's CPU per request. `Http` sends its
+    requests as plain parts (`fetch`) and reads `Answer`s; an httpx client over this transport
+    gets httpx objects. Bodies are read whole (a page is small), at most `max_body` bytes.
     """
 
     def __init__(
