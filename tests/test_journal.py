@@ -250,7 +250,7 @@ def test_plan_reads_the_journal_back_only_to_the_last_apply(
     newer = _apply_records("a2", 2, 1, False)
     lines = [json.dumps(record) for record in older] + ["{torn"] + [json.dumps(r) for r in newer]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    assert main(["plan", str(demo)]) in (0, 2)
+    assert main(["plan", str(demo)]) == 0
     err = capsys.readouterr().err
     assert "apply a2" in err and "1 delete(s) were sent without a known outcome: p/a2-1" in err
     assert "skipped a journal line" not in err
