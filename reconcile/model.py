@@ -335,13 +335,17 @@ _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str
 _ORJSON_CANONICAL = orjson.OPT_SORT_KEYS
 
 
-def _canonical(value: Any) -> bytes:
+def _canonical(value: Any, parsed: Callable[[], Any] | None = None) -> bytes:
     # orjson encodes a plan's 50k states ten times faster than the standard library; what it
     # refuses (integers beyond 64 bits in a platform record) the standard encoder takes. Either
-    # way the same value always gives the same bytes, which is all a digest needs.
+    # way the same value always gives the same bytes, which is all a digest needs. A value
+    # whose records are embedded as their texts (`RawRecord.fragment`), which only orjson
+    # writes, says how to make it with its records parsed (`parsed`), for the standard encoder.
     try:
         return orjson.dumps(value, option=_ORJSON_CANONICAL, default=str)
     except TypeError:  # orjson.JSONEncodeError is a TypeError
+        if parsed is not None:
+            return _canonical(parsed())
         return _CANONICAL.encode(value).encode()
 
 
@@ -490,21 +494,12 @@ def _by_layout(text: str, at: int) -> tuple[Any, int] | None:
         return None
 
 
-def digest(value: Any) -> str:
-    """sha256 of the canonical JSON of `value`, as `sha256:<hex>`."""
-    return "sha256:" + hashlib.sha256(_canonical(value)).hexdigest()
-
-
-def digest_with_texts(value: Any, parsed: Callable[[], Any]) -> str:
-    """The digest of `value`, whose records are embedded as their texts (`RawRecord.fragment`)
-    rather than parsed and encoded again; where orjson refuses `value` (a lone surrogate in a
-    name), the digest of `parsed()`, the same value with its records parsed. Either way the same
-    value, saved and read back, gives the same digest."""
-    try:
-        encoded = orjson.dumps(value, option=_ORJSON_CANONICAL, default=str)
-    except TypeError:  # orjson.JSONEncodeError is a TypeError
-        encoded = _canonical(parsed())
-    return "sha256:" + hashlib.sha256(encoded).hexdigest()
+def digest(value: Any, parsed: Callable[[], Any] | None = None) -> str:
+    """sha256 of the canonical JSON of `value`, as `sha256:<hex>`. A value may embed records
+    as their texts (`RawRecord.fragment`) rather than have them parsed and encoded again; where
+    orjson refuses it (a lone surrogate in a name), `parsed()` is digested instead, the same
+    value with its records parsed. Either way a value saved and read back digests the same."""
+    return "sha256:" + hashlib.sha256(_canonical(value, parsed)).hexdigest()
 
 
 def digest_each(values: Iterable[Any]) -> tuple[list[str], str]:
