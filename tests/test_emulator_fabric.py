@@ -359,6 +359,31 @@ def test_direct_changes_to_the_state_show_in_the_next_listing() -> None:
     assert (body["total"], body["models"][0]["id"]) == (5, "m-new")
 
 
+def _listing(app: Starlette, params: dict[str, str]) -> list[str]:
+    """Every page of a models listing, as ids."""
+    ids: list[str] = []
+    for offset in range(0, 300, 100):
+        page = send(app, "GET", MODELS, params={**params, "offset": offset, "limit": 100}).json()
+        ids += [m["id"] for m in page["models"]]
+    return ids
+
+
+def test_a_served_emulator_lists_what_a_fresh_one_does_between_deletes() -> None:
+    """A served emulator (`state_private`: only its handlers change the state) reuses its
+    sorts unread until a handler changes the state: each listing, with or without filters, is
+    still what an emulator loaded from the state of that moment lists."""
+    app = create_app(big_state(250), state_private=True)
+    asked = [{}, {"name": "model-01"}, {"sort_by": "NAME", "order_by": "ASC"}, {}]
+    for doomed in ([], ["m-0249", "m-0013"], ["m-0010", "m-0100", "m-0000"]):
+        for model_id in doomed:
+            assert send(app, "DELETE", f"{MODELS}/{model_id}").status_code == 200
+        fresh = create_app(copy.deepcopy(emulator_of(app).state))
+        for params in asked:
+            assert _listing(app, params) == _listing(fresh, params)
+        assert not set(doomed) & set(_listing(app, {}))
+    assert len(_listing(app, {})) == 245
+
+
 # -- errors --------------------------------------------------------------------------------
 
 

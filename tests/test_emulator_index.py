@@ -102,7 +102,7 @@ def test_a_sort_memo_sorts_as_a_fresh_sort_after_in_place_edits(
         return sorted(records, key=lambda r: (r["t"], r["id"]), reverse=True)
 
     for place, value in [(0, 0), *edits]:
-        ordered, places = memo.sort("tag", items, ("t", "id"), order, place_of="id")
+        ordered, places = memo.sort("tag", lambda: items, ("t", "id"), order, place_of="id")
         assert ordered == order(items)
         assert places == {record["id"]: i for i, record in enumerate(order(items))}
         if items:
@@ -112,5 +112,30 @@ def test_a_sort_memo_sorts_as_a_fresh_sort_after_in_place_edits(
 def test_a_sort_memo_falls_back_when_a_record_lacks_a_field() -> None:
     items: list[Json] = [{"id": "b", "t": 1}, {"id": "a"}]
     memo = SortMemo()
-    ordered, _ = memo.sort("tag", items, ("t", "id"), lambda r: sorted(r, key=lambda x: x["id"]))
+    ordered, _ = memo.sort(
+        "tag", lambda: items, ("t", "id"), lambda r: sorted(r, key=lambda x: x["id"])
+    )
     assert [record["id"] for record in ordered] == ["a", "b"]
+
+
+def test_a_sort_memo_at_a_revision_is_reused_unread_until_the_revision_changes() -> None:
+    """The contract of `revision`: while it holds, the state is not read (the caller vouches
+    that nothing changed it); a new one reads the state and sorts it again."""
+    items: list[Json] = [{"id": "a", "t": 1}, {"id": "b", "t": 2}]
+    reads: list[str] = []
+    memo = SortMemo()
+
+    def sort(tag: str, revision: int) -> list[str]:
+        def select() -> list[Json]:
+            reads.append(tag)
+            return list(items)
+
+        order = lambda r: sorted(r, key=lambda x: x["t"])  # noqa: E731
+        ordered, _ = memo.sort(tag, select, ("t", "id"), order, revision=revision)
+        return [record["id"] for record in ordered]
+
+    assert sort("x", 1) == ["a", "b"]
+    items[0]["t"] = 3  # not through a handler: the revision stays, and so does the sort
+    assert (sort("x", 1), reads) == (["a", "b"], ["x"])
+    assert sort("y", 1) == ["b", "a"]  # another tag is another sort
+    assert (sort("x", 2), reads) == (["b", "a"], ["x", "y", "x"])

@@ -6,10 +6,11 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from reconcile.emulator import EmulatorSettings, Fault, create_app
+from reconcile.emulator import EmulatorSettings, Fault, create_app, serve
 
 
 def test_a_settings_record_is_passed_whole_and_keywords_override_it(tmp_path: Path) -> None:
@@ -57,3 +58,22 @@ def test_settings_are_frozen_checked_and_refuse_an_unknown_keyword() -> None:
         create_app({}, latency_jitter_ms=-1)
     with pytest.raises(TypeError, match="latency"):
         create_app({}, latency=5)
+
+
+def test_a_served_state_is_private_and_its_revision_counts_the_handlers_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing outside `serve`'s process reaches its state, so only its handlers change it:
+    their changes are counted (listings reuse what they derived while the count holds). An
+    in-process app, whose state tests edit in place, has no revision."""
+    served: list[Any] = []
+    monkeypatch.setattr("uvicorn.run", lambda app, **options: served.append(app))
+    monkeypatch.setattr("gc.freeze", lambda: None)  # not this test process's heap
+    state_file = tmp_path / "state.json"
+    state_file.write_text("{}", encoding="utf-8")
+    serve(state_file, port=0)
+    emulator = served[0].state.emulator
+    assert (emulator.settings.state_private, emulator.revision) == (True, 0)
+    emulator.persist()
+    assert emulator.revision == 1
+    assert create_app({}).state.emulator.revision is None

@@ -97,6 +97,7 @@ class Emulator:
         self.settings = settings
         self.state: dict[str, Any] = load_state(state)
         self.requests: list[RequestRecord] = []
+        self._revision = 0
         # Copied out of the (frozen) settings: tests may change them between requests.
         self.persist_path = settings.persist_path
         self.latency_ms = settings.latency_ms
@@ -134,8 +135,15 @@ class Emulator:
         """Write the live state to ``path`` (atomically)."""
         save_state(self.state, path)
 
+    @property
+    def revision(self) -> int | None:
+        """How many changes the handlers made, when only they change the state (the
+        settings' ``state_private``); None when tests may edit it in place."""
+        return self._revision if self.settings.state_private else None
+
     def persist(self) -> None:
         """Called after every successful mutation: write the state to ``persist_path`` if set."""
+        self._revision += 1
         if self.persist_path is not None:
             self.save(self.persist_path)
 
@@ -479,7 +487,8 @@ def serve(
     ``options`` as `create_app` takes them."""
     import uvicorn  # only a server needs it; the in-process app does not
 
-    app = create_app(state_path, settings, **options)
+    # Nothing outside the server reaches its state: listings may trust what they derived from it.
+    app = create_app(state_path, settings, **{"state_private": True, **options})
     # The state loaded above lives as long as the server: frozen, the collector's full passes
     # (which grow with the heap, 100k versions here) never walk it again.
     gc.freeze()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,11 +46,17 @@ def _parsed_time(text: str) -> datetime:
 
 def newest_first(items: Iterable[Json], time_field: str, id_field: str) -> list[Json]:
     """Records newest first by ``time_field``, ties broken by ``id_field`` (also descending)."""
-    return sorted(
-        items,
-        key=lambda item: (time_key(item.get(time_field)), str(item.get(id_field, ""))),
-        reverse=True,
-    )
+    return sorted(items, key=_recency(time_field, id_field), reverse=True)
+
+
+def newest(items: Iterable[Json], time_field: str, id_field: str) -> Json | None:
+    """The first record of `newest_first` (the first of equals, as that stable sort keeps
+    them), without sorting them all."""
+    return max(items, key=_recency(time_field, id_field), default=None)
+
+
+def _recency(time_field: str, id_field: str) -> Callable[[Json], tuple[datetime, str]]:
+    return lambda item: (time_key(item.get(time_field)), str(item.get(id_field, "")))
 
 
 def section(state: Mapping[str, Any], platform: str) -> Json:

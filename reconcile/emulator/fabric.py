@@ -30,6 +30,7 @@ from reconcile.emulator.common import (
     Json,
     check_time,
     check_unique,
+    newest,
     newest_first,
     require,
     section,
@@ -674,10 +675,12 @@ class FabricApi:
         sort_by = _enum_param(request, "sort_by", SORT_FIELDS, SORT_BY_DEFAULT)
         order_by = _enum_param(request, "order_by", ORDERS, ORDER_DEFAULT)
         workspace = self._workspace(request)
-        models = workspace.get("models", [])
-        filtered = name or model_id or model_type or visibility != "ALL"
-        matching = (
-            [
+
+        def matching() -> list[Json]:
+            models: list[Json] = workspace.get("models", [])
+            if not (name or model_id or model_type or visibility != "ALL"):
+                return list(models)
+            return [
                 model
                 for model in models
                 if (not name or _fuzzy(name, model.get("name")))
@@ -685,15 +688,14 @@ class FabricApi:
                 and (not model_type or model.get("type") == model_type)
                 and (visibility == "ALL" or model.get("visibility") == visibility)
             ]
-            if filtered
-            else list(models)
-        )
-        field = SORT_FIELDS[sort_by]
+
+        filters = (name, model_id, model_type, visibility)
         ordered, _ = self._sorts.sort(
-            ("models", id(workspace), sort_by, order_by),
+            ("models", id(workspace), filters, sort_by, order_by),
             matching,
-            (field, "id"),
+            (SORT_FIELDS[sort_by], "id"),
             lambda items: _sorted(items, sort_by, order_by),
+            revision=self.host.revision,
         )
         return JSONResponse(
             {"total": len(ordered), "models": [_model_info(m) for m in page.take(ordered)]}
@@ -818,8 +820,7 @@ class FabricApi:
 def _model_info(model: Json) -> Json:
     """A stored model as ModelInfo: without its versions, with its newest as current_version."""
     info = {key: value for key, value in model.items() if key != "versions"}
-    newest = _newest_first(model.get("versions", []))
-    info["current_version"] = newest[0] if newest else None
+    info["current_version"] = newest(model.get("versions", []), "create_time", "id")
     return info
 
 

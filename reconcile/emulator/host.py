@@ -33,6 +33,12 @@ class Host(Protocol):
     #: What signed requests' timestamps are checked against.
     clock: Clock
 
+    @property
+    def revision(self) -> int | None:
+        """A number that changes with every change of the state when nothing else changes it
+        (a served emulator), or None when tests may edit it in place."""
+        ...
+
     def persist(self) -> None:
         """Called after every successful mutation (writes the state where it is kept)."""
         ...

@@ -73,6 +73,7 @@ from reconcile.emulator.common import (
     Json,
     check_time,
     check_unique,
+    newest,
     newest_first,
     require,
     section,
@@ -571,7 +572,7 @@ def _v1_version(version: Json) -> Json:
 
 def _v1_model_item(model_set: Json) -> Json:
     """An item of V1 /model/user/list."""
-    newest = _newest_first(model_set["versions"], "modelId")
+    latest = newest(model_set["versions"], "createTime", "modelId")
     return {
         "modelName": model_set["modelSetName"],
         "modelId": model_set["v1ModelId"],
@@ -580,7 +581,7 @@ def _v1_model_item(model_set: Json) -> Json:
         "tags": list(model_set["labels"]),
         "createTime": model_set["createTime"],
         "versionCount": len(model_set["versions"]),
-        "latestVersionInfo": _v1_version(newest[0]) if newest else None,
+        "latestVersionInfo": None if latest is None else _v1_version(latest),
     }
 
 
@@ -888,13 +889,13 @@ class QianfanApi:
     # -- V2 handlers -----------------------------------------------------------------------
 
     def describe_custom_model_sets(self, body: Json) -> Json:
-        custom = [s for s in self._model_sets() if s["source"] == CUSTOM_SOURCE]
         ordered, places = self._sorts.sort(
             "custom model sets",
-            custom,
+            lambda: [s for s in self._model_sets() if s["source"] == CUSTOM_SOURCE],
             ("createTime", "modelSetId"),
             lambda items: _newest_first(items, "modelSetId"),
             place_of="modelSetId",
+            revision=self.host.revision,
         )
         page, page_info = _marker_page(ordered, "modelSetId", body, places)
         return {

@@ -27,7 +27,10 @@ class EmulatorSettings:
     the jitter. ``fail_rate``: the share of API requests answered with a 500, 408 or 429.
     ``faults``: `Fault` objects, spec strings such as ``"reset,method=DELETE,rate=0.1"`` or
     mappings (see ``faults.py``), drawn from ``seed``. ``clock``: seconds since the epoch, what
-    signed requests' timestamps are checked against.
+    signed requests' timestamps are checked against. ``state_private``: nothing but the
+    emulator's own handlers changes the state (`serve` sets it: the state lives in the server's
+    process), so what listings derive from it holds until a handler changes it; in-process,
+    tests edit the state in place, and every listing reads it again.
     """
 
     persist_path: str | os.PathLike[str] | None = None
@@ -37,6 +40,7 @@ class EmulatorSettings:
     seed: int | None = None
     faults: tuple[FaultSpec, ...] = ()
     clock: Clock = time.time
+    state_private: bool = False
 
     def __post_init__(self) -> None:
         if self.latency_ms < 0 or self.latency_jitter_ms < 0:
