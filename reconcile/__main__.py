@@ -1,5 +1,3 @@
-import sys
+from reconcile.cli import run
 
-from reconcile.cli import main
-
-sys.exit(main())
+run()

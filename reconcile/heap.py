@@ -1,11 +1,15 @@
-"""The cyclic garbage collector, paused around the allocation-heavy steps of a command: the
-listing (`console.run_command`) and the planning (`planning.make_plan`)."""
+"""A command's heap: the cyclic garbage collector paused around its allocation-heavy steps (the
+listing, `console.run_command`, and the planning, `planning.make_plan`), and what it made left
+for the operating system to take back when the process exits (`outlive_command`, `exit_now`)."""
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import os
+import sys
 from collections.abc import Iterator
+from typing import NoReturn
 
 
 @contextlib.contextmanager
@@ -26,3 +30,33 @@ def collector_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+#: What the running command made that lives until it ends (see `outlive_command`).
+_outliving: list[object] = []
+
+
+def outlive_command(*made: object) -> None:
+    """Keep what a command made (its listing, its plan) until the command ends, not only until
+    its function returns. A large plan's million objects took 0.4 s to free one by one as the
+    function returned and the interpreter shut down: the `reconcile` process (`exit_now`) ends
+    without freeing them, and a caller that goes on (tests) frees them with `release`."""
+    _outliving.extend(made)
+
+
+def release() -> None:
+    """Free what commands kept (`outlive_command`): the command is over, the process goes on."""
+    _outliving.clear()
+
+
+def exit_now(code: int) -> NoReturn:
+    """End the process with `code` once its output is written, freeing nothing: the operating
+    system takes the whole heap back at once (mypy's "fast exit" does the same). Every file a
+    command writes is closed by then, and the log's handler removed; only the standard streams
+    may still hold output. Should they refuse it (a closed pipe), Python's own exit says so."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        sys.exit(code)
+    os._exit(code)

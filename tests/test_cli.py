@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import gc
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from reconcile import heap
 from reconcile.cli import main
 from reconcile.emulator import create_app
 from tests.conftest import ROOT, demo_state, run_on_terminal, serve_over_loopback
@@ -113,10 +116,38 @@ def test_detailed_exitcode_is_2_when_something_would_be_deleted(
 
 
 def test_a_command_leaves_nothing_frozen_out_of_the_collectors_reach(demo: Path) -> None:
-    """A plan freezes what it made (no collector pass over it while rendering); `main` gives
-    it back to the collector, for a process that goes on after the command."""
+    """A plan freezes what it made (no collector pass over it while rendering) and keeps it
+    until the command ends (the program exits without freeing it); `main` gives it back to
+    the collector, for a process that goes on after the command."""
     assert main(["plan", str(demo), "-q"]) == 0
     assert gc.get_freeze_count() == 0
+    assert not heap._outliving
+
+
+def test_the_program_exits_with_its_code_once_all_it_wrote_is_written(demo: Path) -> None:
+    """`python -m reconcile` ends without freeing what the command made: its output to a pipe
+    (block-buffered), its debug log and the apply's journal are whole, and its code is the
+    command's."""
+    log = demo / "debug.log"
+    program = [sys.executable, "-m", "reconcile", "--log-level", "debug", "--log-file", str(log)]
+    planned = subprocess.run(
+        [*program, "plan", str(demo), "--json", "--detailed-exitcode"],
+        capture_output=True,
+        check=False,
+    )
+    assert planned.returncode == 2, planned.stderr
+    changes = json.loads(planned.stdout)["resource_changes"]
+    deletes = {change["address"] for change in changes if change["actions"] == ["delete"]}
+    assert deletes and log.read_text(encoding="utf-8").endswith("\n")
+    applied = subprocess.run(
+        [*program, "apply", str(demo), "--auto-approve"], capture_output=True, check=False
+    )
+    assert applied.returncode == 0, applied.stderr
+    assert f"Apply complete: {len(deletes)} deleted" in applied.stdout.decode()
+    journal = (demo / ".reconcile" / "journal.jsonl").read_text(encoding="utf-8")
+    records = [json.loads(line) for line in journal.splitlines()]
+    outcomes = {r["address"] for r in records if r.get("outcome") == "deleted"}
+    assert (outcomes, records[-1]["event"]) == (deletes, "apply_finished")
 
 
 def test_apply_deletes_exactly_the_planned_objects_then_plan_has_no_changes(

@@ -24,12 +24,14 @@ CLI_EXTRA = {
     # The edge's own helpers: colour by the no-color.org rules, the debug log's handler, and
     # what a finished run tells the outside (--notify, --metrics-file).
     *("colour", "logs", "outward", "events", "notify"),
+    # What a command made outlives it, and the process exits without freeing it.
+    "heap",
 }
 
 # module (or package prefix) -> the reconcile modules it may import
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
-    # The collector paused around allocation-heavy steps (listing, planning).
+    # The collector paused around allocation-heavy steps (listing, planning); the fast exit.
     "heap": set(),
     "model": {"errors"},
     "endpoints": {"errors"},

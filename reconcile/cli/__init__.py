@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -30,6 +30,7 @@ from reconcile.cli.options import (
 )
 from reconcile.console import echo_error
 from reconcile.errors import ReconcileError
+from reconcile.heap import exit_now, release
 
 # -- commands -----------------------------------------------------------------------------------
 
@@ -101,7 +102,15 @@ for _command in (
 # -- the edge: exceptions to exit codes ---------------------------------------------------------
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def run() -> NoReturn:
+    """The `reconcile` program (the installed script, `python -m reconcile`): a command, then
+    an exit that leaves what it made to the operating system (`heap.exit_now`)."""
+    exit_now(main(exiting=True))
+
+
+def main(argv: Sequence[str] | None = None, *, exiting: bool = False) -> int:
+    """One command, its exit code returned; unless `exiting` (the process ends with it), what
+    the command changed in the process is undone for a caller that goes on (tests)."""
     cwd = Path.cwd()
     try:
         return _main(argv)
@@ -111,9 +120,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.chdir(cwd)
         if "reconcile.logs" in sys.modules:
             sys.modules["reconcile.logs"].remove_logging()
-        # What a command froze (`collector_paused`) is the collector's again: for a process
-        # that goes on after the command (tests, a library caller), not for one that exits.
-        gc.unfreeze()
+        if not exiting:
+            # What a command kept or froze (`outlive_command`, `collector_paused`) is the
+            # collector's again.
+            release()
+            gc.unfreeze()
 
 
 def _main(argv: Sequence[str] | None) -> int:

@@ -39,6 +39,7 @@ from reconcile.console import (
     use_color,
     warn,
 )
+from reconcile.heap import outlive_command
 
 if TYPE_CHECKING:
     from reconcile.manifest import Manifest
@@ -114,6 +115,7 @@ def plan(
     if base is not None:
         result = attributed(result, base, path, listing.snapshots, options, insecure=run.insecure)
     result = listing.recorded_in(result)
+    outlive_command(listing, result)
     outward.tell_plan(result)
     if out is not None and listing.failed:
         echo_error(
@@ -232,6 +234,7 @@ def apply(
     outward.tell_plan(the_plan)
     outward.changed = False
     result = apply_plan(the_plan, request, io)
+    outlive_command(the_plan, result)
     # Providers skipped by --keep-going make the apply partial, whatever the others did.
     partial = EXIT_PARTIAL if skipped else EXIT_OK
     if result is None:
@@ -377,6 +380,7 @@ def drift(
     manifest = load_manifests(path, insecure=run.insecure)
     listing = _list(manifest, run.options(path), run.quiet, provider_globs)
     plan, report = drift_report(manifest, listing, path, run.options(path))
+    outlive_command(listing, plan, report)
     outward.tell_drift(report)
     rendered = drift_as(report, fmt, plan, color=run.color and output is None)
     if output is None:
