@@ -539,18 +539,30 @@ def _marker_listing(app: Starlette) -> list[str]:
         body = {"maxKeys": 100, "marker": result["pageInfo"]["nextMarker"]}
 
 
+def _v1_listing(app: Starlette, body: dict[str, Any]) -> list[str]:
+    ids: list[str] = []
+    for page in (1, 2, 3, 4):
+        result = v1_result(call(app, f"{REPO}/model/user/list", {**body, "pageNo": page}))
+        ids += [item["modelIdStr"] for item in result["items"]]
+    return ids
+
+
 def test_a_served_emulator_pages_what_a_fresh_one_does_between_deletes() -> None:
-    """With `state_private` the sort of the sets is reused unread until a handler changes the
-    state; a listing after deletes is still what a fresh emulator of that state lists."""
+    """With `state_private` the sorts of the sets (V2 marker pages, V1 user list with or without
+    filters) are reused unread until a handler changes the state; a listing after deletes is
+    still what a fresh emulator of that state lists."""
     app = app_at_now(many_sets(300), state_private=True)
-    for doomed in ([], ["am-0299", "am-0150"], ["am-0000"]):
+    v1_asked = [{"pageSize": 100}, {"pageSize": 100, "nameFilter": "set-02"}, {"order": "asc"}]
+    for doomed in ([], ["am-0299", "am-0150"], ["am-0000", "am-0201"]):
         for set_id in doomed:
             assert result_of(v2(app, "DeleteModelSet", {"modelSetId": set_id})) == {}
         fresh = app_at_now(copy.deepcopy(emulator_of(app).state))
         listed = _marker_listing(app)
         assert listed == _marker_listing(fresh)
         assert not set(doomed) & set(listed)
-    assert len(_marker_listing(app)) == 297
+        for body in v1_asked:
+            assert _v1_listing(app, body) == _v1_listing(fresh, body)
+    assert len(_marker_listing(app)) == len(_v1_listing(app, v1_asked[0])) == 296
 
 
 @pytest.mark.parametrize(

@@ -1054,16 +1054,22 @@ class QianfanApi:
         ):
             raise _v1_param_invalid()
         field = V1_ORDER_FIELDS[order_by]
-        matching = sorted(
-            (
+        matching, _ = self._sorts.sort(
+            ("v1 user models", name_filter, tuple(model_types), field, order),
+            lambda: [
                 s
                 for s in self._model_sets()
                 if s["source"] == CUSTOM_SOURCE
                 and name_filter.casefold() in s["modelSetName"].casefold()
                 and (not model_types or s["modelType"] in model_types)
+            ],
+            (field, "v1ModelId"),
+            lambda items: sorted(
+                items,
+                key=lambda s: (time_key(s[field]), s["v1ModelId"]),
+                reverse=order == "desc",
             ),
-            key=lambda s: (time_key(s[field]), s["v1ModelId"]),
-            reverse=order == "desc",
+            revision=self.host.revision,
         )
         start = (page_no - 1) * page_size
         items = matching[start : start + page_size]
