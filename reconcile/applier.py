@@ -298,7 +298,7 @@ class Applier:
                 kind=change.kind.value,
                 id=change.id,
                 model_id=change.model_id,
-                record=change.before.value() if change.before else None,
+                record=change.before,  # written as it is (`encode_record`), never parsed here
             )
         try:
             await self._sync_journal()

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import pytest
 
 from reconcile.errors import LockError
+from reconcile.model import RawRecord
 from reconcile.state import StateConflictError, StateError, StateSpec, open_state
 from tests.s3_fixtures import SECRET, Store, first_line, start_holder
 
@@ -171,6 +172,32 @@ def test_the_journal_is_read_back_newest_first(make_store: MakeStore) -> None:
         newest_first = list(state.records_newest_first())
         assert newest_first == list(reversed(list(state.records())))
     assert [record.get("id") for record in newest_first] == [None, *range(69, -1, -1)]
+
+
+def test_a_receipt_holds_the_platforms_record_as_it_came(make_store: MakeStore) -> None:
+    """The applier hands each intent its `RawRecord` unparsed: written as its text where that is
+    orjson's own, parsed where not (an integer beyond 64 bits); a receipt orjson cannot write
+    (a lone surrogate in an address) still holds the record, by the standard encoder."""
+    plain = RawRecord.of({"id": "v1", "name": "v1", "config": {"path": "obs://b/\u00e9"}})
+    model = RawRecord.of({"id": "m1", "name": "m"}).with_list("versions", [plain])
+    huge = RawRecord.of({"id": "v2", "size": 2**70})
+    records = [
+        {"event": "delete_intent", "apply_id": "a1", "address": address, "record": record}
+        for address, record in [("p/m/v1", plain), ("p/m", model), ("p/m/v2", huge)]
+    ]
+    records.append({**records[0], "address": "p/\ud800/v1"})
+    with make_store().open() as state:
+        state.extend(records)
+        back = list(state.records())
+    assert [r["record"] for r in back] == [
+        plain.value(),
+        model.value(),
+        huge.value(),
+        plain.value(),
+    ]
+    assert back[1]["record"]["versions"] == [plain.value()]
+    assert back[2]["record"]["size"] == 2**70
+    assert back[3]["address"] == "p/\ud800/v1"
 
 
 def test_saved_plans_are_put_and_got(make_store: MakeStore) -> None:

@@ -37,7 +37,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from reconcile.errors import LockError, ReconcileError
-from reconcile.model import json_text, strict_json
+from reconcile.model import RawRecord, json_text, strict_json
 
 #: How long a lock stays valid without renewal; the holder renews it every third of that.
 DEFAULT_LEASE_SECONDS = 120.0
@@ -470,14 +470,23 @@ class Stamper:
         self._mutex = threading.Lock()
 
     def stamp(self, record: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The record's key, and the record with its time."""
+        stamped, now, sequence = self._stamped(record)
+        at = _time_or_none(stamped["time"]) or now
+        return record_key(at, stamped.get("apply_id"), f"{sequence:08d}", self._writer), stamped
+
+    def stamped(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """The record with its time, for a store whose records have no key (a file's lines):
+        the key was half of a stamp's 12 µs, 36,000 times in a large apply."""
+        return self._stamped(record)[0]
+
+    def _stamped(self, record: Mapping[str, Any]) -> tuple[dict[str, Any], datetime, int]:
         with self._mutex:
             now = max(utcnow(), self._last + timedelta(microseconds=1))
             self._last = now
             self._sequence += 1
-            sequence = f"{self._sequence:08d}"
-        stamped = {"time": now.isoformat(timespec="milliseconds"), **record}
-        at = _time_or_none(stamped["time"]) or now
-        return record_key(at, stamped.get("apply_id"), sequence, self._writer), stamped
+            sequence = self._sequence
+        return {"time": now.isoformat(timespec="milliseconds"), **record}, now, sequence
 
 
 def record_key(at: datetime, apply_id: object, sequence: str, writer: str) -> str:
@@ -497,11 +506,24 @@ def encode_record(record: Mapping[str, Any]) -> bytes:
     encoder's time: a large apply writes 36,000 records, half with the deleted object's whole
     record, and the encoding held the GIL the deletes' event loop needs. What orjson refuses
     (integers beyond 64 bits, lone surrogates) `json_text` writes. Times and dataclasses are
-    written as their `str`, by either."""
+    written as their `str`, by either; a platform's `RawRecord` (a delete's receipt) as its
+    text where that is orjson's own (parsing it to write it again was 0.8 s of a large apply),
+    else as its value."""
     try:
-        return orjson.dumps(record, default=str, option=_RECORD_OPTIONS)
+        return orjson.dumps(record, default=_orjson_default, option=_RECORD_OPTIONS)
     except TypeError:  # orjson.JSONEncodeError is a TypeError
-        return json_text(record, default=str).encode()
+        return json_text(record, default=_json_default).encode()
+
+
+def _orjson_default(value: Any) -> Any:
+    if isinstance(value, RawRecord):
+        fragment = value.fragment()
+        return value.value() if fragment is None else fragment
+    return str(value)
+
+
+def _json_default(value: Any) -> Any:
+    return value.value() if isinstance(value, RawRecord) else str(value)
 
 
 _RECORD_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS

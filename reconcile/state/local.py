@@ -183,7 +183,7 @@ class LocalState(StateBackend):
     # -- journal --------------------------------------------------------------------------
 
     def extend(self, records: Sequence[Mapping[str, Any]]) -> None:
-        lines = [encode_record(self._stamper.stamp(record)[1]) + b"\n" for record in records]
+        lines = [encode_record(self._stamper.stamped(record)) + b"\n" for record in records]
         self._append_lines(lines)
 
     def _append_lines(self, lines: Sequence[bytes]) -> None:
