@@ -6,11 +6,14 @@ import hashlib
 from datetime import UTC, datetime
 
 import httpx
+import pytest
 
 from reconcile.providers.fabric import sdk_hmac_signer
 from reconcile.providers.signing import (
     bce_authorization,
     bce_signing_key,
+    header_values,
+    query_pairs,
     sdk_authorization,
     sdk_canonical_request,
     sdk_canonical_uri,
@@ -116,3 +119,29 @@ def test_bce_published_vector_with_signed_headers_in_any_order() -> None:
         assert header.endswith(
             "/host;x-bce-date/1b8de5a23a56eef657c69f94c621e7acd227d049a4ba577f537d5e5cebf0cf32"
         )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://h/p",
+        "http://h/p?Action=DescribeModelSet",
+        "http://h/p?b=2&a=1&a=%20x&empty=&flag",
+        "http://h/p?k=%E4%B8%AD%E6%96%87&k=v",
+    ],
+)
+def test_the_signers_read_the_query_and_headers_as_httpx_does(url: str) -> None:
+    """`query_pairs` and `header_values`, the signers' one-pass reads, give what the request's
+    own `url.params` and `headers[name]` give (a repeated header joined by ", ", a missing one
+    left out), and again from the cache."""
+    parsed = httpx.URL(url)
+    assert query_pairs(parsed) == tuple(parsed.params.multi_items())
+    assert query_pairs(httpx.URL(url)) == tuple(parsed.params.multi_items())
+    headers = httpx.Headers(
+        [("Host", "h"), ("X-Bce-Date", "d1"), ("content-type", "a/b"), ("x-bce-date", "d2")]
+    )
+    names = ("host", "content-type", "x-bce-date", "x-missing")
+    assert header_values(headers, names) == {
+        name: headers[name] for name in names if name in headers
+    }
+    assert header_values(headers, names)["x-bce-date"] == "d1, d2"

@@ -46,7 +46,13 @@ from reconcile.providers.failures import Refusal
 from reconcile.providers.fanout import Fanout, gather_all
 from reconcile.providers.http import Answer, Http, parse_json
 from reconcile.providers.shapes import ShapeError, field, required, timestamp
-from reconcile.providers.signing import SDK_SIGNED_HEADERS, sdk_authorization, sdk_date
+from reconcile.providers.signing import (
+    SDK_SIGNED_HEADERS,
+    header_values,
+    query_pairs,
+    sdk_authorization,
+    sdk_date,
+)
 
 PAGE_LIMIT = 100
 #: Path ids (seed 000): model and workspace ids are 1-36 of these; version ids 32-36 (seed 003).
@@ -265,16 +271,13 @@ def sdk_hmac_signer(
             request.headers["X-Project-Id"] = project_id
         if security_token:
             request.headers["X-Security-Token"] = security_token
-        signed = {
-            name: request.headers[name] for name in SDK_SIGNED_HEADERS if name in request.headers
-        }
         request.headers["Authorization"] = sdk_authorization(
             access_key=access_key,
             secret_key=secret_key,
             method=request.method,
             path=request.url.raw_path.split(b"?", 1)[0].decode("ascii"),
-            params=request.url.params.multi_items(),
-            headers=signed,
+            params=query_pairs(request.url),
+            headers=header_values(request.headers, SDK_SIGNED_HEADERS),
             body=request.content,
         )
 

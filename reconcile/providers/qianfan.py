@@ -66,7 +66,12 @@ from reconcile.providers.failures import Call, Refusal, platform_error
 from reconcile.providers.fanout import Fanout
 from reconcile.providers.http import Answer, Http, parse_json
 from reconcile.providers.shapes import ShapeError, field, json_type, required, strings, timestamp
-from reconcile.providers.signing import BCE_DATE_FORMAT, bce_authorization
+from reconcile.providers.signing import (
+    BCE_DATE_FORMAT,
+    bce_authorization,
+    header_values,
+    query_pairs,
+)
 
 #: `maxKeys` of the V2 listings: the documented maximum.
 PAGE_SIZE = 100
@@ -396,8 +401,8 @@ def bce_signer(access_key: str, secret_key: str, *, clock: Callable[[], datetime
             expiration=EXPIRATION,
             method=request.method,
             path=request.url.path,
-            params=request.url.params.multi_items(),
-            headers={name: request.headers[name] for name in SIGNED_HEADERS},
+            params=query_pairs(request.url),
+            headers=header_values(request.headers, SIGNED_HEADERS),
             signed_headers=SIGNED_HEADERS,
         )
 
