@@ -87,11 +87,12 @@ class RawRecord:
     def _from_orjson(self) -> bool:
         return all(part._orjson for part in self.parts())
 
-    def fragment(self) -> orjson.Fragment | None:
-        """The record as orjson embeds it in a document, its text as it is; None unless that
-        text is orjson's own (which reads back as this very text: a plan file's record is
-        made again by `of` from what it reads, and its digest must come out the same)."""
-        return orjson.Fragment(self.text) if self._from_orjson() else None
+    def embedded(self) -> orjson.Fragment | dict[str, Any]:
+        """The record for orjson to write inside a document: its text as it is where that text
+        is orjson's own (which reads back as this very text: a plan file's record is made
+        again by `of` from what it reads, and its digest must come out the same), else its
+        value, written again."""
+        return orjson.Fragment(self.text) if self._from_orjson() else self.value()
 
     def with_list(self, key: str, items: Iterable[RawRecord]) -> RawRecord:
         """This object with `key` set to the list of `items`, nothing parsed.
@@ -100,7 +101,7 @@ class RawRecord:
         otherwise hold a second copy of their versions' records. The member is appended; an
         object that may hold `key` already is made parsed instead, as `{**value, key: items}`:
         a parser reads duplicate names as that (one member, in its first place), and a record
-        must read back as its text (see `fragment`)."""
+        must read back as its text (see `embedded`)."""
         items = tuple(items)
         if f"{json.dumps(key)}:" in self.text:  # a member, or only words in a string
             return RawRecord.of({**self.value(), key: [item.value() for item in items]})
@@ -339,7 +340,7 @@ def _canonical(value: Any, parsed: Callable[[], Any] | None = None) -> bytes:
     # orjson encodes a plan's 50k states ten times faster than the standard library; what it
     # refuses (integers beyond 64 bits in a platform record) the standard encoder takes. Either
     # way the same value always gives the same bytes, which is all a digest needs. A value
-    # whose records are embedded as their texts (`RawRecord.fragment`), which only orjson
+    # whose records are embedded as their texts (`RawRecord.embedded`), which only orjson
     # writes, says how to make it with its records parsed (`parsed`), for the standard encoder.
     try:
         return orjson.dumps(value, option=_ORJSON_CANONICAL, default=str)
@@ -496,7 +497,7 @@ def _by_layout(text: str, at: int) -> tuple[Any, int] | None:
 
 def digest(value: Any, parsed: Callable[[], Any] | None = None) -> str:
     """sha256 of the canonical JSON of `value`, as `sha256:<hex>`. A value may embed records
-    as their texts (`RawRecord.fragment`) rather than have them parsed and encoded again; where
+    as their texts (`RawRecord.embedded`) rather than have them parsed and encoded again; where
     orjson refuses it (a lone surrogate in a name), `parsed()` is digested instead, the same
     value with its records parsed. Either way a value saved and read back digests the same."""
     return "sha256:" + hashlib.sha256(_canonical(value, parsed)).hexdigest()

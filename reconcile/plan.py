@@ -195,13 +195,12 @@ class Change(Record):
         pydantic's serializer at a quarter of the planning's CPU. Every field as it is (orjson
         writes enums and tuples as JSON does), the services as objects and the record parsed;
         the tests hold both equal for every kind of change. With `record_text`, the record as
-        its text where it reads back as it is (`RawRecord.fragment`): for the digest."""
+        its text where it reads back as it is (`RawRecord.embedded`): for the digest."""
         value = dict(self.__dict__)
         if self.blocked_by:
             value["blocked_by"] = [service.model_dump(mode="json") for service in self.blocked_by]
         if self.before is not None:
-            fragment = self.before.fragment() if record_text else None
-            value["before"] = fragment if fragment is not None else self.before.value()
+            value["before"] = self.before.embedded() if record_text else self.before.value()
         return value
 
     def digest(self) -> str:

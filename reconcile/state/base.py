@@ -516,10 +516,7 @@ def encode_record(record: Mapping[str, Any]) -> bytes:
 
 
 def _orjson_default(value: Any) -> Any:
-    if isinstance(value, RawRecord):
-        fragment = value.fragment()
-        return value.value() if fragment is None else fragment
-    return str(value)
+    return value.embedded() if isinstance(value, RawRecord) else str(value)
 
 
 def _json_default(value: Any) -> Any:
