@@ -21,6 +21,7 @@ import click
 
 from reconcile.errors import ApprovalError
 from reconcile.heap import collector_paused as collector_paused
+from reconcile.streams import stdout_gone
 
 if TYPE_CHECKING:  # the heavy modules load only when a command runs, so --help stays fast
     from asyncio import AbstractEventLoop
@@ -282,6 +283,13 @@ def confirm(the_plan: Plan, manifest: Manifest, auto_approve: bool) -> None:
         raise ApprovalError(
             "refusing to apply without confirmation: no terminal to ask on",
             hint="review the plan and pass --auto-approve, or apply a saved plan file",
+        )
+    if stdout_gone():
+        raise ApprovalError(
+            "refusing to apply: the plan could not be shown (its reader closed standard "
+            "output); nothing was deleted",
+            hint="run again with standard output to a terminal, or save the plan with "
+            "`reconcile plan -o FILE`, review it, and apply the file",
         )
     large = names_to_confirm(the_plan, manifest)
     click.echo(

@@ -55,8 +55,9 @@ def exit_now(code: int) -> NoReturn:
     command writes is closed by then, and the log's handler removed; only the standard streams
     may still hold output. Should they refuse it (a closed pipe), Python's own exit says so."""
     try:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:  # None: the process was started without it
+                stream.flush()
     except (OSError, ValueError):
         sys.exit(code)
     os._exit(code)

@@ -150,6 +150,114 @@ def test_the_program_exits_with_its_code_once_all_it_wrote_is_written(demo: Path
     assert (outcomes, records[-1]["event"]) == (deletes, "apply_finished")
 
 
+def _reader_gone() -> int:
+    """The writing end of a pipe whose reader has already gone (`| head` once it has read
+    its lines): every write to it fails with a broken pipe."""
+    import os
+
+    reader, writer = os.pipe()
+    os.close(reader)
+    return writer
+
+
+def _run_program(args: list[str], **streams: Any) -> subprocess.CompletedProcess[bytes]:
+    import os
+
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "reconcile", *args], check=False, timeout=120, **streams
+        )
+    finally:
+        for value in streams.values():
+            if isinstance(value, int) and value > 2:
+                os.close(value)
+
+
+def _deleted(demo: Path) -> set[str]:
+    journal = (demo / ".reconcile" / "journal.jsonl").read_text(encoding="utf-8")
+    records = [json.loads(line) for line in journal.splitlines()]
+    assert records[-1]["event"] == "apply_finished"
+    return {r["address"] for r in records if r.get("outcome") == "deleted"}
+
+
+def _planned_deletes(demo: Path) -> set[str]:
+    planned = _run_program(["plan", str(demo), "--json"], capture_output=True)
+    changes = json.loads(planned.stdout)["resource_changes"]
+    return {change["address"] for change in changes if change["actions"] == ["delete"]}
+
+
+def test_a_reader_that_leaves_changes_neither_what_a_command_does_nor_its_code(
+    demo: Path,
+) -> None:
+    """`reconcile plan --json | head`: the reader goes away, the next write fails with a broken
+    pipe. The command goes on silently and exits with the code its work earned: the plan's, and
+    an apply's (which deleted everything, its summary unread), never 1 ("nothing deleted")."""
+    planned = _run_program(
+        ["plan", str(demo), "--json", "--detailed-exitcode"],
+        stdout=_reader_gone(),
+        stderr=subprocess.PIPE,
+    )
+    assert (planned.returncode, planned.stderr) == (2, b"")
+    deletes = _planned_deletes(demo)
+    applied = _run_program(
+        ["apply", str(demo), "--auto-approve"], stdout=_reader_gone(), stderr=subprocess.PIPE
+    )
+    assert applied.returncode == 0, applied.stderr
+    assert b"Error" not in applied.stderr and b"Traceback" not in applied.stderr
+    assert deletes and _deleted(demo) == deletes
+
+
+def test_an_apply_whose_progress_reader_leaves_finishes_every_delete(demo: Path) -> None:
+    """The progress lines (stderr) find their reader gone at the first delete: the apply sends
+    and journals every delete all the same, and says so on stdout."""
+    deletes = _planned_deletes(demo)
+    applied = _run_program(
+        ["apply", str(demo), "--auto-approve"], stdout=subprocess.PIPE, stderr=_reader_gone()
+    )
+    assert applied.returncode == 0
+    assert f"Apply complete: {len(deletes)} deleted".encode() in applied.stdout
+    assert _deleted(demo) == deletes
+
+
+def test_a_program_started_without_its_standard_streams_runs_as_with_dev_null(
+    demo: Path,
+) -> None:
+    """Started with descriptors 0-2 closed (`reconcile plan >&- 2>&-`), the first sockets took
+    their numbers: the event loop's libuv aborted the process. The null device is held there."""
+    import os
+
+    def close_standard_streams() -> None:
+        for descriptor in (0, 1, 2):
+            os.close(descriptor)
+
+    args = [sys.executable, "-m", "reconcile", "plan", str(demo), "--detailed-exitcode"]
+    planned = subprocess.run(args, preexec_fn=close_standard_streams, check=False, timeout=120)
+    assert planned.returncode == 2
+    deletes = _planned_deletes(demo)
+    args = [sys.executable, "-m", "reconcile", "apply", str(demo), "--auto-approve"]
+    applied = subprocess.run(args, preexec_fn=close_standard_streams, check=False, timeout=120)
+    assert applied.returncode == 0
+    assert _deleted(demo) == deletes
+
+
+def test_an_interactive_apply_whose_plan_went_unread_is_refused(demo: Path) -> None:
+    """On a terminal, approval follows the plan shown: when the plan's reader went away (stdout
+    a closed pipe), `yes` would approve what nobody saw. Refused, nothing deleted."""
+    import os
+    import pty
+
+    leader, follower = pty.openpty()  # the follower is closed with the other streams
+    try:
+        applied = _run_program(
+            ["apply", str(demo)], stdin=follower, stdout=_reader_gone(), stderr=subprocess.PIPE
+        )
+    finally:
+        os.close(leader)
+    assert applied.returncode == 1
+    assert b"the plan could not be shown" in applied.stderr
+    assert not (demo / ".reconcile" / "journal.jsonl").exists()
+
+
 def test_apply_deletes_exactly_the_planned_objects_then_plan_has_no_changes(
     capsys: pytest.CaptureFixture[str], demo: Path
 ) -> None:

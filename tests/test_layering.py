@@ -24,8 +24,9 @@ CLI_EXTRA = {
     # The edge's own helpers: colour by the no-color.org rules, the debug log's handler, and
     # what a finished run tells the outside (--notify, --metrics-file).
     *("colour", "logs", "outward", "events", "notify"),
-    # What a command made outlives it, and the process exits without freeing it.
-    "heap",
+    # What a command made outlives it, and the process exits without freeing it; a reader
+    # that leaves (`| head`) changes nothing a command does.
+    *("heap", "streams"),
 }
 
 # module (or package prefix) -> the reconcile modules it may import
@@ -33,6 +34,8 @@ ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     # The collector paused around allocation-heavy steps (listing, planning); the fast exit.
     "heap": set(),
+    # The standard streams while a command runs: a reader that leaves (`| head`) is no error.
+    "streams": set(),
     "model": {"errors"},
     "endpoints": {"errors"},
     "manifest": {"errors", "model", "endpoints"},
@@ -48,7 +51,7 @@ ALLOWED: dict[str, set[str]] = {
     "schema": {"manifest"},
     # The apply's result is a renderer's input too (its type, from the applier).
     "render": {"plan", "model", "drift", "applier"},
-    "report": {"plan", "drift", "render", "manifest", "errors", "model"},
+    "report": {"plan", "drift", "render", "manifest", "errors", "model", "streams"},
     "state": {"errors", "model", "plan"},
     "providers": {"errors", "model", "endpoints", "providers"},
     # The app layer: everything below it (manifests, environment and options -> providers).
@@ -86,7 +89,7 @@ ALLOWED: dict[str, set[str]] = {
     # The terminal side of the edge (progress, prompts, signals, the apply's IO).
     "console": {
         *("errors", "colour", "model", "render", "guards", "applier", "manifest", "plan"),
-        *("progress_display", "heap"),
+        *("progress_display", "heap", "streams"),
     },
     # rich's progress display, loaded by the console only once a long step runs.
     "progress_display": set(),

@@ -31,6 +31,7 @@ from reconcile.cli.options import (
 from reconcile.console import echo_error
 from reconcile.errors import ReconcileError
 from reconcile.heap import exit_now, release
+from reconcile.streams import readers_may_leave
 
 # -- commands -----------------------------------------------------------------------------------
 
@@ -113,7 +114,8 @@ def main(argv: Sequence[str] | None = None, *, exiting: bool = False) -> int:
     the command changed in the process is undone for a caller that goes on (tests)."""
     cwd = Path.cwd()
     try:
-        return _main(argv)
+        with readers_may_leave():
+            return _main(argv)
     finally:
         # `-C DIR` is this command's: a process that goes on (tests, a library caller) is back
         # where it was.

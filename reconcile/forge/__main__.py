@@ -26,6 +26,7 @@ from reconcile.forge import ForgeError, github, gitlab
 from reconcile.forge.approval import Verdict, check_digest, require
 from reconcile.forge.comment import DEFAULT_BUDGET, plan_comment
 from reconcile.plan import Plan
+from reconcile.streams import readers_may_leave
 
 EXIT_REFUSED = 1
 EXIT_BUG = 70
@@ -249,7 +250,8 @@ def main(
         args.forge_name = _forge_name(env, args)
         forge: Forge = _github(env, args) if args.forge_name == "github" else _gitlab(env, args)
         try:
-            return COMMANDS[args.command](forge, args, env)
+            with readers_may_leave():
+                return COMMANDS[args.command](forge, args, env)
         finally:
             forge.close()
     except ReconcileError as error:

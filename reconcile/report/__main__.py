@@ -21,6 +21,7 @@ from reconcile.errors import ReconcileError
 from reconcile.manifest import load_manifest
 from reconcile.report import merge_files
 from reconcile.report.render import RENDERERS
+from reconcile.streams import readers_may_leave
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -93,7 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # --help is 0; a usage error (already printed) is an error
         return EXIT_OK if exit_.code in (0, None) else EXIT_ERROR
     try:
-        return _merge(args) if args.command == "merge" else _providers(args)
+        with readers_may_leave():
+            return _merge(args) if args.command == "merge" else _providers(args)
     except ReconcileError as error:
         hint = f" (fix: {error.hint})" if error.hint else ""
         print(f"Error: {error.message}{hint}", file=sys.stderr)
