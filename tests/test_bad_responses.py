@@ -238,6 +238,13 @@ def test_nan_is_not_json_and_is_refused() -> None:
         _get(lambda _: httpx.Response(200, content=b'{"total": 1, "models": [{"x": NaN}]}'))
 
 
+def test_a_number_beyond_a_float_s_range_is_refused_naming_it() -> None:
+    """JSON, but 1e400 cannot be kept as the platform sent it (a receipt would say null or
+    Infinity): the listing fails, saying which number."""
+    with pytest.raises(ProviderError, match=r"fab: list models: .* cannot be kept .* 1e400"):
+        _get(lambda _: httpx.Response(200, content=b'{"total": 1, "models": [{"x": 1e400}]}'))
+
+
 def test_a_huge_announced_body_is_refused_before_it_is_read() -> None:
     headers = {"Content-Length": str(50 * 1024 * 1024)}
     with pytest.raises(ProviderError, match="announced 52428800 bytes"):

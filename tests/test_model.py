@@ -20,6 +20,7 @@ from reconcile.model import (
     EMPTY_RECORD,
     LiveModel,
     LiveVersion,
+    NumberOutOfRange,
     RawRecord,
     copied,
     digest,
@@ -152,6 +153,21 @@ def test_strict_json_refuses_what_json_does_not_have() -> None:
     for text in ('{"a": NaN}', '{"a": Infinity}', '{"a": -Infinity}'):
         with pytest.raises(ValueError, match="is not a JSON value"):
             strict_json(text)
+
+
+@pytest.mark.parametrize("number", ["1e400", "-1e400", "1.7976931348623159e308", "9" * 400 + ".5"])
+@pytest.mark.parametrize("beside", ["", '"n": 123456789012345678901234567890, '])
+def test_strict_json_refuses_a_number_beyond_a_float_s_range(number: str, beside: str) -> None:
+    """Read as infinity, such a number was written back by a record as null (orjson) or, beside
+    an integer beyond 64 bits (the standard encoder), as Infinity, which is not JSON: a
+    receipt or a plan file that did not say what the platform had sent. Refused by both
+    parsers, and by the plan file's reader."""
+    text = f'{{{beside}"a": [{number}]}}'
+    with pytest.raises(NumberOutOfRange, match="is beyond the range of a float"):
+        strict_json(text)
+    with pytest.raises(NumberOutOfRange):
+        strict_json_object(f'{{"changes": [{text}]}}', "changes", lambda item, index: item)
+    assert strict_json('{"a": [1e308, -1e-400]}') == {"a": [1e308, -0.0]}  # rounded, kept
 
 
 @given(json_values, st.sampled_from([(",", ":"), (", ", ": "), (",\n", " :\t")]))

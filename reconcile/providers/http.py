@@ -21,7 +21,7 @@ import httpx
 
 from reconcile.endpoints import check_endpoint as _check_endpoint
 from reconcile.errors import ProviderError
-from reconcile.model import strict_json
+from reconcile.model import NumberOutOfRange, strict_json
 from reconcile.providers.adaptive import Headroom, Limit
 from reconcile.providers.base import Signer
 from reconcile.providers.failures import Call, Redactor, Refusal, platform_error
@@ -435,6 +435,14 @@ def parse_json(response: Answer, what: str) -> Any:
     """The JSON body of a successful response, or a `ProviderError` that names the call."""
     try:
         return strict_json(response.content)
+    except NumberOutOfRange as error:
+        refusal = Refusal(
+            f"the platform answered HTTP {response.status_code} with JSON that cannot be kept "
+            f"as it was sent ({error}): its records could not be journaled exactly",
+            status=response.status_code,
+            hint="nothing was planned from it; report the record to the platform",
+        )
+        raise platform_error(refusal, Call(operation=what)) from None
     except ValueError:
         kind = response.headers.get("Content-Type", "no content type")
         refusal = Refusal(
