@@ -435,20 +435,16 @@ def parse_json(response: Answer, what: str) -> Any:
     """The JSON body of a successful response, or a `ProviderError` that names the call."""
     try:
         return strict_json(response.content)
-    except NumberOutOfRange as error:
+    except ValueError as error:
+        status = response.status_code
+        if isinstance(error, NumberOutOfRange):
+            said = f"JSON that cannot be kept as it was sent ({error})"
+            hint = "nothing was planned from it; report the record to the platform"
+        else:
+            kind = response.headers.get("Content-Type", "no content type")
+            said = f"a body that is not JSON ({kind}, {len(response.content)} bytes)"
+            hint = "a proxy or gateway may be in the way; check the endpoint"
         refusal = Refusal(
-            f"the platform answered HTTP {response.status_code} with JSON that cannot be kept "
-            f"as it was sent ({error}): its records could not be journaled exactly",
-            status=response.status_code,
-            hint="nothing was planned from it; report the record to the platform",
-        )
-        raise platform_error(refusal, Call(operation=what)) from None
-    except ValueError:
-        kind = response.headers.get("Content-Type", "no content type")
-        refusal = Refusal(
-            f"the platform answered HTTP {response.status_code} with a body that is not JSON "
-            f"({kind}, {len(response.content)} bytes)",
-            status=response.status_code,
-            hint="a proxy or gateway may be in the way; check the endpoint",
+            f"the platform answered HTTP {status} with {said}", status=status, hint=hint
         )
         raise platform_error(refusal, Call(operation=what)) from None
