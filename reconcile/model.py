@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import operator
 import re
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
@@ -130,7 +131,26 @@ class RawRecord:
         return _restored, (self.text, self._from_orjson())
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, RawRecord) and self.text == other.text
+        if self is other:
+            return True
+        if not isinstance(other, RawRecord):
+            return False
+        if self._joined is not None and other._joined is not None:
+            # Joined alike from equal parts, the texts are equal without being joined (an
+            # apply compares 8,000 whole-model records, whose parts are the very same records
+            # when they come from the same listing: `KnownRecords`).
+            (record, key, items), (other_record, other_key, other_items) = (
+                self._joined,
+                other._joined,
+            )
+            if (
+                key == other_key
+                and len(items) == len(other_items)
+                and record == other_record
+                and all(map(operator.eq, items, other_items))
+            ):
+                return True
+        return self.text == other.text
 
     def __hash__(self) -> int:
         return hash(self.text)

@@ -89,6 +89,35 @@ def test_a_record_embedded_as_its_text_reads_back_as_that_text(
         }
 
 
+@given(
+    json_objects,
+    st.lists(json_objects, max_size=3),
+    json_objects,
+    st.lists(json_objects, max_size=3),
+)
+def test_joined_records_are_equal_exactly_when_their_texts_are(
+    value: dict[str, Any],
+    items: list[dict[str, Any]],
+    other_value: dict[str, Any],
+    other_items: list[dict[str, Any]],
+) -> None:
+    """Two joined records compare by their parts when those agree, without joining their
+    texts; whatever the parts, equality is still that of the texts (a joined record against
+    the same object read back plain, or joined from other parts)."""
+
+    def joined(record: dict[str, Any], members: list[dict[str, Any]]) -> RawRecord:
+        return RawRecord.of(record).with_list("versions", [RawRecord.of(m) for m in members])
+
+    pairs = [
+        (joined(value, items), joined(value, items)),
+        (joined(value, items), RawRecord.of(strict_json(joined(value, items).text))),
+        (joined(value, items), joined(other_value, other_items)),
+        (joined(value, items), joined(value, items[:-1])),
+    ]
+    for one, other in pairs:
+        assert (one == other) == (other == one) == (one.text == other.text)
+
+
 def test_with_list_on_an_empty_object_and_over_an_existing_member() -> None:
     one = RawRecord.of({"id": "v1"})
     assert EMPTY_RECORD.with_list("versions", [one]).value() == {"versions": [{"id": "v1"}]}
