@@ -20,7 +20,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterable, Iterator
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 
 class Outlet:
@@ -70,17 +70,19 @@ class Outlet:
 @contextlib.contextmanager
 def readers_may_leave() -> Iterator[None]:
     """`sys.stdout` and `sys.stderr` as `Outlet`s while a command runs (see the module), after
-    `descriptors_held`."""
+    `descriptors_held`; a standard stream the process lacks is the null device."""
     descriptors_held()
-    out, err = sys.stdout, sys.stderr
-    # A stream the process was started without is None in Python: it writes to the null
-    # device now held on its descriptor, as it would after `>/dev/null`.
-    sys.stdout = Outlet(out if out is not None else _null_stream(1))
-    sys.stderr = Outlet(err if err is not None else _null_stream(2))
+    given, out, err = sys.stdin, sys.stdout, sys.stderr
+    # A stream the process was started without is None in Python: it is the null device now
+    # held on its descriptor, as after `</dev/null` or `>/dev/null` (no terminal to ask on).
+    if given is None:
+        sys.stdin = _null_stream(0, "r")
+    sys.stdout = Outlet(out if out is not None else _null_stream(1, "w"))
+    sys.stderr = Outlet(err if err is not None else _null_stream(2, "w"))
     try:
         yield
     finally:
-        sys.stdout, sys.stderr = out, err
+        sys.stdin, sys.stdout, sys.stderr = given, out, err
 
 
 def descriptors_held() -> None:
@@ -98,9 +100,9 @@ def descriptors_held() -> None:
                 os.close(null)
 
 
-def _null_stream(descriptor: int) -> TextIO:
+def _null_stream(descriptor: int, mode: Literal["r", "w"]) -> TextIO:
     """A text stream on `descriptor` (the null device there), left open for the command."""
-    return open(descriptor, "w", encoding="utf-8", closefd=False)
+    return open(descriptor, mode, encoding="utf-8", closefd=False)
 
 
 def stdout_gone() -> bool:

@@ -223,7 +223,8 @@ def test_a_program_started_without_its_standard_streams_runs_as_with_dev_null(
     demo: Path,
 ) -> None:
     """Started with descriptors 0-2 closed (`reconcile plan >&- 2>&-`), the first sockets took
-    their numbers: the event loop's libuv aborted the process. The null device is held there."""
+    their numbers: the event loop's libuv aborted the process; an apply without stdin asking
+    for approval failed as a bug (70). The null device is held there: no terminal to ask on."""
     import os
 
     def close_standard_streams() -> None:
@@ -234,6 +235,10 @@ def test_a_program_started_without_its_standard_streams_runs_as_with_dev_null(
     planned = subprocess.run(args, preexec_fn=close_standard_streams, check=False, timeout=120)
     assert planned.returncode == 2
     deletes = _planned_deletes(demo)
+    args = [sys.executable, "-m", "reconcile", "apply", str(demo)]
+    asked = subprocess.run(args, preexec_fn=close_standard_streams, check=False, timeout=120)
+    assert asked.returncode == 1
+    assert not (demo / ".reconcile" / "journal.jsonl").exists()
     args = [sys.executable, "-m", "reconcile", "apply", str(demo), "--auto-approve"]
     applied = subprocess.run(args, preexec_fn=close_standard_streams, check=False, timeout=120)
     assert applied.returncode == 0
