@@ -241,7 +241,11 @@ def main(
     env: Mapping[str, str] | None = None,
     prog: str = "python -m reconcile.forge",
 ) -> int:
-    env = os.environ if env is None else env
+    with readers_may_leave():
+        return _main(argv, os.environ if env is None else env, prog)
+
+
+def _main(argv: Sequence[str] | None, env: Mapping[str, str], prog: str) -> int:
     try:
         args = parser(prog).parse_args(argv)
     except SystemExit as exit_:
@@ -250,8 +254,7 @@ def main(
         args.forge_name = _forge_name(env, args)
         forge: Forge = _github(env, args) if args.forge_name == "github" else _gitlab(env, args)
         try:
-            with readers_may_leave():
-                return COMMANDS[args.command](forge, args, env)
+            return COMMANDS[args.command](forge, args, env)
         finally:
             forge.close()
     except ReconcileError as error:

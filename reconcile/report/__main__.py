@@ -89,13 +89,17 @@ def _providers(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    with readers_may_leave():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exit_:  # --help is 0; a usage error (already printed) is an error
         return EXIT_OK if exit_.code in (0, None) else EXIT_ERROR
     try:
-        with readers_may_leave():
-            return _merge(args) if args.command == "merge" else _providers(args)
+        return _merge(args) if args.command == "merge" else _providers(args)
     except ReconcileError as error:
         hint = f" (fix: {error.hint})" if error.hint else ""
         print(f"Error: {error.message}{hint}", file=sys.stderr)
