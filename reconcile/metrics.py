@@ -26,6 +26,7 @@ from pathlib import Path
 
 from reconcile.errors import ReconcileError
 from reconcile.events import CATEGORIES, Command, RunEvent
+from reconcile.files import write_atomically
 
 #: The categories every provider gets a series for (zero when empty), per command.
 _SHOWN: dict[str, tuple[str, ...]] = {
@@ -130,23 +131,6 @@ def check_metrics_path(path: Path) -> None:
         raise MetricsError(f"--metrics-file {path}: cannot write in {directory}", hint=hint)
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Replace `path` with `text` in one rename; nothing is left behind on failure."""
-    import tempfile  # here: it pulls in shutil, random and the compressors, which --help need not
-
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(temp).chmod(FILE_MODE)
-        Path(temp).replace(path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def write_metrics_file(path: Path, event: RunEvent) -> str | None:
     """Write `event`'s metrics to `path`. Returns a warning if it could not (a run that has
     deleted is not made to fail by its metrics), else None."""
@@ -157,7 +141,7 @@ def write_metrics_file(path: Path, event: RunEvent) -> str | None:
         except (OSError, UnicodeDecodeError):
             previous = None
     try:
-        write_atomically(path, render_metrics(event, previous))
+        write_atomically(path, render_metrics(event, previous), mode=FILE_MODE)
     except OSError as exc:
         return f"metrics file {path} not written: {exc.strerror or exc}"
     return None

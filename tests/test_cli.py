@@ -7,6 +7,7 @@ import gc
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -261,6 +262,29 @@ def test_an_interactive_apply_whose_plan_went_unread_is_refused(demo: Path) -> N
     assert applied.returncode == 1
     assert b"the plan could not be shown" in applied.stderr
     assert not (demo / ".reconcile" / "journal.jsonl").exists()
+
+
+def test_a_plan_file_is_replaced_whole_or_not_at_all(
+    capsys: pytest.CaptureFixture[str], demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`plan -o` over a plan file that a write cannot finish (a full disk, Ctrl-C) leaves the
+    file as it was, not half of a new one, and nothing beside it."""
+    from reconcile.plan import Plan
+
+    out = demo / "plan.json"
+    assert main(["plan", str(demo), "-o", str(out)]) == 0
+    before = out.read_bytes()
+
+    def full_disk(self: Plan) -> Iterator[str]:
+        yield '{"format_version": '
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Plan, "json_chunks", full_disk)
+    capsys.readouterr()
+    assert main(["plan", str(demo), "-o", str(out)]) == 1
+    assert "No space left on device" in capsys.readouterr().err
+    assert out.read_bytes() == before
+    assert not [p for p in demo.iterdir() if p.name.startswith(".plan.json")]
 
 
 def test_apply_deletes_exactly_the_planned_objects_then_plan_has_no_changes(

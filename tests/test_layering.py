@@ -26,7 +26,7 @@ CLI_EXTRA = {
     *("colour", "logs", "outward", "events", "notify"),
     # What a command made outlives it, and the process exits without freeing it; a reader
     # that leaves (`| head`) changes nothing a command does.
-    *("heap", "streams"),
+    *("heap", "streams", "files"),
 }
 
 # module (or package prefix) -> the reconcile modules it may import
@@ -36,6 +36,8 @@ ALLOWED: dict[str, set[str]] = {
     "heap": set(),
     # The standard streams while a command runs: a reader that leaves (`| head`) is no error.
     "streams": set(),
+    # Files written whole (plan files, reports, ledgers, metrics): one rename, never a part.
+    "files": set(),
     "model": {"errors"},
     "endpoints": {"errors"},
     "manifest": {"errors", "model", "endpoints"},
@@ -51,8 +53,8 @@ ALLOWED: dict[str, set[str]] = {
     "schema": {"manifest"},
     # The apply's result is a renderer's input too (its type, from the applier).
     "render": {"plan", "model", "drift", "applier"},
-    "report": {"plan", "drift", "render", "manifest", "errors", "model", "streams"},
-    "state": {"errors", "model", "plan"},
+    "report": {"plan", "drift", "render", "manifest", "errors", "model", "streams", "files"},
+    "state": {"errors", "model", "plan", "files"},
     "providers": {"errors", "model", "endpoints", "providers"},
     # The app layer: everything below it (manifests, environment and options -> providers).
     "wiring": {
@@ -63,7 +65,7 @@ ALLOWED: dict[str, set[str]] = {
     "events": set(),
     "colour": set(),
     "logs": {"errors"},
-    "metrics": {"errors", "events"},
+    "metrics": {"errors", "events", "files"},
     # `json_text`: a body that encodes whatever text a platform's error put in the summary.
     "notify": {"errors", "events", "logs", "model"},
     "outward": {"events", "plan", "notify", "metrics", "applier", "drift"},

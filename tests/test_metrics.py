@@ -11,11 +11,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from reconcile.errors import ReconcileError
 from reconcile.events import RunEvent
+from reconcile.files import write_atomically
 from reconcile.metrics import (
     check_metrics_path,
     previous_success,
     render_metrics,
-    write_atomically,
     write_metrics_file,
 )
 

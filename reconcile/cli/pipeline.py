@@ -39,6 +39,7 @@ from reconcile.console import (
     use_color,
     warn,
 )
+from reconcile.files import write_atomically
 from reconcile.heap import outlive_command
 
 if TYPE_CHECKING:
@@ -129,8 +130,7 @@ def plan(
 
         save_plan_object(manifest, options, out, result.to_json().encode("utf-8"))
     elif out is not None:
-        with out.open("w", encoding="utf-8") as file:
-            file.writelines(result.json_chunks())
+        write_atomically(out, result.json_chunks())
     for piece in plan_pieces(result, fmt, color=run.color, compact=compact):
         click.echo(piece, nl=False)
     if fmt == "text" and out is not None:
@@ -386,7 +386,7 @@ def drift(
     if output is None:
         click.echo(rendered, nl=False)
     else:
-        output.write_text(rendered, encoding="utf-8")
+        write_atomically(output, rendered)
         total = report.total
         state = f"{total.drifted} drifted" if report.drifted else "in sync"
         click.echo(

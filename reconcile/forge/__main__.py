@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from reconcile.errors import ReconcileError
+from reconcile.files import write_atomically
 from reconcile.forge import ForgeError, github, gitlab
 from reconcile.forge.approval import Verdict, check_digest, require
 from reconcile.forge.comment import DEFAULT_BUDGET, plan_comment
@@ -171,7 +172,7 @@ def _fetch_plan(forge: Forge, args: argparse.Namespace, env: Mapping[str, str]) 
     plan = Plan.from_json(data.decode("utf-8", errors="replace"), source=args.member)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(data)
+    write_atomically(out, data)
     number = change.get("iid", change.get("number"))
     print(f"{forge.name}: plan {plan.plan_digest} of #{number} written to {out}", file=sys.stderr)
     return 0

@@ -9,6 +9,7 @@ __main__.py    `python -m reconcile.report merge|providers`, a `main(argv) -> in
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from reconcile.files import write_atomically
 from reconcile.manifest import load_manifest
 from reconcile.report.documents import read_documents
 from reconcile.report.merge import (
@@ -55,7 +56,7 @@ def merge_files(
         echo(rendered)
     else:
         try:
-            Path(output).write_text(rendered, encoding="utf-8")
+            write_atomically(Path(output), rendered)
         except OSError as error:
             raise ReportError(f"{output}: cannot write it: {error.strerror}") from None
         state = "with changes" if report.has_changes else "no changes"

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from reconcile.errors import LockError
+from reconcile.files import write_atomically
 from reconcile.model import json_text
 from reconcile.state.base import (
     DEFAULT_LEASE_SECONDS,
@@ -327,17 +328,10 @@ class LocalState(StateBackend):
 
     def _replace(self, path: Path, data: bytes, operation: str) -> None:
         """Write a whole file atomically: readers see the old or the new one, never a part."""
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with temporary.open("wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            temporary.replace(path)
+            write_atomically(path, data)
         except OSError as error:
-            with contextlib.suppress(OSError):
-                temporary.unlink()
             raise self._failed(operation, path, error) from None
 
 

@@ -1,0 +1,50 @@
+"""Files written whole: a plan file, a report, a ledger, a metrics file.
+
+A file written in place is empty, then partial, for as long as the writing takes: a run cut
+short there (Ctrl-C, a full disk, a killed job) left a partial plan file where the previous
+one was, and a reader meanwhile (a pipeline step, node_exporter's textfile collector) read
+half of one. `write_atomically` writes beside the file under a dot-name, makes the data
+durable, and renames it over the file: readers see the old file or the new one.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterable
+from pathlib import Path
+
+
+def write_atomically(
+    path: Path, data: bytes | str | Iterable[str], *, mode: int | None = None
+) -> None:
+    """Replace `path` with `data` (bytes, text, or pieces of text written in turn, UTF-8) in
+    one rename; nothing is left behind on failure. The file gets `mode` if given; otherwise a
+    file replaced keeps its mode, and a new one gets what a plain `open` gives (0o666 less the
+    umask)."""
+    kept = None
+    if mode is None:
+        try:
+            kept = path.stat().st_mode & 0o777
+        except OSError:
+            kept = None
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            if isinstance(data, bytes):
+                handle.write(data)
+            elif isinstance(data, str):
+                handle.write(data.encode("utf-8"))
+            else:
+                for piece in data:
+                    handle.write(piece.encode("utf-8"))
+            handle.flush()
+            os.fsync(handle.fileno())
+        final = kept if kept is not None else mode
+        if final is not None:
+            temporary.chmod(final)
+        temporary.replace(path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise

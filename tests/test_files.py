@@ -1,0 +1,45 @@
+"""Files written whole (`reconcile.files`): the old file or the new one, never a part."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reconcile.files import write_atomically
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_a_new_file_gets_the_mode_open_gives_and_a_replaced_one_keeps_its_own(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "plan.json"
+    write_atomically(path, "{}")
+    assert path.stat().st_mode & 0o777 == 0o666 & ~_umask()
+    path.chmod(0o600)
+    write_atomically(path, b"[]")
+    assert (path.read_bytes(), path.stat().st_mode & 0o777) == (b"[]", 0o600)
+    write_atomically(path, "[1]", mode=0o644)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_pieces_are_written_in_turn_and_a_failure_leaves_the_old_file(tmp_path: Path) -> None:
+    path = tmp_path / "report.md"
+    write_atomically(path, iter(["# drift\n", "ünïcode\n"]))
+    assert path.read_text(encoding="utf-8") == "# drift\nünïcode\n"
+
+    def failing() -> Iterator[str]:
+        yield "# half"
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        write_atomically(path, failing())
+    assert path.read_text(encoding="utf-8") == "# drift\nünïcode\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.md"]
