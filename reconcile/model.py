@@ -12,6 +12,7 @@ import json
 import math
 import operator
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any, TypeVar
@@ -388,8 +389,9 @@ def strict_json(data: str | bytes) -> Any:
     """JSON as RFC 8259 has it: NaN and Infinity, which Python's parser takes, are refused (a
     record holding them could not be written back as it was read).
 
-    A number beyond a float's range (1e400) is refused too (`NumberOutOfRange`): read, it
-    was infinity, which a record's text then wrote as null (orjson) or Infinity (not JSON).
+    A number that cannot be kept is refused too (`NumberOutOfRange`): beyond a float's range
+    (1e400), read as infinity, which a record's text then wrote as null (orjson) or Infinity
+    (not JSON); an integer of more than 4,300 digits, which Python will not convert.
 
     Read by orjson, twice the standard parser's speed on a listing's 10,000 pages, where
     it reads the value exactly; the rest is the standard parser's: a number of 19 digits or
@@ -400,7 +402,9 @@ def strict_json(data: str | bytes) -> Any:
             return orjson.loads(data)
         except orjson.JSONDecodeError:
             pass
-    return json.loads(data, parse_constant=_refuse_constant, parse_float=_finite)
+    return json.loads(
+        data, parse_constant=_refuse_constant, parse_float=_finite, parse_int=_integer
+    )
 
 
 def _may_hold_a_long_integer(data: str | bytes) -> bool:
@@ -426,18 +430,34 @@ def _refuse_constant(name: str) -> Any:
 
 
 class NumberOutOfRange(ValueError):
-    """JSON, but a number in it is beyond a float's range: it cannot be kept as it was sent."""
+    """JSON, but a number in it cannot be kept as it was sent: beyond a float's range, or an
+    integer of more digits than Python converts (`sys.get_int_max_str_digits`, 4,300)."""
 
 
 def _finite(text: str) -> float:
     value = float(text)
     if value in (math.inf, -math.inf):
-        shown = text if len(text) <= 40 else f"{text[:37]}..."
-        raise NumberOutOfRange(f"the number {shown} is beyond the range of a float")
+        raise NumberOutOfRange(f"the number {_shown(text)} is beyond the range of a float")
     return value
 
 
-_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite)
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:  # too many digits: Python would neither read nor write it
+        raise NumberOutOfRange(
+            f"the number {_shown(text)} has {len(text.lstrip('-'))} digits, more than "
+            f"reconcile reads ({sys.get_int_max_str_digits()})"
+        ) from None
+
+
+def _shown(text: str) -> str:
+    return text if len(text) <= 40 else f"{text[:37]}..."
+
+
+_DECODER = json.JSONDecoder(
+    parse_constant=_refuse_constant, parse_float=_finite, parse_int=_integer
+)
 _SPACE = re.compile(r"[ \t\n\r]*")
 
 

@@ -184,15 +184,26 @@ def test_strict_json_refuses_what_json_does_not_have() -> None:
             strict_json(text)
 
 
-@pytest.mark.parametrize("number", ["1e400", "-1e400", "1.7976931348623159e308", "9" * 400 + ".5"])
+@pytest.mark.parametrize(
+    ("number", "said"),
+    [
+        ("1e400", "is beyond the range of a float"),
+        ("-1e400", "is beyond the range of a float"),
+        ("1.7976931348623159e308", "is beyond the range of a float"),
+        ("9" * 400 + ".5", "is beyond the range of a float"),
+        ("1" * 5000, "has 5000 digits, more than reconcile reads"),
+        ("-" + "7" * 4301, "has 4301 digits"),
+    ],
+)
 @pytest.mark.parametrize("beside", ["", '"n": 123456789012345678901234567890, '])
-def test_strict_json_refuses_a_number_beyond_a_float_s_range(number: str, beside: str) -> None:
-    """Read as infinity, such a number was written back by a record as null (orjson) or, beside
-    an integer beyond 64 bits (the standard encoder), as Infinity, which is not JSON: a
-    receipt or a plan file that did not say what the platform had sent. Refused by both
-    parsers, and by the plan file's reader."""
+def test_strict_json_refuses_a_number_it_cannot_keep(number: str, said: str, beside: str) -> None:
+    """Read as infinity, a number beyond a float's range was written back by a record as null
+    (orjson) or, beside an integer beyond 64 bits (the standard encoder), as Infinity, which
+    is not JSON: a receipt or a plan file that did not say what the platform had sent. An
+    integer of more digits than Python converts failed as "not JSON". Both are refused as
+    such, by both parsers and by the plan file's reader."""
     text = f'{{{beside}"a": [{number}]}}'
-    with pytest.raises(NumberOutOfRange, match="is beyond the range of a float"):
+    with pytest.raises(NumberOutOfRange, match=said):
         strict_json(text)
     with pytest.raises(NumberOutOfRange):
         strict_json_object(f'{{"changes": [{text}]}}', "changes", lambda item, index: item)
