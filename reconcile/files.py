@@ -28,6 +28,26 @@ def write_atomically(
             kept = path.stat().st_mode & 0o777
         except OSError:
             kept = None
+    temporary = _written_beside(path, data, kept if kept is not None else mode)
+    try:
+        temporary.replace(path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def create_atomically(path: Path, data: bytes | str | Iterable[str]) -> None:
+    """Create `path` whole with `data`, never replacing a file: `FileExistsError` if one is
+    there (one that appeared meanwhile too), and then nothing is written."""
+    temporary = _written_beside(path, data, None)
+    try:
+        os.link(temporary, path)  # fails if `path` exists, where a rename would replace it
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _written_beside(path: Path, data: bytes | str | Iterable[str], mode: int | None) -> Path:
+    """`data` in a new file beside `path` under a dot-name, durable, with `mode` if given."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
@@ -41,10 +61,9 @@ def write_atomically(
                     handle.write(piece.encode("utf-8"))
             handle.flush()
             os.fsync(handle.fileno())
-        final = kept if kept is not None else mode
-        if final is not None:
-            temporary.chmod(final)
-        temporary.replace(path)
+        if mode is not None:
+            temporary.chmod(mode)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+    return temporary

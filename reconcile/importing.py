@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from reconcile.errors import ReconcileError
+from reconcile.files import create_atomically, write_atomically
 from reconcile.importer import Imported, import_manifest
 from reconcile.manifest import Manifest, load_manifest
 from reconcile.model import Snapshot
@@ -98,16 +99,12 @@ def write_new(output: Path, text: str, *, force: bool) -> None:
     """Write `output` whole (a temporary file renamed over it), never replacing a file that
     appeared meanwhile unless `force`."""
     output.parent.mkdir(parents=True, exist_ok=True)
-    temporary = output.with_name(f".{output.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
     try:
         if force:
-            temporary.replace(output)
+            write_atomically(output, text)
         else:
-            os.link(temporary, output)  # fails if output exists: no silent overwrite
+            create_atomically(output, text)  # no silent overwrite
     except FileExistsError:
         raise ReconcileError(
             f"{output} exists: nothing was written", hint="pass --force to replace it"
         ) from None
-    finally:
-        temporary.unlink(missing_ok=True)

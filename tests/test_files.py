@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reconcile.files import write_atomically
+from reconcile.files import create_atomically, write_atomically
 
 
 def _umask() -> int:
@@ -43,3 +43,21 @@ def test_pieces_are_written_in_turn_and_a_failure_leaves_the_old_file(tmp_path: 
         write_atomically(path, failing())
     assert path.read_text(encoding="utf-8") == "# drift\nünïcode\n"
     assert [p.name for p in tmp_path.iterdir()] == ["report.md"]
+
+
+def test_a_file_created_whole_never_replaces_one(tmp_path: Path) -> None:
+    """`reconcile import` without --force: a file that is there (or appeared meanwhile) is
+    kept as it was; a write cut short leaves no file at all, and nothing beside."""
+    path = tmp_path / "imported.toml"
+    create_atomically(path, "[providers.a]\n")
+    with pytest.raises(FileExistsError):
+        create_atomically(path, "[providers.b]\n")
+    assert path.read_text(encoding="utf-8") == "[providers.a]\n"
+
+    def failing() -> Iterator[str]:
+        yield "[providers"
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        create_atomically(tmp_path / "other.toml", failing())
+    assert [p.name for p in tmp_path.iterdir()] == ["imported.toml"]

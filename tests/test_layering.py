@@ -75,7 +75,7 @@ ALLOWED: dict[str, set[str]] = {
         *("diff", "drift", "importer", "guards", "state", "journal", "lock", "applier", "wiring"),
     },
     # `reconcile import`'s application layer: list one provider, write its manifest.
-    "importing": {"errors", "importer", "manifest", "model", "providers", "wiring"},
+    "importing": {"errors", "importer", "manifest", "model", "providers", "wiring", "files"},
     # The application layer's listing and planning (what plan, apply and drift share).
     "planning": {
         *("errors", "manifest", "model", "plan", "planner", "providers", "session", "wiring"),
