@@ -31,9 +31,9 @@ def write_atomically(
     temporary = _written_beside(path, data, kept if kept is not None else mode)
     try:
         temporary.replace(path)
-    except BaseException:
+    except BaseException as error:
         temporary.unlink(missing_ok=True)
-        raise
+        raise _about(error, temporary, path) from None
 
 
 def create_atomically(path: Path, data: bytes | str | Iterable[str]) -> None:
@@ -42,6 +42,8 @@ def create_atomically(path: Path, data: bytes | str | Iterable[str]) -> None:
     temporary = _written_beside(path, data, None)
     try:
         os.link(temporary, path)  # fails if `path` exists, where a rename would replace it
+    except BaseException as error:
+        raise _about(error, temporary, path) from None
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -49,7 +51,10 @@ def create_atomically(path: Path, data: bytes | str | Iterable[str]) -> None:
 def _written_beside(path: Path, data: bytes | str | Iterable[str], mode: int | None) -> Path:
     """`data` in a new file beside `path` under a dot-name, durable, with `mode` if given."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as error:
+        raise _about(error, temporary, path) from None
     try:
         with os.fdopen(descriptor, "wb") as handle:
             if isinstance(data, bytes):
@@ -63,7 +68,15 @@ def _written_beside(path: Path, data: bytes | str | Iterable[str], mode: int | N
             os.fsync(handle.fileno())
         if mode is not None:
             temporary.chmod(mode)
-    except BaseException:
+    except BaseException as error:
         temporary.unlink(missing_ok=True)
-        raise
+        raise _about(error, temporary, path) from None
     return temporary
+
+
+def _about(error: BaseException, temporary: Path, path: Path) -> BaseException:
+    """`error` as the user's file's: an error of the temporary (a missing folder, a full
+    disk) names the file the user asked for, not the dot-name beside it."""
+    if isinstance(error, OSError) and error.filename in (str(temporary), temporary):
+        return type(error)(error.errno, error.strerror, str(path))
+    return error

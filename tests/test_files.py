@@ -61,3 +61,11 @@ def test_a_file_created_whole_never_replaces_one(tmp_path: Path) -> None:
     with pytest.raises(OSError, match="No space left"):
         create_atomically(tmp_path / "other.toml", failing())
     assert [p.name for p in tmp_path.iterdir()] == ["imported.toml"]
+
+
+def test_an_error_names_the_file_asked_for_not_the_temporary(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-folder" / "plan.json"
+    for write in (write_atomically, create_atomically):
+        with pytest.raises(FileNotFoundError) as caught:
+            write(missing, "{}")
+        assert caught.value.filename == str(missing)
