@@ -10,7 +10,6 @@ durable, and renames it over the file: readers see the old file or the new one.
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -50,7 +49,7 @@ def create_atomically(path: Path, data: bytes | str | Iterable[str]) -> None:
 
 def _written_beside(path: Path, data: bytes | str | Iterable[str], mode: int | None) -> Path:
     """`data` in a new file beside `path` under a dot-name, durable, with `mode` if given."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     try:
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as error:
