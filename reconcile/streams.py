@@ -11,7 +11,9 @@ reader gone marks the stream `gone` and points its file descriptor at the null d
 nothing written after (by click, the log's handler, the progress display, the interpreter's
 last flush) fails again. The command goes on as it would have, and exits with the code its work
 earned; what it had to say is lost, as its reader chose. An apply that needs its plan seen
-(interactive approval) asks `stdout_gone` first.
+(interactive approval) asks `stdout_gone` first. Standard error (progress, warnings, the log)
+is let go on any failure to write, a full disk too; standard output's other failures are the
+command's to report (`reconcile plan > /dev/full` is an error).
 """
 
 from __future__ import annotations
@@ -25,10 +27,14 @@ from typing import Any, Literal, TextIO
 
 class Outlet:
     """A text stream (`sys.stdout`, `sys.stderr`) whose reader may go away; everything but
-    writing is the stream's own."""
+    writing is the stream's own. With `diagnostics`, any failure to write (a full disk, an
+    I/O error) counts as the reader gone: progress and warnings that cannot be written must
+    not stop the work they describe (an apply's delete lines on a full disk stopped it between
+    two deletes), and there is nowhere left to say so."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, *, diagnostics: bool = False) -> None:
         self.stream = stream
+        self.diagnostics = diagnostics
         #: The reader went away: what is written since goes nowhere.
         self.gone = False
 
@@ -36,8 +42,8 @@ class Outlet:
         if not self.gone:
             try:
                 return self.stream.write(text)
-            except BrokenPipeError:
-                self._leave()
+            except OSError as error:
+                self._failed(error)
         return len(text)
 
     def writelines(self, lines: Iterable[str]) -> None:
@@ -48,8 +54,13 @@ class Outlet:
         if not self.gone:
             try:
                 self.stream.flush()
-            except BrokenPipeError:
-                self._leave()
+            except OSError as error:
+                self._failed(error)
+
+    def _failed(self, error: OSError) -> None:
+        if not (isinstance(error, BrokenPipeError) or self.diagnostics):
+            raise error  # the command's own output: the command fails, saying why
+        self._leave()
 
     def _leave(self) -> None:
         self.gone = True
@@ -78,7 +89,7 @@ def readers_may_leave() -> Iterator[None]:
     if given is None:
         sys.stdin = _null_stream(0, "r")
     sys.stdout = Outlet(out if out is not None else _null_stream(1, "w"))
-    sys.stderr = Outlet(err if err is not None else _null_stream(2, "w"))
+    sys.stderr = Outlet(err if err is not None else _null_stream(2, "w"), diagnostics=True)
     try:
         yield
     finally:

@@ -220,6 +220,53 @@ def test_an_apply_whose_progress_reader_leaves_finishes_every_delete(demo: Path)
     assert _deleted(demo) == deletes
 
 
+def test_diagnostics_that_cannot_be_written_never_stop_an_apply(demo: Path) -> None:
+    """Standard error on a full disk (`2>/dev/full`): the delete lines fail from the first,
+    and the apply stopped between two deletes (1 deleted, 6 sent with no known outcome, exit
+    1). They are let go; every delete is sent and journaled. Standard output on a full disk
+    is the command's failure, before anything is deleted."""
+    deletes = _planned_deletes(demo)
+    with open("/dev/full", "w") as full:  # noqa: PTH123  # a device, not a path to handle
+        shown = _run_program(["plan", str(demo)], stdout=full, stderr=subprocess.PIPE)
+        assert (shown.returncode, b"No space left on device" in shown.stderr) == (1, True)
+        refused = _run_program(["apply", str(demo), "--auto-approve"], stdout=full)
+        assert refused.returncode == 1
+        assert not (demo / ".reconcile" / "journal.jsonl").exists()
+        applied = _run_program(
+            ["apply", str(demo), "--auto-approve"], stdout=subprocess.PIPE, stderr=full
+        )
+    assert applied.returncode == 0
+    assert f"Apply complete: {len(deletes)} deleted".encode() in applied.stdout
+    assert _deleted(demo) == deletes
+
+
+def test_an_apply_whose_summary_cannot_be_written_says_so_and_keeps_its_code(
+    capsys: pytest.CaptureFixture[str], demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The summary is the one thing an apply writes to stdout after its deletes: a disk full
+    by then does not make the apply's exit code say that nothing was deleted."""
+    import click
+
+    from reconcile.render import text
+
+    summary = "the summary"
+    echo = click.echo
+
+    def full_disk(message: Any = None, *args: Any, **kwargs: Any) -> None:
+        if message == summary:
+            raise OSError(28, "No space left on device")
+        echo(message, *args, **kwargs)
+
+    monkeypatch.setattr(text, "render_apply_result", lambda result, planned: summary)
+    monkeypatch.setattr(click, "echo", full_disk)
+    deletes = _planned_deletes(demo)
+    assert main(["apply", str(demo), "--auto-approve"]) == 0
+    said = capsys.readouterr().err
+    assert "the apply's summary could not be written" in said
+    assert "No space left on device" in said and "reconcile journal --apply-id" in said
+    assert _deleted(demo) == deletes
+
+
 def test_a_program_started_without_its_standard_streams_runs_as_with_dev_null(
     demo: Path,
 ) -> None:

@@ -242,7 +242,14 @@ def apply(
     outward.tell_apply(result)
     from reconcile.render.text import render_apply_result
 
-    click.echo(render_apply_result(result, len(the_plan.deletes())))
+    try:
+        click.echo(render_apply_result(result, len(the_plan.deletes())))
+    except OSError as error:  # e.g. a full disk: the deletes happened all the same
+        echo_error(
+            f"the apply's summary could not be written to standard output "
+            f"({error.strerror or error}); `reconcile journal --apply-id {result.apply_id}` "
+            "shows what it did"
+        )
     if result.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_PARTIAL if result.with_status("failed", "unknown") else partial
