@@ -20,6 +20,7 @@ its value: `Authorization` headers (the access key and signature of `bce-auth-v1
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -173,6 +174,45 @@ _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _WARNING_FORMAT = "Warning: %(message)s"
 
 
+class _LogFile(logging.FileHandler):
+    """`--log-file`, which says once, on stderr, that it could not be written (a full disk)
+    and then writes no more. Left to `logging`, each record printed a "--- Logging error ---"
+    traceback, and the flush on closing the file raised out of the command after its work:
+    a plan that had succeeded exited 1."""
+
+    failed = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.failed:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:  # called by emit, in its except
+        self._failed(sys.exc_info()[1])
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except (OSError, ValueError) as error:
+            self._failed(error)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except (OSError, ValueError) as error:
+            self._failed(error)
+
+    def _failed(self, error: BaseException | None) -> None:
+        if self.failed:
+            return
+        self.failed = True
+        reason = getattr(error, "strerror", None) or error
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write(
+                f"Warning: the log file {self.baseFilename} could not be written ({reason}): "
+                "the log stops here\n"
+            )
+
+
 def configure_logging(
     level: str | None = None,
     log_file: Path | None = None,
@@ -189,9 +229,7 @@ def configure_logging(
         try:
             # A lone surrogate (a platform's "\\ud800") has no UTF-8: written as its escape, as
             # on stderr, never a "--- Logging error ---" in place of the line.
-            handler = logging.FileHandler(
-                log_file, mode="a", encoding="utf-8", errors="backslashreplace"
-            )
+            handler = _LogFile(log_file, mode="a", encoding="utf-8", errors="backslashreplace")
         except OSError as exc:
             raise LogConfigError(
                 f"--log-file {log_file}: cannot open it for writing ({exc.strerror})",

@@ -267,6 +267,23 @@ def test_an_apply_whose_summary_cannot_be_written_says_so_and_keeps_its_code(
     assert _deleted(demo) == deletes
 
 
+def test_a_log_file_that_cannot_be_written_is_a_warning_once(
+    capsys: pytest.CaptureFixture[str], demo: Path
+) -> None:
+    """`--log-file` on a full disk printed a "--- Logging error ---" traceback per record,
+    and the flush on closing it raised out of the command after its work: a plan exited 1.
+    One warning now; the plan's code, and an apply that deletes everything."""
+    log = ["--log-level", "debug", "--log-file", "/dev/full"]
+    assert main([*log, "plan", str(demo), "--detailed-exitcode"]) == 2
+    said = capsys.readouterr().err
+    assert said.count("Warning: the log file /dev/full could not be written") == 1
+    assert "Traceback" not in said and "Logging error" not in said
+    deletes = _planned_deletes(demo)
+    assert main([*log, "apply", str(demo), "--auto-approve"]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+    assert _deleted(demo) == deletes
+
+
 def test_a_program_started_without_its_standard_streams_runs_as_with_dev_null(
     demo: Path,
 ) -> None:
