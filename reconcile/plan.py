@@ -32,6 +32,8 @@ from reconcile.model import (
 #: 3: a change's digest covers its record as the record's text (the platform's key order), not
 #: re-encoded with sorted keys: a plan file of format 2 would fail its digest check as if edited.
 FORMAT_VERSION = 3
+#: What a file that is not a plan file is told to be replaced with.
+PLAN_FILE_HINT = "give a plan file written by `reconcile plan -o FILE`"
 
 __all__ = ["FieldChange"]  # re-exported: drift records carry them
 
@@ -397,6 +399,21 @@ class Plan(Record):
     def json_chunks(self) -> Iterator[str]:
         """The plan file in pieces: see `json_chunks`."""
         return json_chunks(self, "resource_changes")
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, source: str) -> Plan:
+        """A plan file as read (a file, a state store's object, a forge's artifact): UTF-8 text,
+        as `plan -o` writes it. Anything else is refused naming `source`, not decoded with
+        replacements (its records would no longer be what the platform sent)."""
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise PlanFileError(
+                f"{source}: not a plan file (not UTF-8 text: byte {error.start} is "
+                f"{data[error.start]:#04x})",
+                hint=PLAN_FILE_HINT,
+            ) from None
+        return cls.from_json(text, source=source)
 
     @classmethod
     def from_json(cls, text: str, *, source: str) -> Plan:

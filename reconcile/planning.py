@@ -13,11 +13,11 @@ from pathlib import Path
 
 from reconcile import __version__
 from reconcile.drift import DriftReport, build_drift_report
-from reconcile.errors import ReconcileError
+from reconcile.errors import PlanFileError, ReconcileError
 from reconcile.heap import collector_paused
 from reconcile.manifest import Manifest, load_manifest
 from reconcile.model import Snapshot, printable
-from reconcile.plan import Plan, Unlisted
+from reconcile.plan import PLAN_FILE_HINT, Plan, Unlisted
 from reconcile.providers.base import Progress
 from reconcile.session import base_manifests, read_ledger
 from reconcile.wiring import Options, close_providers, open_providers, select_providers
@@ -209,8 +209,32 @@ def drift_report(
         return plan, build_drift_report(plan, manifest, listing.snapshots)
 
 
+#: Far beyond any plan file reconcile writes (100,000 live versions make about 100 MB): what is
+#: bigger is something else, and is not read whole.
+MAX_PLAN_FILE_BYTES = 1 << 30
+
+
 def read_plan_file(path: Path) -> Plan:
-    return Plan.from_json(path.read_text(encoding="utf-8"), source=str(path))
+    """The plan file at `path`, read by pieces: one that does not start as a plan file does
+    (a JSON object) is refused at its first piece, whatever it is (a device, a binary, a log);
+    one of more than `MAX_PLAN_FILE_BYTES` before it is held whole."""
+    pieces: list[bytes] = []
+    size = 0
+    with path.open("rb") as file:
+        while piece := file.read(1 << 20):
+            if not pieces and not piece.lstrip(b" \t\r\n").startswith(b"{"):
+                raise PlanFileError(
+                    f"{path}: not a plan file (it does not start with a JSON object)",
+                    hint=PLAN_FILE_HINT,
+                )
+            size += len(piece)
+            if size > MAX_PLAN_FILE_BYTES:
+                raise PlanFileError(
+                    f"{path}: not a plan file (larger than {MAX_PLAN_FILE_BYTES >> 20} MiB)",
+                    hint=PLAN_FILE_HINT,
+                )
+            pieces.append(piece)
+    return Plan.from_bytes(b"".join(pieces), source=str(path))
 
 
 #: Where a plan object's store is said when apply is given no --manifests.
@@ -234,8 +258,7 @@ def saved_plan(
         around = _store_manifests(manifest_override)
         manifest = load_manifest(around, insecure=insecure) if around is not None else None
         options = options_for(around or DEFAULT_MANIFESTS)
-        text = read_plan_object(manifest, options, path).decode("utf-8", errors="replace")
-        saved = Plan.from_json(text, source=path)
+        saved = Plan.from_bytes(read_plan_object(manifest, options, path), source=path)
     elif path.is_file() and path.suffix == ".json":
         saved = read_plan_file(path)
     else:

@@ -424,6 +424,32 @@ def test_every_delete_is_journaled_with_its_full_record(
         assert order.index(("delete_intent", address)) < order.index(("delete_outcome", address))
 
 
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (bytes(range(128, 256)), "it does not start with a JSON object"),
+        (b'{"format_version": "\xff\xfe"}', "not UTF-8 text: byte 20 is 0xff"),
+        (b"\x00" * 4096, "it does not start with a JSON object"),
+    ],
+)
+def test_a_plan_file_that_is_not_one_is_refused_naming_it(
+    capsys: pytest.CaptureFixture[str], demo: Path, content: bytes, said: str
+) -> None:
+    """A binary or a file of another encoding given as a plan file failed as a bug (exit 70,
+    UnicodeDecodeError); a device (`show /dev/urandom`) was read forever. Refused at once,
+    naming the file, by `show` and by `apply`, nothing deleted."""
+    plan = demo / "plan.json"
+    plan.write_bytes(content)
+    for command in (["show", str(plan)], ["apply", str(plan)]):
+        assert main(command) == 1
+        assert f"{plan}: not a plan file ({said}" in capsys.readouterr().err
+    assert not (demo / ".reconcile" / "journal.jsonl").exists()
+
+
+def test_a_device_given_as_a_plan_file_is_refused_at_its_first_bytes() -> None:
+    assert main(["show", "/dev/zero"]) == 1
+
+
 def test_saved_plan_applies_exactly_its_list(
     capsys: pytest.CaptureFixture[str], demo: Path, tmp_path: Path
 ) -> None:
