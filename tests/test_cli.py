@@ -564,6 +564,27 @@ def test_reset_restores_the_seed(capsys: pytest.CaptureFixture[str], demo: Path)
     assert "Plan: 11 to delete" in out
 
 
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (b"\x93\x00binary", "is not UTF-8 text: byte 0 is 0x93"),
+        (b"{bad", "is not valid JSON"),
+        (b"[]", "must hold a JSON object at the top"),
+        (b'{"fabric": []}', "emulator state: fabric: must be an object"),
+    ],
+)
+def test_a_served_emulator_s_bad_state_file_is_a_clear_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, content: bytes, said: str
+) -> None:
+    """`emulator serve --state FILE` with a file it cannot use failed as a bug (exit 70),
+    whatever the message said; the in-process emulator already said it as an error."""
+    state = tmp_path / "state.json"
+    state.write_bytes(content)
+    code, _, err = run(capsys, "emulator", "serve", "--state", str(state), "--port", "9")
+    assert code == 1
+    assert said in err and "bug" not in err
+
+
 def test_a_bad_manifest_is_one_clear_error_with_file_and_line(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

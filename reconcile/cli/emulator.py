@@ -15,6 +15,7 @@ from reconcile.cli.options import (
     shared_option,
     state_dir_for,
 )
+from reconcile.errors import ReconcileError
 
 if TYPE_CHECKING:
     pass
@@ -95,7 +96,7 @@ def serve(
         --fault status,status=503,method=GET,rate=0.05 --fault lost,method=DELETE,rate=0.05 \\
         --fault throttle,rps=20,burst=40 --fault inconsistent,path=/v1/*/models,times=1
     """
-    from reconcile.emulator import EmulatorSettings
+    from reconcile.emulator import BadState, EmulatorSettings
     from reconcile.emulator import serve as run_server
 
     settings = EmulatorSettings(
@@ -106,7 +107,12 @@ def serve(
         seed=seed,
         faults=tuple(faults),
     )
-    run_server(state_file, host, port, settings, access_log=access_log)
+    try:
+        run_server(state_file, host, port, settings, access_log=access_log)
+    except BadState as error:  # loaded before the server starts: nothing was served
+        raise ReconcileError(
+            str(error), hint=f'fix {state_file} (README, "The emulator", says what it holds)'
+        ) from None
     return EXIT_OK
 
 

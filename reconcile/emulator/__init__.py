@@ -4,10 +4,12 @@ An independent copy of the platforms' contract: nothing here imports the rest of
 """
 
 from reconcile.emulator.app import Emulator, RequestRecord, create_app, serve
+from reconcile.emulator.common import BadState
 from reconcile.emulator.faults import ConnectionDropped, Fault
 from reconcile.emulator.settings import EmulatorSettings
 
 __all__ = [
+    "BadState",
     "ConnectionDropped",
     "Emulator",
     "EmulatorSettings",

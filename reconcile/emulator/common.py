@@ -68,9 +68,14 @@ def section(state: Mapping[str, Any], platform: str) -> Json:
 # -- checks of a freshly loaded state ---------------------------------------------------------
 
 
+class BadState(ValueError):
+    """The emulator's state cannot be used: its file cannot be read or is not a JSON object, or
+    a record fails the checks made on loading it (each message names the file or the record)."""
+
+
 def require(condition: bool, where: str, problem: str) -> None:
     if not condition:
-        raise ValueError(f"emulator state: {where}: {problem}")
+        raise BadState(f"emulator state: {where}: {problem}")
 
 
 def check_time(record: Json, key: str, where: str) -> None:
@@ -78,9 +83,7 @@ def check_time(record: Json, key: str, where: str) -> None:
     try:
         datetime.fromisoformat(value)
     except (TypeError, ValueError):
-        raise ValueError(
-            f"emulator state: {where}.{key}: not an ISO 8601 time: {value!r}"
-        ) from None
+        raise BadState(f"emulator state: {where}.{key}: not an ISO 8601 time: {value!r}") from None
 
 
 def check_unique(values: Iterable[object], where: str, what: str) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from reconcile.emulator.common import json_bytes
+from reconcile.emulator.common import BadState, json_bytes
 
 # A state file written here for the first time gets ordinary file permissions, not mkstemp's 0600.
 _NEW_FILE_MODE = 0o644
@@ -32,13 +32,18 @@ def load_state(source: Mapping[str, Any] | str | os.PathLike[str]) -> dict[str, 
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
-            raise ValueError(f"cannot read emulator state file {path}: {exc}") from exc
+            raise BadState(f"cannot read emulator state file {path}: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise BadState(
+                f"emulator state file {path} is not UTF-8 text: byte {exc.start} is "
+                f"{exc.object[exc.start]:#04x}"
+            ) from None
         try:
             state = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"emulator state file {path} is not valid JSON: {exc}") from exc
+            raise BadState(f"emulator state file {path} is not valid JSON: {exc}") from exc
         if not isinstance(state, dict):
-            raise ValueError(f"emulator state file {path} must hold a JSON object at the top")
+            raise BadState(f"emulator state file {path} must hold a JSON object at the top")
     return state
 
 
