@@ -1,4 +1,5 @@
-"""Files written whole: a plan file, a report, a ledger, a metrics file.
+"""Files written whole (a plan file, a report, a ledger, a metrics file), and JSON documents
+read with a bound (`read_json_object`).
 
 A file written in place is empty, then partial, for as long as the writing takes: a run cut
 short there (Ctrl-C, a full disk, a killed job) left a partial plan file where the previous
@@ -9,6 +10,7 @@ durable, and renames it over the file: readers see the old file or the new one.
 
 from __future__ import annotations
 
+import codecs
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -79,3 +81,42 @@ def _about(error: BaseException, temporary: Path, path: Path) -> BaseException:
     if isinstance(error, OSError) and error.filename in (str(temporary), temporary):
         return type(error)(error.errno, error.strerror, str(path))
     return error
+
+
+#: Far beyond any document reconcile writes (a plan of 100,000 live versions is about 100 MB):
+#: what is bigger is something else, and is not read whole.
+MAX_DOCUMENT_BYTES = 1 << 30
+#: The characters a JSON text may start with (after whitespace).
+_JSON_STARTS = frozenset('{["-0123456789tfn')
+
+
+class NotADocument(ValueError):
+    """A file given as a JSON document (a plan file, a drift report) that plainly is not one."""
+
+
+def read_json_text(path: Path, *, limit: int = MAX_DOCUMENT_BYTES) -> str:
+    """The text of `path`, a JSON document, read and decoded (UTF-8) by pieces: `NotADocument`
+    as soon as a piece is not UTF-8 or the text does not start as JSON (a binary, a log, a
+    device such as /dev/urandom or /dev/zero, which a plain read never finished), or once it
+    passes `limit` bytes, before it is held whole."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    pieces: list[str] = []
+    size = 0
+    with path.open("rb") as file:
+        while True:
+            piece = file.read(1 << 20)
+            try:
+                text = decoder.decode(piece, final=not piece)
+            except UnicodeDecodeError as error:
+                at = size + error.start
+                raise NotADocument(
+                    f"not UTF-8 text: byte {at} is {error.object[error.start]:#04x}"
+                ) from None
+            if not pieces and text.lstrip(" \t\r\n")[:1] not in _JSON_STARTS:
+                raise NotADocument("it does not start as JSON")
+            pieces.append(text)
+            size += len(piece)
+            if size > limit:
+                raise NotADocument(f"larger than {limit >> 20} MiB")
+            if not piece:
+                return "".join(pieces)

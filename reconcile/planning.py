@@ -14,6 +14,7 @@ from pathlib import Path
 from reconcile import __version__
 from reconcile.drift import DriftReport, build_drift_report
 from reconcile.errors import PlanFileError, ReconcileError
+from reconcile.files import NotADocument, read_json_text
 from reconcile.heap import collector_paused
 from reconcile.manifest import Manifest, load_manifest
 from reconcile.model import Snapshot, printable
@@ -209,32 +210,14 @@ def drift_report(
         return plan, build_drift_report(plan, manifest, listing.snapshots)
 
 
-#: Far beyond any plan file reconcile writes (100,000 live versions make about 100 MB): what is
-#: bigger is something else, and is not read whole.
-MAX_PLAN_FILE_BYTES = 1 << 30
-
-
 def read_plan_file(path: Path) -> Plan:
-    """The plan file at `path`, read by pieces: one that does not start as a plan file does
-    (a JSON object) is refused at its first piece, whatever it is (a device, a binary, a log);
-    one of more than `MAX_PLAN_FILE_BYTES` before it is held whole."""
-    pieces: list[bytes] = []
-    size = 0
-    with path.open("rb") as file:
-        while piece := file.read(1 << 20):
-            if not pieces and not piece.lstrip(b" \t\r\n").startswith(b"{"):
-                raise PlanFileError(
-                    f"{path}: not a plan file (it does not start with a JSON object)",
-                    hint=PLAN_FILE_HINT,
-                )
-            size += len(piece)
-            if size > MAX_PLAN_FILE_BYTES:
-                raise PlanFileError(
-                    f"{path}: not a plan file (larger than {MAX_PLAN_FILE_BYTES >> 20} MiB)",
-                    hint=PLAN_FILE_HINT,
-                )
-            pieces.append(piece)
-    return Plan.from_bytes(b"".join(pieces), source=str(path))
+    """The plan file at `path` (`files.read_json_text`: what plainly is not one, a device or
+    a binary, is refused at its first bytes)."""
+    try:
+        text = read_json_text(path)
+    except NotADocument as error:
+        raise PlanFileError(f"{path}: not a plan file ({error})", hint=PLAN_FILE_HINT) from None
+    return Plan.from_json(text, source=str(path))
 
 
 #: Where a plan object's store is said when apply is given no --manifests.

@@ -427,9 +427,10 @@ def test_every_delete_is_journaled_with_its_full_record(
 @pytest.mark.parametrize(
     ("content", "said"),
     [
-        (bytes(range(128, 256)), "it does not start with a JSON object"),
+        (bytes(range(128, 256)), "not UTF-8 text: byte 0 is 0x80"),
         (b'{"format_version": "\xff\xfe"}', "not UTF-8 text: byte 20 is 0xff"),
-        (b"\x00" * 4096, "it does not start with a JSON object"),
+        (b"\x00" * 4096, "it does not start as JSON"),
+        (b"plan: yes\n", "it does not start as JSON"),
     ],
 )
 def test_a_plan_file_that_is_not_one_is_refused_naming_it(

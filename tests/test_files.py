@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reconcile.files import create_atomically, write_atomically
+from reconcile.files import NotADocument, create_atomically, read_json_text, write_atomically
 
 
 def _umask() -> int:
@@ -69,3 +69,25 @@ def test_an_error_names_the_file_asked_for_not_the_temporary(tmp_path: Path) -> 
         with pytest.raises(FileNotFoundError) as caught:
             write(missing, "{}")
         assert caught.value.filename == str(missing)
+
+
+def test_a_json_document_is_read_with_a_bound(tmp_path: Path) -> None:
+    """What plainly is not a JSON document (a binary, a device) is refused at its first bytes,
+    what passes the limit before it is held whole; a document is read as it is."""
+    document = tmp_path / "plan.json"
+    document.write_bytes(b'\n  {"a": "\xc3\xa9"}')
+    assert read_json_text(document) == '\n  {"a": "\u00e9"}'
+    with pytest.raises(NotADocument, match="larger than 0 MiB"):
+        read_json_text(document, limit=4)
+    for content, said in (
+        (b"\x00\x01binary", "does not start as JSON"),
+        (b'{"a": "\xff"}', "not UTF-8 text: byte 7 is 0xff"),
+        (b"", "does not start as JSON"),
+    ):
+        document.write_bytes(content)
+        with pytest.raises(NotADocument, match=said):
+            read_json_text(document)
+    with pytest.raises(NotADocument, match="does not start as JSON"):
+        read_json_text(Path("/dev/zero"))
+    with pytest.raises(NotADocument):  # not UTF-8, or not JSON, at its first bytes
+        read_json_text(Path("/dev/urandom"))

@@ -79,7 +79,7 @@ ALLOWED: dict[str, set[str]] = {
     # The application layer's listing and planning (what plan, apply and drift share).
     "planning": {
         *("errors", "manifest", "model", "plan", "planner", "providers", "session", "wiring"),
-        *("heap", "drift"),
+        *("heap", "drift", "files"),
     },
     # The edge: the session, the renderers and the error root; besides them, what a command
     # must reach itself: CLI_EXTRA.

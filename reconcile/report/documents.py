@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from reconcile import drift
 from reconcile.drift import DriftReport
 from reconcile.errors import ReconcileError
+from reconcile.files import NotADocument, read_json_text
 from reconcile.model import strict_json
 from reconcile.plan import Plan
 from reconcile.report.merge import Document, ReportError
@@ -68,13 +69,13 @@ def _read(file: str) -> str:
     try:
         if path.is_dir():
             raise ReportError(f"{file}: is a folder", hint="give the JSON files in it, or a glob")
-        return path.read_text(encoding="utf-8")
+        return read_json_text(path)
+    except NotADocument as error:
+        raise ReportError(f"{file}: not a JSON document ({error})") from None
     except FileNotFoundError:
         raise ReportError(f"{file}: no such file") from None
     except OSError as error:
         raise ReportError(f"{file}: cannot read it: {error.strerror or error}") from None
-    except UnicodeDecodeError:
-        raise ReportError(f"{file}: not a JSON document (not UTF-8 text)") from None
 
 
 def _kind(data: Any, file: str) -> str:
