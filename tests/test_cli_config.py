@@ -270,3 +270,24 @@ def test_an_edited_demo_seed_is_noticed_and_followed(
     # Said once: the copy now follows the edited seed.
     code, _, err = run(capsys, "plan", str(demo))
     assert code == 0 and "changed since" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["plan", "--timeout", "nan"], "--timeout"),
+        (["plan", "--timeout", "inf"], "--timeout"),
+        (["plan", "--max-rps", "nan"], "--max-rps"),
+        (["apply", "--lock-timeout", "nan"], "--lock-timeout"),
+        (["emulator", "serve", "--latency-ms", "nan"], "--latency-ms"),
+        (["emulator", "serve", "--fail-rate", "nan"], "--fail-rate"),
+    ],
+)
+def test_a_number_option_refuses_nan_and_inf(
+    capsys: pytest.CaptureFixture[str], args: list[str], option: str
+) -> None:
+    """click's FloatRange lets nan through any bound and inf through a lower one:
+    `--lock-timeout nan` waited for the lock for ever. A usage error, naming the option."""
+    assert main(args) == 1
+    said = capsys.readouterr().err
+    assert f"Invalid value for '{option}'" in said and "is not a finite number" in said

@@ -160,6 +160,11 @@ def test_a_spec_string_names_the_kind_and_its_keys() -> None:
         ("slow,5", "expected key=value, got '5'"),
         ("lost,reply=maybe", "fault reply must be one of status, reset"),
         ("throttle,rps=0", "a throttle needs rps > 0"),
+        # nan passes every bound (its comparisons are all false): refused as not finite.
+        ("slow,delay_ms=nan", "fault delay_ms must be a finite number, got nan"),
+        ("status,rate=nan", "fault rate must be a finite number, got nan"),
+        ("throttle,rps=inf,burst=2", "fault rps must be a finite number, got inf"),
+        ("status,retry_after=nan", "fault retry_after must be a finite number"),
     ],
 )
 def test_a_bad_spec_is_refused_with_what_is_wrong(spec: str, message: str) -> None:

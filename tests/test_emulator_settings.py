@@ -56,6 +56,9 @@ def test_settings_are_frozen_checked_and_refuse_an_unknown_keyword() -> None:
         EmulatorSettings(fail_rate=2)
     with pytest.raises(ValueError, match="latency"):
         create_app({}, latency_jitter_ms=-1)
+    for field in ("latency_ms", "latency_jitter_ms", "fail_rate"):
+        with pytest.raises(ValueError, match="must be finite numbers"):
+            EmulatorSettings(**{field: float("nan")})
     with pytest.raises(TypeError, match="latency"):
         create_app({}, latency=5)
 

@@ -11,6 +11,7 @@ import click
 from reconcile.cli.options import (
     DEFAULT_MANIFESTS,
     EXIT_OK,
+    Finite,
     Group,
     shared_option,
     state_dir_for,
@@ -40,21 +41,21 @@ def emulator() -> None:
     "--latency-ms",
     default=0.0,
     show_default=True,
-    type=click.FloatRange(0),
+    type=Finite(0),
     help="Delay every API request.",
 )
 @click.option(
     "--jitter-ms",
     default=0.0,
     show_default=True,
-    type=click.FloatRange(0),
+    type=Finite(0),
     help="Add up to this much random delay.",
 )
 @click.option(
     "--fail-rate",
     default=0.0,
     show_default=True,
-    type=click.FloatRange(0, 1),
+    type=Finite(0, 1),
     help="Share of requests answered with 408/429/500.",
 )
 @click.option("--seed", type=int, help="Seed the injected faults so runs reproduce.")

@@ -9,6 +9,7 @@ Exit codes: 0 success or no changes; 1 error (nothing deleted); 2 changes presen
 from __future__ import annotations
 
 import functools
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,6 +70,18 @@ class Run:
             timeout=self.timeout,
             max_rps=self.max_rps,
         )
+
+
+class Finite(click.FloatRange):
+    """A number of seconds, a rate or a share within bounds, and finite: `click.FloatRange`
+    lets nan through any bound (every comparison with it is false) and inf through a lower
+    one; `--lock-timeout nan` then waited for the lock for ever."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        converted = super().convert(value, param, ctx)
+        if not math.isfinite(converted):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return converted
 
 
 class Parallelism(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2 only
@@ -166,12 +179,12 @@ global_option(
 )
 global_option(
     "--timeout",
-    type=click.FloatRange(0.1),
+    type=Finite(0.1),
     help="Seconds one attempt may take [default: policy, 30].",
 )
 global_option(
     "--max-rps",
-    type=click.FloatRange(0.1),
+    type=Finite(0.1),
     help="Send at most this many requests per second to each provider.",
 )
 global_option(

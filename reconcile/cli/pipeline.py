@@ -25,6 +25,7 @@ from reconcile.cli.options import (
     TARGET,
     Command,
     FileOrObject,
+    Finite,
     Run,
     common,
     load_manifests,
@@ -156,7 +157,7 @@ def plan(
 )
 @click.option(
     "--lock-timeout",
-    type=click.FloatRange(0),
+    type=Finite(0),
     default=0,
     metavar="SECONDS",
     help="Wait up to this long for a lock another apply holds, instead of refusing at once "

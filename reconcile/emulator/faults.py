@@ -86,6 +86,10 @@ class Fault:
     delta: int = 1
 
     def __post_init__(self) -> None:
+        for name in _FLOATS:  # nan passes every bound below (its comparisons are all false)
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"fault {name} must be a finite number, got {value}")
         kind = ALIASES.get(self.kind, self.kind)
         if kind not in KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}: one of {', '.join(KINDS)}")

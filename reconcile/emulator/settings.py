@@ -8,6 +8,7 @@ override the record's.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import time
 from collections.abc import Mapping
@@ -43,6 +44,8 @@ class EmulatorSettings:
     state_private: bool = False
 
     def __post_init__(self) -> None:
+        if not all(map(math.isfinite, (self.latency_ms, self.latency_jitter_ms, self.fail_rate))):
+            raise ValueError("latency_ms, latency_jitter_ms and fail_rate must be finite numbers")
         if self.latency_ms < 0 or self.latency_jitter_ms < 0:
             raise ValueError("latency_ms and latency_jitter_ms must not be negative")
         if not 0 <= self.fail_rate <= 1:
