@@ -6,6 +6,7 @@ Nothing here repeats a value found under `credentials`: it may be a pasted secre
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -210,9 +211,16 @@ def _too_long(found: _Detail) -> Explained:
     return found.error(message, hint=f"shorten {found.field}")
 
 
+def _shown(value: Any) -> Any:
+    """A number as a message shows it: TOML's own words for nan and inf (which fail every
+    bound: nan is no number at all), a huge one in words."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan (not a number)" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value if abs(value) < _HUGE else "a huge number"
+
+
 def _too_small(found: _Detail) -> Explained:
-    bound, value = found.context.get("ge"), found.value
-    shown = value if abs(value) < _HUGE else "a huge number"
+    bound, shown = found.context.get("ge"), _shown(found.value)
     return found.error(
         f"must be {bound} or more, got {shown}", hint=f"use {found.field} = {bound} or more"
     )
@@ -220,8 +228,7 @@ def _too_small(found: _Detail) -> Explained:
 
 def _out_of_range(found: _Detail) -> Explained:
     """Above an exclusive lower bound or an inclusive upper one (max_delete_percent, timeouts)."""
-    value, field = found.value, found.field
-    shown = value if abs(value) < _HUGE else "a huge number"
+    field, shown = found.field, _shown(found.value)
     if "gt" in found.context:
         message = f"must be more than {found.context['gt']:g}, got {shown}"
     else:
