@@ -22,7 +22,10 @@ def write_atomically(
     """Replace `path` with `data` (bytes, text, or pieces of text written in turn, UTF-8) in
     one rename; nothing is left behind on failure. The file gets `mode` if given; otherwise a
     file replaced keeps its mode, and a new one gets what a plain `open` gives (0o666 less the
-    umask)."""
+    umask). A symbolic link is written through, as `open` would: its target is replaced, not
+    the link."""
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
     kept = None
     if mode is None:
         try:

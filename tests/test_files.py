@@ -91,3 +91,17 @@ def test_a_json_document_is_read_with_a_bound(tmp_path: Path) -> None:
         read_json_text(Path("/dev/zero"))
     with pytest.raises(NotADocument):  # not UTF-8, or not JSON, at its first bytes
         read_json_text(Path("/dev/urandom"))
+
+
+def test_a_symbolic_link_is_written_through(tmp_path: Path) -> None:
+    """`plan -o plan.json` where plan.json links to a shared file wrote that file before it
+    was written whole; it still does, and the link stays a link."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "plan.json").write_text("old", encoding="utf-8")
+    link = tmp_path / "plan.json"
+    link.symlink_to(shared / "plan.json")
+    write_atomically(link, "new")
+    assert link.is_symlink()
+    assert (shared / "plan.json").read_text(encoding="utf-8") == "new"
+    assert sorted(p.name for p in shared.iterdir()) == ["plan.json"]
