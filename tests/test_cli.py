@@ -586,6 +586,23 @@ def test_a_served_emulator_s_bad_state_file_is_a_clear_error(
     assert said in err and "bug" not in err
 
 
+def test_a_served_emulator_that_cannot_listen_is_an_error_of_ours() -> None:
+    """A port already in use: uvicorn logged why and exited 3, reconcile's code for an apply
+    whose deletes failed. Exit 1, with an error that names the address."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        state = str(ROOT / "examples" / "demo" / "emulator-state.json")
+        served = _run_program(
+            ["emulator", "serve", "--state", state, "--port", str(port)], capture_output=True
+        )
+    assert served.returncode == 1
+    assert f"Error: the emulator could not serve on 127.0.0.1:{port}".encode() in served.stderr
+
+
 def test_a_bad_manifest_is_one_clear_error_with_file_and_line(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -114,6 +114,15 @@ def serve(
         raise ReconcileError(
             str(error), hint=f'fix {state_file} (README, "The emulator", says what it holds)'
         ) from None
+    except SystemExit as exit_:
+        if exit_.code in (0, None):
+            return EXIT_OK
+        # uvicorn could not start (it logged why) and exits 3, which is reconcile's code for
+        # an apply with failed deletes: said as an error of ours.
+        raise ReconcileError(
+            f"the emulator could not serve on {host}:{port} (uvicorn's error above says why)",
+            hint="choose another --port or --host, or stop what already listens there",
+        ) from None
     return EXIT_OK
 
 
