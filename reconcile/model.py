@@ -402,9 +402,12 @@ def strict_json(data: str | bytes) -> Any:
             return orjson.loads(data)
         except orjson.JSONDecodeError:
             pass
-    return json.loads(
-        data, parse_constant=_refuse_constant, parse_float=_finite, parse_int=_integer
-    )
+    try:
+        return json.loads(
+            data, parse_constant=_refuse_constant, parse_float=_finite, parse_int=_integer
+        )
+    except RecursionError:  # orjson refuses beyond 1,024 levels; the standard parser crashed
+        raise NestedTooDeep("values are nested too deeply to read") from None
 
 
 def _may_hold_a_long_integer(data: str | bytes) -> bool:
@@ -429,9 +432,18 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
-class NumberOutOfRange(ValueError):
-    """JSON, but a number in it cannot be kept as it was sent: beyond a float's range, or an
-    integer of more digits than Python converts (`sys.get_int_max_str_digits`, 4,300)."""
+class Unkeepable(ValueError):
+    """JSON, but not as reconcile can keep it: a number it cannot hold, or values nested deeper
+    than it reads."""
+
+
+class NumberOutOfRange(Unkeepable):
+    """A number that cannot be kept as it was sent: beyond a float's range, or an integer of
+    more digits than Python converts (`sys.get_int_max_str_digits`, 4,300)."""
+
+
+class NestedTooDeep(Unkeepable):
+    """Arrays or objects nested deeper than the parsers read (orjson: 1,024 levels)."""
 
 
 def _finite(text: str) -> float:
@@ -472,6 +484,13 @@ def strict_json_object(text: str, member: str, each: Callable[[Any, int], Any]) 
     the standard parser that strict_json falls back on. A document that is not an object is
     strict_json's to read. Of a member named twice, the last is kept, as any JSON parser does,
     but the items of each went through `each`."""
+    try:
+        return _strict_json_object(text, member, each)
+    except RecursionError:
+        raise NestedTooDeep("values are nested too deeply to read") from None
+
+
+def _strict_json_object(text: str, member: str, each: Callable[[Any, int], Any]) -> Any:
     at = _skip(text, 0)
     if not text.startswith("{", at):
         return strict_json(text)

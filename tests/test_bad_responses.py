@@ -245,6 +245,12 @@ def test_a_number_beyond_a_float_s_range_is_refused_naming_it() -> None:
         _get(lambda _: httpx.Response(200, content=b'{"total": 1, "models": [{"x": 1e400}]}'))
 
 
+def test_values_nested_too_deeply_are_refused_naming_the_call() -> None:
+    nested = b"[" * 5000 + b"]" * 5000
+    with pytest.raises(ProviderError, match=r"fab: list models: .* nested too deeply"):
+        _get(lambda _: httpx.Response(200, content=b'{"total": 1, "models": ' + nested + b"}"))
+
+
 def test_a_huge_announced_body_is_refused_before_it_is_read() -> None:
     headers = {"Content-Length": str(50 * 1024 * 1024)}
     with pytest.raises(ProviderError, match="announced 52428800 bytes"):

@@ -20,6 +20,7 @@ from reconcile.model import (
     EMPTY_RECORD,
     LiveModel,
     LiveVersion,
+    NestedTooDeep,
     NumberOutOfRange,
     RawRecord,
     copied,
@@ -208,6 +209,20 @@ def test_strict_json_refuses_a_number_it_cannot_keep(number: str, said: str, bes
     with pytest.raises(NumberOutOfRange):
         strict_json_object(f'{{"changes": [{text}]}}', "changes", lambda item, index: item)
     assert strict_json('{"a": [1e308, -1e-400]}') == {"a": [1e308, -0.0]}  # rounded, kept
+
+
+@pytest.mark.parametrize("depth", [1_100, 5_000, 100_000])
+@pytest.mark.parametrize("beside", ["", '"n": 123456789012345678901234567890, '])
+def test_values_nested_too_deeply_are_refused_not_a_crash(depth: int, beside: str) -> None:
+    """orjson refuses beyond 1,024 levels, and the standard parser it falls back on crashed
+    (RecursionError): a plan file or a platform's page so nested failed as a bug. Refused."""
+    nested = "[" * depth + "]" * depth
+    text = f'{{{beside}"a": {nested}}}'
+    with pytest.raises(NestedTooDeep, match="nested too deeply"):
+        strict_json(text)
+    for document in (text, f'{{"changes": [{text}]}}', f'{{"other": {nested}, "changes": []}}'):
+        with pytest.raises(NestedTooDeep):
+            strict_json_object(document, "changes", lambda item, index: item)
 
 
 @given(json_values, st.sampled_from([(",", ":"), (", ", ": "), (",\n", " :\t")]))

@@ -21,7 +21,7 @@ import httpx
 
 from reconcile.endpoints import check_endpoint as _check_endpoint
 from reconcile.errors import ProviderError
-from reconcile.model import NumberOutOfRange, strict_json
+from reconcile.model import Unkeepable, strict_json
 from reconcile.providers.adaptive import Headroom, Limit
 from reconcile.providers.base import Signer
 from reconcile.providers.failures import Call, Redactor, Refusal, platform_error
@@ -437,7 +437,7 @@ def parse_json(response: Answer, what: str) -> Any:
         return strict_json(response.content)
     except ValueError as error:
         status = response.status_code
-        if isinstance(error, NumberOutOfRange):
+        if isinstance(error, Unkeepable):
             said = f"JSON that cannot be kept as it was sent ({error})"
             hint = "nothing was planned from it; report the record to the platform"
         else:
