@@ -389,9 +389,10 @@ def strict_json(data: str | bytes) -> Any:
     """JSON as RFC 8259 has it: NaN and Infinity, which Python's parser takes, are refused (a
     record holding them could not be written back as it was read).
 
-    A number that cannot be kept is refused too (`NumberOutOfRange`): beyond a float's range
-    (1e400), read as infinity, which a record's text then wrote as null (orjson) or Infinity
-    (not JSON); an integer of more than 4,300 digits, which Python will not convert.
+    What cannot be kept as it was sent is refused too (`Unkeepable`): a number beyond a float's
+    range (1e400), read as infinity, which a record's text then wrote as null (orjson) or
+    Infinity (not JSON); an integer of more than 4,300 digits, which Python will not convert
+    (`NumberOutOfRange`); values nested deeper than 1,024 levels (`NestedTooDeep`).
 
     Read by orjson, twice the standard parser's speed on a listing's 10,000 pages, where
     it reads the value exactly; the rest is the standard parser's: a number of 19 digits or
