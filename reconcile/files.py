@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import codecs
 import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 
 def write_atomically(
@@ -23,7 +25,15 @@ def write_atomically(
     one rename; nothing is left behind on failure. The file gets `mode` if given; otherwise a
     file replaced keeps its mode, and a new one gets what a plain `open` gives (0o666 less the
     umask). A symbolic link is written through, as `open` would: its target is replaced, not
-    the link."""
+    the link. What is not a regular file (`--output /dev/stdout`, a FIFO) is written as `open`
+    writes it: a rename would replace the device itself."""
+    try:
+        regular = stat.S_ISREG(path.stat().st_mode)  # through a link, to what it names
+    except FileNotFoundError:
+        regular = True  # a new file
+    if not regular:
+        _write_in_place(path, data)
+        return
     if path.is_symlink():
         path = Path(os.path.realpath(path))
     kept = None
@@ -52,6 +62,21 @@ def create_atomically(path: Path, data: bytes | str | Iterable[str]) -> None:
         temporary.unlink(missing_ok=True)
 
 
+def _write_in_place(path: Path, data: bytes | str | Iterable[str]) -> None:
+    with path.open("wb") as handle:
+        _write(handle, data)
+
+
+def _write(handle: BinaryIO, data: bytes | str | Iterable[str]) -> None:
+    if isinstance(data, bytes):
+        handle.write(data)
+    elif isinstance(data, str):
+        handle.write(data.encode("utf-8"))
+    else:
+        for piece in data:
+            handle.write(piece.encode("utf-8"))
+
+
 def _written_beside(path: Path, data: bytes | str | Iterable[str], mode: int | None) -> Path:
     """`data` in a new file beside `path` under a dot-name, durable, with `mode` if given."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
@@ -61,13 +86,7 @@ def _written_beside(path: Path, data: bytes | str | Iterable[str], mode: int | N
         raise _about(error, temporary, path) from None
     try:
         with os.fdopen(descriptor, "wb") as handle:
-            if isinstance(data, bytes):
-                handle.write(data)
-            elif isinstance(data, str):
-                handle.write(data.encode("utf-8"))
-            else:
-                for piece in data:
-                    handle.write(piece.encode("utf-8"))
+            _write(handle, data)
             handle.flush()
             os.fsync(handle.fileno())
         if mode is not None:

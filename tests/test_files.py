@@ -105,3 +105,22 @@ def test_a_symbolic_link_is_written_through(tmp_path: Path) -> None:
     assert link.is_symlink()
     assert (shared / "plan.json").read_text(encoding="utf-8") == "new"
     assert sorted(p.name for p in shared.iterdir()) == ["plan.json"]
+
+
+def test_what_is_not_a_regular_file_is_written_in_place(tmp_path: Path) -> None:
+    """`drift --output /dev/stdout`, a FIFO: a rename would replace the device or the FIFO
+    itself (a metrics file given as /dev/full, as root, became a regular file). Written as
+    `open` writes them; the FIFO is still one, and its reader got the text."""
+    import stat
+    import threading
+
+    fifo = tmp_path / "report.fifo"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    write_atomically(fifo, iter(["# drift", "\n"]))
+    reader.join(timeout=10)
+    assert got == [b"# drift\n"]
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.fifo"]
