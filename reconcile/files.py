@@ -1,5 +1,5 @@
 """Files written whole (a plan file, a report, a ledger, a metrics file), and JSON documents
-read with a bound (`read_json_object`).
+read with a bound (`read_json_text`).
 
 A file written in place is empty, then partial, for as long as the writing takes: a run cut
 short there (Ctrl-C, a full disk, a killed job) left a partial plan file where the previous
