@@ -127,10 +127,11 @@ def read_json_text(path: Path, *, limit: int = MAX_DOCUMENT_BYTES) -> str:
     with path.open("rb") as file:
         while True:
             piece = file.read(1 << 20)
+            pending = len(decoder.getstate()[0])  # the end of the last piece, not yet decoded
             try:
                 text = decoder.decode(piece, final=not piece)
             except UnicodeDecodeError as error:
-                at = size + error.start
+                at = size - pending + error.start
                 raise NotADocument(
                     f"not UTF-8 text: byte {at} is {error.object[error.start]:#04x}"
                 ) from None

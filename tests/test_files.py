@@ -87,6 +87,11 @@ def test_a_json_document_is_read_with_a_bound(tmp_path: Path) -> None:
         document.write_bytes(content)
         with pytest.raises(NotADocument, match=said):
             read_json_text(document)
+    # A character split between two pieces of a MiB: the byte after it is counted from the
+    # file's start, not from the bytes the decoder still held.
+    document.write_bytes(b"{" + b" " * ((1 << 20) - 2) + "\u00e9".encode() + b"\xff")
+    with pytest.raises(NotADocument, match=f"byte {(1 << 20) + 1} is 0xff"):
+        read_json_text(document)
     with pytest.raises(NotADocument, match="does not start as JSON"):
         read_json_text(Path("/dev/zero"))
     with pytest.raises(NotADocument):  # not UTF-8, or not JSON, at its first bytes
